@@ -1,0 +1,99 @@
+// Package config loads the ini files of the logpipe components.
+//
+// Each component declares its configuration as a struct of section structs with
+// `ini:"name"` tags, fills in its defaults, and calls Load. Keys missing from the
+// file keep their defaults; unknown sections and keys are reported as errors so that a
+// typo never silently falls back to a default.
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"gopkg.in/ini.v1"
+)
+
+// Load reads the ini file at path into v, a pointer to a struct whose fields are
+// section structs tagged with the section name. Fields of v keep their current
+// values for keys the file does not set.
+func Load(path string, v any) error {
+	f, err := ini.LoadSources(ini.LoadOptions{
+		Insensitive:              false,
+		IgnoreInlineComment:      false,
+		SpaceBeforeInlineComment: true,
+	}, path)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := checkKnown(f, v); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := f.StrictMapTo(v); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkKnown rejects sections and keys that v has no field for.
+func checkKnown(f *ini.File, v any) error {
+	rt := reflect.TypeOf(v)
+	if rt.Kind() != reflect.Pointer || rt.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("config target must be a pointer to a struct, got %T", v)
+	}
+	sections := map[string]map[string]bool{}
+	for _, sf := range reflect.VisibleFields(rt.Elem()) {
+		name := tagName(sf)
+		if name == "" || sf.Type.Kind() != reflect.Struct {
+			continue
+		}
+		keys := map[string]bool{}
+		for _, kf := range reflect.VisibleFields(sf.Type) {
+			if k := tagName(kf); k != "" {
+				keys[k] = true
+			}
+		}
+		sections[name] = keys
+	}
+	for _, sec := range f.Sections() {
+		name := sec.Name()
+		keys, ok := sections[name]
+		if name == ini.DefaultSection {
+			if len(sec.Keys()) > 0 {
+				return fmt.Errorf("key %q outside any section", sec.Keys()[0].Name())
+			}
+			continue
+		}
+		if !ok {
+			return fmt.Errorf("unknown section [%s]", name)
+		}
+		for _, k := range sec.Keys() {
+			if !keys[k.Name()] {
+				return fmt.Errorf("unknown key %q in section [%s]", k.Name(), name)
+			}
+		}
+	}
+	return nil
+}
+
+func tagName(sf reflect.StructField) string {
+	tag := sf.Tag.Get("ini")
+	if tag == "-" || !sf.IsExported() {
+		return ""
+	}
+	if name, _, _ := strings.Cut(tag, ","); name != "" {
+		return name
+	}
+	return ""
+}
+
+// SplitList splits a comma-separated list, trimming spaces and dropping empty items.
+func SplitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
