@@ -32,7 +32,30 @@ func Load(path string, v any) error {
 	if err := f.StrictMapTo(v); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
+	clearEmptyStrings(f, v)
 	return nil
+}
+
+// clearEmptyStrings sets string fields whose key the file gives an empty value to "":
+// ini.v1 keeps the default for them, but "listen =" must mean "off".
+func clearEmptyStrings(f *ini.File, v any) {
+	rv := reflect.ValueOf(v).Elem()
+	for i := 0; i < rv.NumField(); i++ {
+		sec := tagName(rv.Type().Field(i))
+		sv := rv.Field(i)
+		if sec == "" || sv.Kind() != reflect.Struct || !f.HasSection(sec) {
+			continue
+		}
+		for j := 0; j < sv.NumField(); j++ {
+			key := tagName(sv.Type().Field(j))
+			if key == "" || sv.Field(j).Kind() != reflect.String || !f.Section(sec).HasKey(key) {
+				continue
+			}
+			if strings.TrimSpace(f.Section(sec).Key(key).String()) == "" {
+				sv.Field(j).SetString("")
+			}
+		}
+	}
 }
 
 // checkKnown rejects sections and keys that v has no field for.

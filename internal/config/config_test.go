@@ -34,11 +34,11 @@ func TestLoadKeepsDefaults(t *testing.T) {
 	c.Server.Listen = "127.0.0.1:1"
 	c.Log.Retention = -1
 	c.Log.Create = true
-	p := write(t, "[server]\nport = 9 ; inline comment\n[log]\ndir = /tmp/x\nauto_create = false\n")
+	p := write(t, "[server]\nport = 9 ; inline comment\nlisten =\n[log]\ndir = /tmp/x\nauto_create = false\n")
 	if err := Load(p, &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.Server.Listen != "127.0.0.1:1" || c.Server.Port != 9 || c.Log.Dir != "/tmp/x" || c.Log.Retention != -1 || c.Log.Create {
+	if c.Server.Listen != "" || c.Server.Port != 9 || c.Log.Dir != "/tmp/x" || c.Log.Retention != -1 || c.Log.Create {
 		t.Fatalf("got %+v", c)
 	}
 }

@@ -1,0 +1,363 @@
+// Package broker is logpipe's built-in single-node Kafka-compatible broker: it
+// wires the storage engine (broker/storage), the Kafka protocol server
+// (broker/server), the consumer-group coordinator and the metrics endpoint, as
+// configured by broker.ini.
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/logpipe/logpipe/broker/server"
+	"github.com/logpipe/logpipe/broker/storage"
+	"github.com/logpipe/logpipe/internal/config"
+	"github.com/logpipe/logpipe/internal/metrics"
+)
+
+// Config is the broker's configuration, as read from broker.ini.
+type Config struct {
+	Server  ServerConfig  `ini:"server"`
+	Log     LogConfig     `ini:"log"`
+	Metrics MetricsConfig `ini:"metrics"`
+	Logging LoggingConfig `ini:"logging"`
+	Group   GroupConfig   `ini:"group"`
+}
+
+// ServerConfig is the [server] section: the Kafka listener.
+type ServerConfig struct {
+	Listen          string        `ini:"listen"`            // host:port to listen on
+	Advertised      string        `ini:"advertised"`        // host:port given to clients; empty = the listen address
+	MaxRequestBytes int32         `ini:"max_request_bytes"` // largest request accepted
+	ShutdownTimeout time.Duration `ini:"shutdown_timeout"`  // how long requests in flight may finish on SIGTERM
+}
+
+// LogConfig is the [log] section: storage and topic defaults.
+type LogConfig struct {
+	Dir                    string        `ini:"dir"`
+	NumPartitions          int32         `ini:"num_partitions"` // for auto-created topics and CreateTopics without a count
+	AutoCreateTopics       bool          `ini:"auto_create_topics"`
+	SegmentBytes           int64         `ini:"segment_bytes"`
+	SegmentHours           int64         `ini:"segment_hours"`
+	RetentionHours         int64         `ini:"retention_hours"` // -1 = unlimited
+	RetentionBytes         int64         `ini:"retention_bytes"` // per partition, -1 = unlimited
+	MaxMessageBytes        int32         `ini:"max_message_bytes"`
+	IndexIntervalBytes     int32         `ini:"index_interval_bytes"`
+	RetentionCheckInterval time.Duration `ini:"retention_check_interval"`
+}
+
+// MetricsConfig is the [metrics] section.
+type MetricsConfig struct {
+	Listen string `ini:"listen"` // host:port of /metrics and /healthz; empty = off
+}
+
+// LoggingConfig is the [logging] section.
+type LoggingConfig struct {
+	Level  string `ini:"level"`  // debug, info, warn, error
+	Format string `ini:"format"` // text or json
+}
+
+// DefaultConfig returns the configuration used for keys broker.ini does not set.
+func DefaultConfig() Config {
+	d := storage.DefaultTopicConfig()
+	return Config{
+		Server: ServerConfig{
+			Listen:          "127.0.0.1:9092",
+			MaxRequestBytes: server.DefaultMaxRequestBytes,
+			ShutdownTimeout: 5 * time.Second,
+		},
+		Log: LogConfig{
+			Dir:                    "./data/broker",
+			NumPartitions:          3,
+			AutoCreateTopics:       true,
+			SegmentBytes:           d.SegmentBytes,
+			SegmentHours:           d.SegmentMs / int64(time.Hour/time.Millisecond),
+			RetentionHours:         168,
+			RetentionBytes:         -1,
+			MaxMessageBytes:        d.MaxMessageBytes,
+			IndexIntervalBytes:     d.IndexIntervalBytes,
+			RetentionCheckInterval: 5 * time.Minute,
+		},
+		Metrics: MetricsConfig{Listen: "127.0.0.1:9308"},
+		Logging: LoggingConfig{Level: "info", Format: "text"},
+		Group:   DefaultGroupConfig(),
+	}
+}
+
+// LoadConfig reads broker.ini at path on top of DefaultConfig and validates it.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if err := config.Load(path, &cfg); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks the values that have limits.
+func (c Config) Validate() error {
+	if c.Server.Listen == "" {
+		return errors.New("[server] listen is empty")
+	}
+	if c.Server.Advertised != "" {
+		if _, _, err := net.SplitHostPort(c.Server.Advertised); err != nil {
+			return fmt.Errorf("[server] advertised: %w", err)
+		}
+	}
+	if c.Server.MaxRequestBytes < 1024 {
+		return fmt.Errorf("[server] max_request_bytes = %d: want at least 1024", c.Server.MaxRequestBytes)
+	}
+	if c.Log.Dir == "" {
+		return errors.New("[log] dir is empty")
+	}
+	if c.Log.NumPartitions < 1 {
+		return fmt.Errorf("[log] num_partitions = %d: want at least 1", c.Log.NumPartitions)
+	}
+	if c.Log.RetentionHours == 0 || c.Log.RetentionHours < -1 {
+		return fmt.Errorf("[log] retention_hours = %d: want -1 (unlimited) or more than 0", c.Log.RetentionHours)
+	}
+	if c.Log.SegmentHours < 1 {
+		return fmt.Errorf("[log] segment_hours = %d: want at least 1", c.Log.SegmentHours)
+	}
+	if c.Log.MaxMessageBytes > c.Server.MaxRequestBytes {
+		return fmt.Errorf("[log] max_message_bytes = %d exceeds [server] max_request_bytes = %d", c.Log.MaxMessageBytes, c.Server.MaxRequestBytes)
+	}
+	if _, err := c.topicDefaults(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// topicDefaults turns the [log] keys into the store's topic defaults, validated
+// by the storage's own rules.
+func (c Config) topicDefaults() (storage.TopicConfig, error) {
+	t := storage.DefaultTopicConfig()
+	retentionMs := int64(-1)
+	if c.Log.RetentionHours > 0 {
+		retentionMs = c.Log.RetentionHours * int64(time.Hour/time.Millisecond)
+	}
+	for _, kv := range [][2]string{
+		{"segment.bytes", strconv.FormatInt(c.Log.SegmentBytes, 10)},
+		{"segment.ms", strconv.FormatInt(c.Log.SegmentHours*int64(time.Hour/time.Millisecond), 10)},
+		{"retention.ms", strconv.FormatInt(retentionMs, 10)},
+		{"retention.bytes", strconv.FormatInt(c.Log.RetentionBytes, 10)},
+		{"max.message.bytes", strconv.FormatInt(int64(c.Log.MaxMessageBytes), 10)},
+		{"index.interval.bytes", strconv.FormatInt(int64(c.Log.IndexIntervalBytes), 10)},
+	} {
+		if err := t.Set(kv[0], kv[1]); err != nil {
+			return t, fmt.Errorf("[log] %s = %s: %w", kv[0], kv[1], err)
+		}
+	}
+	return t, nil
+}
+
+// Broker is a running broker.
+type Broker struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *storage.Store
+	srv     *server.Server
+	ln      net.Listener
+	metrics *metrics.Server
+	groups  groupCoordinator
+
+	done     chan struct{} // closed when serving stops
+	serveErr error
+	closeMu  sync.Mutex
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// groupCoordinator is what the broker needs from the consumer-group coordinator
+// beyond server.Groups.
+type groupCoordinator interface {
+	server.Groups
+	Close() error
+}
+
+// Start opens the store in cfg.Log.Dir (recovering it if the last shutdown was not
+// clean), listens on cfg.Server.Listen and serves until Close. A nil logger
+// discards logs.
+func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	defaults, err := cfg.topicDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Log.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create log dir: %w", err)
+	}
+	b := &Broker{cfg: cfg, log: logger, done: make(chan struct{})}
+	start := time.Now()
+	b.store, err = storage.Open(storage.Options{
+		Dir:                    cfg.Log.Dir,
+		Defaults:               defaults,
+		Logger:                 logger.With("component", "storage"),
+		RetentionCheckInterval: cfg.Log.RetentionCheckInterval,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open log dir %s: %w", cfg.Log.Dir, err)
+	}
+	logger.Info("storage opened", "dir", cfg.Log.Dir, "topics", len(b.store.Topics()), "took", time.Since(start).Round(time.Millisecond))
+
+	fail := func(err error) (*Broker, error) {
+		if b.ln != nil {
+			b.ln.Close()
+		}
+		if b.groups != nil {
+			b.groups.Close()
+		}
+		b.store.Close()
+		return nil, err
+	}
+	reg := metrics.NewRegistry()
+	b.groups, err = newGroups(b.store, cfg.Group, logger.With("component", "group"), reg)
+	if err != nil {
+		return fail(fmt.Errorf("start group coordinator: %w", err))
+	}
+	var groups server.Groups
+	if b.groups != nil {
+		groups = b.groups
+	}
+	b.srv, err = server.New(server.Config{
+		Store:            b.store,
+		Advertised:       cfg.Server.Advertised,
+		AutoCreateTopics: cfg.Log.AutoCreateTopics,
+		NumPartitions:    cfg.Log.NumPartitions,
+		TopicDefaults:    defaults,
+		MaxRequestBytes:  cfg.Server.MaxRequestBytes,
+		BrokerConfigs:    brokerConfigs(cfg),
+		Groups:           groups,
+		Logger:           logger.With("component", "server"),
+		Registry:         reg,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	b.ln, err = net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fail(fmt.Errorf("listen %s: %w", cfg.Server.Listen, err))
+	}
+	if cfg.Metrics.Listen != "" {
+		b.metrics, err = metrics.Listen(cfg.Metrics.Listen, reg, b.health, logger)
+		if err != nil {
+			return fail(err)
+		}
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			if err := b.metrics.Serve(); err != nil {
+				logger.Error("metrics server stopped", "err", err)
+			}
+		}()
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer close(b.done)
+		if err := b.srv.Serve(b.ln); err != nil {
+			b.serveErr = err
+			logger.Error("kafka listener stopped", "err", err)
+		}
+	}()
+	logger.Info("broker listening", "addr", b.Addr(), "advertised", cfg.Server.Advertised, "metrics", b.MetricsAddr())
+	return b, nil
+}
+
+// brokerConfigs is what DescribeConfigs reports for broker 0.
+func brokerConfigs(cfg Config) map[string]string {
+	adv := cfg.Server.Advertised
+	if adv == "" {
+		adv = cfg.Server.Listen
+	}
+	return map[string]string{
+		"broker.id":                        "0",
+		"advertised.listeners":             "PLAINTEXT://" + adv,
+		"listeners":                        "PLAINTEXT://" + cfg.Server.Listen,
+		"log.dirs":                         cfg.Log.Dir,
+		"num.partitions":                   strconv.Itoa(int(cfg.Log.NumPartitions)),
+		"auto.create.topics.enable":        strconv.FormatBool(cfg.Log.AutoCreateTopics),
+		"log.segment.bytes":                strconv.FormatInt(cfg.Log.SegmentBytes, 10),
+		"log.roll.hours":                   strconv.FormatInt(cfg.Log.SegmentHours, 10),
+		"log.retention.hours":              strconv.FormatInt(cfg.Log.RetentionHours, 10),
+		"log.retention.bytes":              strconv.FormatInt(cfg.Log.RetentionBytes, 10),
+		"message.max.bytes":                strconv.Itoa(int(cfg.Log.MaxMessageBytes)),
+		"log.index.interval.bytes":         strconv.Itoa(int(cfg.Log.IndexIntervalBytes)),
+		"socket.request.max.bytes":         strconv.Itoa(int(cfg.Server.MaxRequestBytes)),
+		"default.replication.factor":       "1",
+		"min.insync.replicas":              "1",
+		"offsets.topic.replication.factor": "1",
+	}
+}
+
+func (b *Broker) health() error {
+	select {
+	case <-b.done:
+		if b.serveErr != nil {
+			return fmt.Errorf("kafka listener stopped: %w", b.serveErr)
+		}
+		return errors.New("broker stopped")
+	default:
+		return nil
+	}
+}
+
+// Addr is the address the Kafka listener is bound to, host:port.
+func (b *Broker) Addr() string { return b.ln.Addr().String() }
+
+// MetricsAddr is the address of /metrics and /healthz, or "" when off.
+func (b *Broker) MetricsAddr() string {
+	if b.metrics == nil {
+		return ""
+	}
+	return b.metrics.Addr()
+}
+
+// Done is closed when the broker stops serving, after Close or because the
+// listener failed (then Close reports why).
+func (b *Broker) Done() <-chan struct{} { return b.done }
+
+// Close stops accepting connections, lets requests in flight finish for up to
+// [server] shutdown_timeout, then closes the group coordinator and the store
+// (flushing and fsyncing everything and marking a clean shutdown).
+func (b *Broker) Close() error {
+	b.closeMu.Lock()
+	defer b.closeMu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	b.srv.Close(b.cfg.Server.ShutdownTimeout)
+	var errs []error
+	if b.metrics != nil {
+		if err := b.metrics.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close metrics server: %w", err))
+		}
+	}
+	b.wg.Wait()
+	if b.serveErr != nil {
+		errs = append(errs, b.serveErr)
+	}
+	if b.groups != nil {
+		if err := b.groups.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close group coordinator: %w", err))
+		}
+	}
+	if err := b.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	b.log.Info("broker stopped")
+	return errors.Join(errs...)
+}

@@ -1,0 +1,238 @@
+// Package server speaks the Kafka wire protocol for logpipe's single-node broker.
+//
+// It accepts connections, decodes requests with franz-go's kmsg, answers them
+// from a broker/storage Store (and, for consumer groups, a Groups coordinator),
+// and writes the responses back in request order. Each connection has one reader
+// goroutine that decodes and dispatches, and one writer goroutine that writes
+// responses strictly in order; requests that wait (acks=all produce waiting for
+// its fsync, Fetch long polls, group requests) complete in their own goroutines
+// so that they never stall the decoding of the next request.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/logpipe/logpipe/broker/storage"
+)
+
+// DefaultMaxRequestBytes is the default largest request frame accepted (Kafka's
+// socket.request.max.bytes).
+const DefaultMaxRequestBytes = 100 << 20
+
+// Config configures a Server.
+type Config struct {
+	Store *storage.Store // required
+
+	// Advertised is the host:port given to clients in Metadata and FindCoordinator.
+	// Empty means the listener's address.
+	Advertised string
+
+	AutoCreateTopics bool  // create unknown topics named in Metadata requests
+	NumPartitions    int32 // partitions of auto-created topics and of CreateTopics without a count
+
+	// TopicDefaults is the configuration of topics created without explicit configs
+	// (the store's defaults); CreateTopics configs are applied on top of it.
+	TopicDefaults storage.TopicConfig
+
+	MaxRequestBytes int32 // largest request frame; 0 = DefaultMaxRequestBytes
+
+	// BrokerConfigs is what DescribeConfigs reports for this broker, by Kafka name.
+	BrokerConfigs map[string]string
+
+	// Groups answers the consumer-group APIs; nil = those APIs are not offered.
+	Groups Groups
+
+	Logger   *slog.Logger          // nil = discard
+	Registry prometheus.Registerer // nil = no metrics
+}
+
+// Server serves the Kafka protocol on listeners.
+type Server struct {
+	cfg      Config
+	store    *storage.Store
+	log      *slog.Logger
+	metrics  *serverMetrics
+	versions map[int16]versionRange
+	apiKeys  []apiKeyEntry
+
+	advHost string
+	advPort int32
+
+	stopping chan struct{} // closed when Close begins: no new requests, long polls end
+	stopOnce sync.Once
+
+	mu    sync.Mutex
+	lns   map[net.Listener]struct{}
+	conns map[*conn]struct{}
+	wg    sync.WaitGroup // accept loops and connections
+}
+
+// Client identifies the connection a request came on.
+type Client struct {
+	ID   string // client.id from the request header
+	Host string // remote IP, for DescribeGroups' ClientHost
+}
+
+// New returns a Server for cfg. It does not listen yet; call Serve.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: no store")
+	}
+	if cfg.NumPartitions <= 0 {
+		cfg.NumPartitions = 1
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:      cfg,
+		store:    cfg.Store,
+		log:      cfg.Logger,
+		stopping: make(chan struct{}),
+		lns:      map[net.Listener]struct{}{},
+		conns:    map[*conn]struct{}{},
+	}
+	s.versions, s.apiKeys = buildVersions(cfg.Groups)
+	if cfg.Advertised != "" {
+		if err := s.setAdvertised(cfg.Advertised); err != nil {
+			return nil, err
+		}
+	}
+	m, err := newServerMetrics(cfg.Registry, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	return s, nil
+}
+
+func (s *Server) setAdvertised(hostport string) error {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return fmt.Errorf("server: advertised address %q: %w", hostport, err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return fmt.Errorf("server: advertised address %q: bad port", hostport)
+	}
+	s.advHost, s.advPort = host, int32(p)
+	return nil
+}
+
+// Serve accepts connections on ln until Close. It returns nil after Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	select {
+	case <-s.stopping:
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	default:
+	}
+	if s.advHost == "" {
+		if err := s.setAdvertised(ln.Addr().String()); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
+	s.lns[ln] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.stopping:
+				return nil
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accept: %w", err)
+			}
+			// Resource exhaustion (EMFILE and the like): back off and retry.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		c := newConn(s, nc)
+		s.mu.Lock()
+		select {
+		case <-s.stopping:
+			s.mu.Unlock()
+			nc.Close()
+			return nil
+		default:
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, stops reading new requests, lets requests in flight
+// finish and their responses go out for up to grace, then closes every connection.
+// It does not close the store.
+func (s *Server) Close(grace time.Duration) {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		close(s.stopping)
+		for ln := range s.lns {
+			ln.Close()
+		}
+		for c := range s.conns {
+			c.stopReading()
+		}
+		s.mu.Unlock()
+	})
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.abort()
+	}
+	s.mu.Unlock()
+	<-done
+}
+
+// advertised returns the host and port clients are told to connect to.
+func (s *Server) advertised() (string, int32) { return s.advHost, s.advPort }
+
+// isStopping reports whether Close has begun.
+func (s *Server) isStopping() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
+	}
+}
