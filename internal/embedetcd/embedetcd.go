@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -15,6 +16,7 @@ import (
 type Server struct {
 	e        *embed.Etcd
 	endpoint string
+	once     sync.Once
 }
 
 // Start starts a single-member etcd cluster with its data in dir, serving clients on
@@ -33,7 +35,7 @@ func Start(dir, clientAddr string) (*Server, error) {
 	cfg := embed.NewConfig()
 	cfg.Name = "logpipe"
 	cfg.Dir = dir
-	cfg.LogLevel = "error"
+	cfg.LogLevel = "fatal" // its shutdown logs errors that are not
 	cfg.Logger = "zap"
 	cu := url.URL{Scheme: "http", Host: clientAddr}
 	pu := url.URL{Scheme: "http", Host: peerAddr}
@@ -61,8 +63,9 @@ func Start(dir, clientAddr string) (*Server, error) {
 // Endpoint is the host:port clients connect to.
 func (s *Server) Endpoint() string { return s.endpoint }
 
-// Close stops the server and waits until it has released its ports and files.
-func (s *Server) Close() { s.e.Close() }
+// Close stops the server and waits until it has released its ports and files. It may
+// be called more than once.
+func (s *Server) Close() { s.once.Do(s.e.Close) }
 
 func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

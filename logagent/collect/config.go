@@ -1,0 +1,137 @@
+// Package collect reads the agent's collection config, the list of files to ship and
+// the topic each goes to, from etcd: it validates it, caches the last good one on
+// disk, and follows changes live.
+package collect
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/logpipe/logpipe/broker/storage"
+)
+
+// Entry is one item of the collection config.
+type Entry struct {
+	Path    string   `json:"path"`              // file path or glob
+	Topic   string   `json:"topic"`             // Kafka topic
+	Key     string   `json:"key,omitempty"`     // partition key: "file" (default: host:path), "host", or "none"
+	From    string   `json:"from,omitempty"`    // where to start a file seen for the first time: "beginning" (default) or "end"
+	Exclude []string `json:"exclude,omitempty"` // globs of file paths to leave out
+}
+
+// Config is a whole collection config: the value of /logagent/<host>/collect_config.
+type Config []Entry
+
+// Parse decodes and validates a collection config. The error says what is wrong and
+// where (entry index and field).
+func Parse(data []byte) (Config, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, fmt.Errorf("invalid JSON at byte %d: %v", se.Offset, err)
+		case errors.As(err, &te):
+			return nil, fmt.Errorf("invalid JSON: field %q must be a %s, got %s", te.Field, te.Type, te.Value)
+		case errors.Is(err, io.EOF):
+			return nil, errors.New("empty value: want a JSON array of {\"path\", \"topic\"} entries")
+		}
+		return nil, fmt.Errorf("invalid JSON: %v", err)
+	}
+	if dec.More() {
+		return nil, errors.New("invalid JSON: more than one value")
+	}
+	if c == nil {
+		return nil, errors.New("want a JSON array of {\"path\", \"topic\"} entries, got null")
+	}
+	seen := map[string]int{}
+	for i, e := range c {
+		if err := e.validate(); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", i, err)
+		}
+		if j, dup := seen[e.Path]; dup {
+			return nil, fmt.Errorf("entry %d: path %q is already entry %d", i, e.Path, j)
+		}
+		seen[e.Path] = i
+	}
+	return c, nil
+}
+
+func (e Entry) validate() error {
+	if strings.TrimSpace(e.Path) == "" {
+		return errors.New(`"path" is missing`)
+	}
+	if !filepath.IsAbs(e.Path) {
+		return fmt.Errorf(`"path" %q must be absolute`, e.Path)
+	}
+	if _, err := filepath.Match(e.Path, ""); err != nil {
+		return fmt.Errorf(`"path" %q is not a valid glob: %v`, e.Path, err)
+	}
+	if e.Topic == "" {
+		return errors.New(`"topic" is missing`)
+	}
+	if err := storage.ValidateTopicName(e.Topic); err != nil {
+		return fmt.Errorf(`"topic": %v`, err)
+	}
+	switch e.Key {
+	case "", "file", "host", "none":
+	default:
+		return fmt.Errorf(`"key" %q: want file, host or none`, e.Key)
+	}
+	switch e.From {
+	case "", "beginning", "end":
+	default:
+		return fmt.Errorf(`"from" %q: want beginning or end`, e.From)
+	}
+	for _, x := range e.Exclude {
+		if _, err := filepath.Match(x, ""); err != nil {
+			return fmt.Errorf(`"exclude" %q is not a valid glob: %v`, x, err)
+		}
+	}
+	return nil
+}
+
+// Diff compares two configs by path: entries only in next are added, entries only in
+// prev removed, entries in both with other settings changed.
+func Diff(prev, next Config) (added, removed, changed []Entry) {
+	old := map[string]Entry{}
+	for _, e := range prev {
+		old[e.Path] = e
+	}
+	for _, e := range next {
+		o, ok := old[e.Path]
+		switch {
+		case !ok:
+			added = append(added, e)
+		case !e.equal(o):
+			changed = append(changed, e)
+		}
+		delete(old, e.Path)
+	}
+	for _, e := range prev {
+		if _, ok := old[e.Path]; ok {
+			removed = append(removed, e)
+		}
+	}
+	return added, removed, changed
+}
+
+func (e Entry) equal(o Entry) bool {
+	if e.Path != o.Path || e.Topic != o.Topic || e.Key != o.Key || e.From != o.From || len(e.Exclude) != len(o.Exclude) {
+		return false
+	}
+	for i := range e.Exclude {
+		if e.Exclude[i] != o.Exclude[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,59 @@
+package collect
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	c, err := Parse([]byte(`[{"path": "/var/log/nginx/access.log", "topic": "web_log"},
+		{"path": "/var/log/app/*.log", "topic": "app_log", "key": "host", "exclude": ["/var/log/app/debug*.log"]}]`))
+	if err != nil || len(c) != 2 || c[1].Key != "host" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	bad := map[string]string{
+		`[{"path": "/a", "topic": "t"`: "invalid JSON",
+		`{"path": "/a", "topic": "t"}`: "invalid JSON",
+		`[{"path": "/a"}]`:             `entry 0: "topic" is missing`,
+		`[{"topic": "t"}]`:             `entry 0: "path" is missing`,
+		`[{"path": "/a", "topic": "t"}, {"path": "b", "topic": "t"}]`:  `entry 1: "path" "b" must be absolute`,
+		`[{"path": "/a", "topic": "bad topic"}]`:                       `entry 0: "topic"`,
+		`[{"path": "/a", "topic": "t", "tpoic": "x"}]`:                 `unknown field "tpoic"`,
+		`[{"path": "/a", "topic": "t", "key": "random"}]`:              `"key" "random"`,
+		`[{"path": "/a", "topic": "t"}, {"path": "/a", "topic": "u"}]`: "already entry 0",
+		`[{"path": "/a[", "topic": "t"}]`:                              "not a valid glob",
+		``:                                                             "empty value",
+		`null`:                                                         "got null",
+		`[{"path": 5, "topic": "t"}]`:                                  `field "path"`,
+	}
+	for in, want := range bad {
+		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want it to say %q", in, err, want)
+		}
+	}
+}
+
+func TestDiff(t *testing.T) {
+	prev := Config{{Path: "/a", Topic: "t"}, {Path: "/b", Topic: "t"}, {Path: "/c", Topic: "t"}}
+	next := Config{{Path: "/a", Topic: "t"}, {Path: "/b", Topic: "u"}, {Path: "/d", Topic: "t"}}
+	added, removed, changed := Diff(prev, next)
+	if len(added) != 1 || added[0].Path != "/d" || len(removed) != 1 || removed[0].Path != "/c" || len(changed) != 1 || changed[0].Path != "/b" {
+		t.Fatalf("added %v removed %v changed %v", added, removed, changed)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(`[{"path": "/var/log/x.log", "topic": "t"}]`))
+	f.Add([]byte(`[{"path": "/a*", "topic": "t", "exclude": ["/a1"], "key": "none", "from": "end"}]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data)
+		if err != nil {
+			return
+		}
+		for _, e := range c {
+			if e.validate() != nil {
+				t.Fatalf("accepted an invalid entry %+v", e)
+			}
+		}
+	})
+}

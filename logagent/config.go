@@ -1,0 +1,115 @@
+// Package logagent is the agent that runs on every host: it follows the host's
+// collection config in etcd, tails the files it names, and produces every line to
+// Kafka, remembering durably how far each file has been acknowledged.
+package logagent
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/logpipe/logpipe/internal/config"
+)
+
+// Config is the agent's configuration, logagent.ini.
+type Config struct {
+	Agent struct {
+		Host            string        `ini:"host"`             // default: the OS hostname
+		DataDir         string        `ini:"data_dir"`         // registry and cached collection config
+		ScanInterval    time.Duration `ini:"scan_interval"`    // how often globs are expanded again
+		PollInterval    time.Duration `ini:"poll_interval"`    // how often a file at its end is checked
+		MaxLineBytes    int           `ini:"max_line_bytes"`   // longer lines are split
+		RegistryFlush   time.Duration `ini:"registry_flush"`   // how often acknowledged offsets are saved
+		ShutdownTimeout time.Duration `ini:"shutdown_timeout"` // how long SIGTERM waits for acknowledgements
+	} `ini:"agent"`
+	Etcd struct {
+		Endpoints   string        `ini:"endpoints"`
+		CollectKey  string        `ini:"collect_key"` // {host} is replaced by the host name
+		DialTimeout time.Duration `ini:"dial_timeout"`
+	} `ini:"etcd"`
+	Kafka struct {
+		Brokers          string        `ini:"brokers"`
+		RequiredAcks     string        `ini:"required_acks"` // 0 | 1 | all
+		Compression      string        `ini:"compression"`   // none | gzip | snappy | lz4 | zstd
+		MaxInFlightBytes int64         `ini:"max_inflight_bytes"`
+		FlushBytes       int           `ini:"flush_bytes"`
+		FlushMessages    int           `ini:"flush_messages"`
+		FlushFrequency   time.Duration `ini:"flush_frequency"`
+		MaxMessageBytes  int           `ini:"max_message_bytes"`
+	} `ini:"kafka"`
+	Metrics struct {
+		Listen string `ini:"listen"` // empty = off
+	} `ini:"metrics"`
+	Log struct {
+		Level  string `ini:"level"`
+		Format string `ini:"format"`
+	} `ini:"log"`
+}
+
+// DefaultConfig returns the defaults of every key.
+func DefaultConfig() Config {
+	var c Config
+	c.Agent.DataDir = "./data/logagent"
+	c.Agent.ScanInterval = 10 * time.Second
+	c.Agent.PollInterval = 250 * time.Millisecond
+	c.Agent.MaxLineBytes = 512 << 10
+	c.Agent.RegistryFlush = time.Second
+	c.Agent.ShutdownTimeout = 10 * time.Second
+	c.Etcd.Endpoints = "127.0.0.1:2379"
+	c.Etcd.CollectKey = "/logagent/{host}/collect_config"
+	c.Etcd.DialTimeout = 5 * time.Second
+	c.Kafka.Brokers = "127.0.0.1:9092"
+	c.Kafka.RequiredAcks = "all"
+	c.Kafka.Compression = "snappy"
+	c.Kafka.MaxInFlightBytes = 16 << 20
+	c.Kafka.FlushBytes = 1 << 20
+	c.Kafka.FlushMessages = 0
+	c.Kafka.FlushFrequency = 100 * time.Millisecond
+	c.Kafka.MaxMessageBytes = 1000000
+	c.Metrics.Listen = "127.0.0.1:9309"
+	c.Log.Level = "info"
+	c.Log.Format = "text"
+	return c
+}
+
+// LoadConfig reads path over the defaults.
+func LoadConfig(path string) (Config, error) {
+	c := DefaultConfig()
+	if err := config.Load(path, &c); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate checks values that the ini types do not.
+func (c *Config) Validate() error {
+	if c.Agent.Host == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("[agent] host is empty and the OS hostname is unknown: %w", err)
+		}
+		c.Agent.Host = h
+	}
+	if len(config.SplitList(c.Etcd.Endpoints)) == 0 {
+		return fmt.Errorf("[etcd] endpoints is empty")
+	}
+	if len(config.SplitList(c.Kafka.Brokers)) == 0 {
+		return fmt.Errorf("[kafka] brokers is empty")
+	}
+	if c.Agent.MaxLineBytes < 1 || c.Agent.MaxLineBytes >= c.Kafka.MaxMessageBytes {
+		return fmt.Errorf("[agent] max_line_bytes %d must be between 1 and [kafka] max_message_bytes %d", c.Agent.MaxLineBytes, c.Kafka.MaxMessageBytes)
+	}
+	if c.Agent.ScanInterval <= 0 || c.Agent.PollInterval <= 0 || c.Agent.RegistryFlush <= 0 {
+		return fmt.Errorf("[agent] scan_interval, poll_interval and registry_flush must be positive")
+	}
+	if _, err := c.shipConfig().SaramaConfig(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// CollectKey is the etcd key of this host's collection config.
+func (c *Config) CollectKey() string {
+	return strings.ReplaceAll(c.Etcd.CollectKey, "{host}", c.Agent.Host)
+}

@@ -1,0 +1,92 @@
+package logagent
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"sync"
+
+	imetrics "github.com/logpipe/logpipe/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the agent's Prometheus metrics.
+type metrics struct {
+	reg *prometheus.Registry
+
+	linesRead, bytesRead, linesAcked *prometheus.CounterVec
+	configApplied, configRejected    prometheus.Counter
+
+	mu    sync.Mutex
+	files map[string]*fileMetrics
+}
+
+type fileMetrics struct {
+	linesRead, bytesRead, linesAcked prometheus.Counter
+}
+
+func newMetrics(a *Agent) *metrics {
+	m := &metrics{
+		reg:            imetrics.NewRegistry(),
+		linesRead:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logagent_lines_read_total", Help: "Lines read, per file."}, []string{"path"}),
+		bytesRead:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logagent_bytes_read_total", Help: "Bytes read, per file."}, []string{"path"}),
+		linesAcked:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logagent_lines_acked_total", Help: "Lines acknowledged by Kafka, per file."}, []string{"path"}),
+		configApplied:  prometheus.NewCounter(prometheus.CounterOpts{Name: "logagent_config_reloads_total", Help: "Collection configs applied."}),
+		configRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "logagent_config_rejected_total", Help: "Invalid collection configs rejected."}),
+		files:          map[string]*fileMetrics{},
+	}
+	m.reg.MustRegister(m.linesRead, m.bytesRead, m.linesAcked, m.configApplied, m.configRejected)
+	counter := func(name, help string, f func() float64) {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+	}
+	gauge := func(name, help string, f func() float64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	counter("logagent_produce_errors_total", "Produce failures reported by the Kafka client.", func() float64 { return float64(a.prod.Errors.Load()) })
+	counter("logagent_produce_retries_total", "Records sent again after a failure.", func() float64 { return float64(a.prod.Retries.Load()) })
+	counter("logagent_lines_split_total", "Lines longer than max_line_bytes, split.", func() float64 { return float64(a.stats.LinesSplit.Load()) })
+	counter("logagent_rotations_total", "Rotated files finished.", func() float64 { return float64(a.stats.Rotations.Load()) })
+	counter("logagent_truncations_total", "Truncations (copytruncate) detected.", func() float64 { return float64(a.stats.Truncations.Load()) })
+	counter("logagent_open_errors_total", "Failures to open a file (retried).", func() float64 { return float64(a.stats.OpenErrors.Load()) })
+	gauge("logagent_inflight_bytes", "Bytes sent and not yet acknowledged.", func() float64 { return float64(a.prod.InFlightBytes()) })
+	m.reg.MustRegister(lagCollector{a})
+	return m
+}
+
+func (m *metrics) file(path string) *fileMetrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := m.files[path]
+	if f == nil {
+		f = &fileMetrics{m.linesRead.WithLabelValues(path), m.bytesRead.WithLabelValues(path), m.linesAcked.WithLabelValues(path)}
+		m.files[path] = f
+	}
+	return f
+}
+
+// lagCollector reports, at scrape time, the bytes of each file not yet acknowledged.
+type lagCollector struct{ a *Agent }
+
+var lagDesc = prometheus.NewDesc("logagent_lag_bytes", "Bytes of the file not yet acknowledged by Kafka.", []string{"path"}, nil)
+
+func (c lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc }
+func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.a.Status() {
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(st.Lag), st.Path)
+	}
+}
+
+// Registry is the agent's metrics registry.
+func (a *Agent) Registry() *prometheus.Registry { return a.m.reg }
+
+// StatusHandler serves Status as JSON.
+func (a *Agent) StatusHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(a.Status())
+	})
+}
+
+func sortStatus(s []FileStatus) {
+	sort.Slice(s, func(i, j int) bool { return s[i].Path < s[j].Path })
+}

@@ -1,0 +1,322 @@
+// Package tailer reads log files line by line as they grow, following rotation, and
+// reports for each file how far its lines have been acknowledged.
+//
+// A Harvester follows one path. It keeps an open file descriptor and reads to the
+// end, then polls. When the path names another file (rename + create rotation) it
+// first drains the old descriptor to its end, then opens the new file from offset 0.
+// When the file shrinks below the read offset (copytruncate rotation) the content is
+// a new incarnation: it gets a new file id and is read from 0. The registry entry of
+// a file (device, inode, incarnation, fingerprint of its first bytes) tells inode
+// reuse from the same file.
+package tailer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/logpipe/logpipe/logagent/registry"
+)
+
+// fingerprintBytes is how much of the start of a file is hashed to recognise it.
+const fingerprintBytes = 1024
+
+// FileState names the incarnation a line belongs to.
+type FileState struct {
+	Path   string
+	FileID string
+	Key    string // registry key
+	Gen    int
+	win    *ackWindow
+	reg    *registry.Registry
+}
+
+// Track registers a line that is about to be sent and returns the function to call
+// once Kafka acknowledged it; the registry offset then advances over every line
+// acknowledged without a gap.
+func (fs *FileState) Track(next int64) func() {
+	seq := fs.win.add(next)
+	return func() {
+		if off, moved := fs.win.done(seq); moved {
+			fs.reg.SetOffset(fs.Key, fs.Gen, off)
+		}
+	}
+}
+
+// Outstanding is the number of lines sent but not acknowledged.
+func (fs *FileState) Outstanding() int { return fs.win.outstanding() }
+
+// Emit sends a line; it may block (back-pressure) and fails only when ctx ends.
+type Emit func(ctx context.Context, fs *FileState, l Line) error
+
+// Options configure a Harvester.
+type Options struct {
+	Path         string
+	FromEnd      bool          // a file seen for the first time starts at its end
+	MaxLineBytes int           // longer lines are split
+	PollInterval time.Duration // how often a file at its end is checked
+	Registry     *registry.Registry
+	Emit         Emit
+	Log          *slog.Logger
+	Stats        *Stats // optional counters
+}
+
+// Harvester follows one path.
+type Harvester struct {
+	o  Options
+	lr *LineReader
+
+	f        *os.File
+	state    *FileState
+	lastSize int64 // size at the last truncation check
+}
+
+// New returns a harvester for o.Path; Run starts it.
+func New(o Options) *Harvester {
+	if o.PollInterval <= 0 {
+		o.PollInterval = 250 * time.Millisecond
+	}
+	if o.MaxLineBytes <= 0 {
+		o.MaxLineBytes = 1 << 20
+	}
+	if o.Stats == nil {
+		o.Stats = &Stats{}
+	}
+	return &Harvester{o: o, lr: NewLineReader(nil, 0, o.MaxLineBytes)}
+}
+
+// Run reads the file until ctx ends, or until the file is deleted and read to its end
+// (then it returns nil). Errors opening or reading are logged and retried.
+func (h *Harvester) Run(ctx context.Context) error {
+	defer h.closeFile()
+	for ctx.Err() == nil {
+		if h.f == nil {
+			if err := h.open(); err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					return nil
+				}
+				h.o.Stats.OpenErrors.Add(1)
+				h.o.Log.Warn("cannot read file; retrying", "path", h.o.Path, "err", err)
+				if !sleep(ctx, 5*time.Second) {
+					return nil
+				}
+				continue
+			}
+		}
+		gone, err := h.readToEnd(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			h.o.Log.Warn("read failed; reopening", "path", h.o.Path, "err", err)
+			h.closeFile()
+			if !sleep(ctx, time.Second) {
+				return nil
+			}
+			continue
+		}
+		if gone {
+			return nil
+		}
+		if !sleep(ctx, h.o.PollInterval) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// State is the current incarnation, or nil before the file was opened.
+func (h *Harvester) State() *FileState { return h.state }
+
+// open opens the path and decides where to start reading it.
+func (h *Harvester) open() error {
+	f, err := os.Open(h.o.Path)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("stat %s: %w", h.o.Path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("%s is not a regular file", h.o.Path)
+	}
+	dev, ino := fileID(fi)
+	key := registry.Key(dev, ino)
+	e, known := h.o.Registry.Get(key)
+	switch {
+	case !known:
+		e = registry.Entry{Dev: dev, Inode: ino}
+		if h.o.FromEnd {
+			e.Offset = fi.Size()
+		}
+	case e.Offset > fi.Size():
+		h.o.Log.Info("file is shorter than its acknowledged offset: truncated while away; reading it from the start", "path", h.o.Path, "offset", e.Offset, "size", fi.Size())
+		e.Gen, e.Offset, e.FPLen, e.FP = e.Gen+1, 0, 0, ""
+	case e.FPLen > 0 && fingerprint(f, e.FPLen) != e.FP:
+		h.o.Log.Info("inode reused by another file; reading it from the start", "path", h.o.Path)
+		e.Gen, e.Offset, e.FPLen, e.FP = e.Gen+1, 0, 0, ""
+	}
+	e.Path = h.o.Path
+	e.FileID = fmt.Sprintf("%x-%x-%d", dev, ino, e.Gen)
+	h.refreshFingerprint(f, fi.Size(), &e)
+	h.o.Registry.Put(e)
+	if _, err := f.Seek(e.Offset, io.SeekStart); err != nil {
+		f.Close()
+		return fmt.Errorf("seek %s to %d: %w", h.o.Path, e.Offset, err)
+	}
+	h.f, h.lastSize = f, fi.Size()
+	h.lr.Reset(f, e.Offset)
+	h.state = &FileState{Path: h.o.Path, FileID: e.FileID, Key: key, Gen: e.Gen, win: &ackWindow{acked: e.Offset}, reg: h.o.Registry}
+	h.o.Log.Debug("harvesting", "path", h.o.Path, "file_id", e.FileID, "offset", e.Offset)
+	return nil
+}
+
+// refreshFingerprint extends the fingerprint while the file is shorter than
+// fingerprintBytes, so that it covers as much as exists.
+func (h *Harvester) refreshFingerprint(f *os.File, size int64, e *registry.Entry) {
+	if e.FPLen < fingerprintBytes && size > int64(e.FPLen) {
+		n := int(min(size, fingerprintBytes))
+		e.FPLen, e.FP = n, fingerprint(f, n)
+	}
+}
+
+// readToEnd emits every complete line up to the end of the file, then checks for
+// rotation and truncation. gone reports that the file was deleted and is done.
+func (h *Harvester) readToEnd(ctx context.Context) (gone bool, err error) {
+	if truncated, err := h.truncated(); err != nil {
+		return false, err
+	} else if truncated {
+		return false, nil
+	}
+	for {
+		l, err := h.lr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return false, err
+		}
+		if l.Split {
+			h.o.Stats.LinesSplit.Add(1)
+		}
+		if err := h.o.Emit(ctx, h.state, l); err != nil {
+			return false, err
+		}
+	}
+	fi, err := h.f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("stat open file: %w", err)
+	}
+	if e, ok := h.o.Registry.Get(h.state.Key); ok && e.FPLen < fingerprintBytes && fi.Size() > int64(e.FPLen) {
+		h.refreshFingerprint(h.f, fi.Size(), &e)
+		h.o.Registry.Put(e)
+	}
+	pfi, perr := os.Stat(h.o.Path)
+	if perr == nil && os.SameFile(fi, pfi) {
+		return false, nil // still the same file: wait for more
+	}
+	// Rotated (renamed or deleted). Writers may still finish a line on the old
+	// descriptor: read once more after a poll interval before letting it go.
+	if !sleep(ctx, h.o.PollInterval) {
+		return false, ctx.Err()
+	}
+	for {
+		l, err := h.lr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return false, err
+		}
+		if err := h.o.Emit(ctx, h.state, l); err != nil {
+			return false, err
+		}
+	}
+	if l, ok := h.lr.Flush(); ok {
+		if err := h.o.Emit(ctx, h.state, l); err != nil {
+			return false, err
+		}
+	}
+	h.o.Stats.Rotations.Add(1)
+	h.o.Log.Info("file rotated; finished the old one", "path", h.o.Path, "file_id", h.state.FileID, "offset", h.lr.Offset())
+	h.closeFile()
+	if perr != nil && errors.Is(perr, os.ErrNotExist) {
+		return true, nil
+	}
+	return false, nil
+}
+
+// truncated checks, before reading, whether the file was truncated (copytruncate):
+// it is shorter than what was read, or, when its size changed, its first bytes are no
+// longer those fingerprinted (truncated and refilled past the old offset between two
+// polls). Then the registry starts a new incarnation and the file is reopened from 0.
+func (h *Harvester) truncated() (bool, error) {
+	fi, err := h.f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("stat open file: %w", err)
+	}
+	read := h.lr.Offset() + int64(h.lr.Buffered())
+	cut := fi.Size() < read
+	if !cut && fi.Size() != h.lastSize {
+		if e, ok := h.o.Registry.Get(h.state.Key); ok && e.Gen == h.state.Gen && e.FPLen > 0 && fingerprint(h.f, e.FPLen) != e.FP {
+			cut = true
+		}
+	}
+	h.lastSize = fi.Size()
+	if !cut {
+		return false, nil
+	}
+	h.o.Stats.Truncations.Add(1)
+	h.o.Log.Info("file truncated; reading it from the start as a new incarnation", "path", h.o.Path, "was", read, "size", fi.Size())
+	if e, ok := h.o.Registry.Get(h.state.Key); ok && e.Gen == h.state.Gen {
+		e.Gen, e.Offset, e.FPLen, e.FP = e.Gen+1, 0, 0, ""
+		h.o.Registry.Put(e)
+	}
+	h.closeFile()
+	return true, nil
+}
+
+func (h *Harvester) closeFile() {
+	if h.f != nil {
+		h.f.Close()
+		h.f = nil
+	}
+}
+
+func fingerprint(f *os.File, n int) string {
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:8])
+}
+
+func fileID(fi os.FileInfo) (dev, ino uint64) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev), st.Ino
+	}
+	return 0, 0
+}
+
+// sleep waits d, or until ctx ends (then it returns false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

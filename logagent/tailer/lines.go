@@ -1,0 +1,109 @@
+package tailer
+
+import (
+	"bytes"
+	"io"
+)
+
+// Line is one line read from a file.
+type Line struct {
+	Data   []byte // without the line ending; valid until the next call to Next
+	Offset int64  // byte offset of the line's first byte in the file
+	Next   int64  // offset just past the line and its ending: where reading resumes
+	Split  bool   // a piece of a line longer than the maximum, cut there
+}
+
+// LineReader cuts the bytes of a file into lines without allocating per line. It
+// strips "\n" and "\r\n", passes invalid UTF-8 through untouched, splits lines longer
+// than max, and holds a partial last line until its newline arrives (or Flush).
+type LineReader struct {
+	r    io.Reader
+	buf  []byte
+	head int   // first unconsumed byte in buf
+	tail int   // end of valid bytes in buf
+	off  int64 // file offset of buf[head]
+	max  int
+}
+
+// NewLineReader reads from r, whose next byte is at file offset off.
+func NewLineReader(r io.Reader, off int64, max int) *LineReader {
+	size := 64 << 10
+	if max+1 > size {
+		size = max + 1
+	}
+	return &LineReader{r: r, buf: make([]byte, size), off: off, max: max}
+}
+
+// Reset points the reader at a new source starting at offset off, dropping what is
+// buffered.
+func (lr *LineReader) Reset(r io.Reader, off int64) {
+	lr.r, lr.head, lr.tail, lr.off = r, 0, 0, off
+}
+
+// Offset is the file offset of the first byte not yet returned as a line.
+func (lr *LineReader) Offset() int64 { return lr.off }
+
+// Buffered is the number of bytes read but not yet returned (a partial line).
+func (lr *LineReader) Buffered() int { return lr.tail - lr.head }
+
+// Next returns the next complete line. At the end of the available bytes it returns
+// io.EOF, keeping a partial line buffered for the next call.
+func (lr *LineReader) Next() (Line, error) {
+	for {
+		if l, ok := lr.cut(); ok {
+			return l, nil
+		}
+		if lr.head > 0 && lr.head == lr.tail {
+			lr.head, lr.tail = 0, 0
+		} else if lr.head > 0 && lr.tail == len(lr.buf) {
+			lr.tail = copy(lr.buf, lr.buf[lr.head:lr.tail])
+			lr.head = 0
+		}
+		n, err := lr.r.Read(lr.buf[lr.tail:])
+		lr.tail += n
+		if n == 0 {
+			if err == nil {
+				err = io.EOF
+			}
+			return Line{}, err
+		}
+	}
+}
+
+// cut takes one line from the buffer if a whole one (or a max-sized piece) is there.
+func (lr *LineReader) cut() (Line, bool) {
+	pending := lr.buf[lr.head:lr.tail]
+	i := bytes.IndexByte(pending, '\n')
+	if i < 0 || i > lr.max {
+		if len(pending) <= lr.max {
+			return Line{}, false
+		}
+		return lr.take(lr.max, lr.max, true), true
+	}
+	end := i
+	if end > 0 && pending[end-1] == '\r' {
+		end--
+	}
+	return lr.take(end, i+1, false), true
+}
+
+func (lr *LineReader) take(dataLen, consumed int, split bool) Line {
+	l := Line{Data: lr.buf[lr.head : lr.head+dataLen], Offset: lr.off, Next: lr.off + int64(consumed), Split: split}
+	lr.head += consumed
+	lr.off += int64(consumed)
+	return l
+}
+
+// Flush returns the buffered partial line, if any, as a line of its own: for a file
+// that will not grow again (rotated away or deleted).
+func (lr *LineReader) Flush() (Line, bool) {
+	n := lr.tail - lr.head
+	if n == 0 {
+		return Line{}, false
+	}
+	data := lr.buf[lr.head:lr.tail]
+	if data[n-1] == '\r' {
+		data = data[:n-1]
+	}
+	return lr.take(len(data), n, false), true
+}

@@ -1,0 +1,54 @@
+package tailer
+
+import "sync"
+
+// ackWindow turns acknowledgements that may arrive out of order into the offset
+// below which every line is acknowledged.
+type ackWindow struct {
+	mu      sync.Mutex
+	acked   int64 // every byte below is acknowledged
+	first   uint64
+	pending []ackSlot // lines sent, in file order, from sequence first
+}
+
+type ackSlot struct {
+	next int64
+	done bool
+}
+
+// add registers a sent line ending at next and returns its sequence number.
+func (w *ackWindow) add(next int64) uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pending = append(w.pending, ackSlot{next: next})
+	return w.first + uint64(len(w.pending)-1)
+}
+
+// done marks line seq acknowledged and reports the new acknowledged offset, and
+// whether it moved.
+func (w *ackWindow) done(seq uint64) (int64, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if seq < w.first || seq-w.first >= uint64(len(w.pending)) {
+		return w.acked, false
+	}
+	w.pending[seq-w.first].done = true
+	moved := false
+	for len(w.pending) > 0 && w.pending[0].done {
+		w.acked = w.pending[0].next
+		w.pending = w.pending[1:]
+		w.first++
+		moved = true
+	}
+	if len(w.pending) == 0 {
+		w.pending = w.pending[:0:0] // let the backing array go
+	}
+	return w.acked, moved
+}
+
+// outstanding is the number of lines sent and not yet acknowledged.
+func (w *ackWindow) outstanding() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending)
+}
