@@ -218,41 +218,58 @@ outer:
 }
 
 // emitter builds the Kafka record of a line (see the README's record format) and
-// sends it; the registry offset moves once Kafka acknowledged it.
+// sends it; the registry offset moves once Kafka acknowledged it. What depends only on
+// the file is computed once per file incarnation and cached on its FileState.
 func (a *Agent) emitter(e collect.Entry) tailer.Emit {
 	host := []byte(a.cfg.Agent.Host)
 	return func(ctx context.Context, fs *tailer.FileState, l tailer.Line) error {
-		value := make([]byte, len(l.Data))
-		copy(value, l.Data)
+		fc, _ := fs.Cache.(*fileCache)
+		if fc == nil {
+			fc = &fileCache{path: []byte(fs.Path), fileID: []byte(fs.FileID), m: a.m.file(fs.Path)}
+			switch e.Key {
+			case "", "file":
+				fc.key = sarama.ByteEncoder(a.cfg.Agent.Host + ":" + fs.Path)
+			case "host":
+				fc.key = sarama.ByteEncoder(host)
+			}
+			fs.Cache = fc
+		}
+		// One allocation holds the value and the offset header.
+		buf := make([]byte, len(l.Data), len(l.Data)+20)
+		copy(buf, l.Data)
+		off := strconv.AppendInt(buf[len(buf):], l.Offset, 10)
 		msg := &sarama.ProducerMessage{
 			Topic:     e.Topic,
-			Value:     sarama.ByteEncoder(value),
+			Value:     sarama.ByteEncoder(buf),
 			Timestamp: time.Now(),
 			Headers: []sarama.RecordHeader{
 				{Key: hdrHost, Value: host},
-				{Key: hdrPath, Value: []byte(fs.Path)},
-				{Key: hdrOffset, Value: strconv.AppendInt(nil, l.Offset, 10)},
-				{Key: hdrFileID, Value: []byte(fs.FileID)},
+				{Key: hdrPath, Value: fc.path},
+				{Key: hdrOffset, Value: off},
+				{Key: hdrFileID, Value: fc.fileID},
 			},
+		}
+		if fc.key != nil {
+			msg.Key = fc.key
 		}
 		if l.Split {
 			msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: hdrSplit, Value: []byte("1")})
 		}
-		switch e.Key {
-		case "", "file":
-			msg.Key = sarama.StringEncoder(a.cfg.Agent.Host + ":" + fs.Path)
-		case "host":
-			msg.Key = sarama.StringEncoder(a.cfg.Agent.Host)
-		}
-		fm := a.m.file(fs.Path)
-		fm.linesRead.Inc()
-		fm.bytesRead.Add(float64(l.Next - l.Offset))
+		fc.m.linesRead.Inc()
+		fc.m.bytesRead.Add(float64(l.Next - l.Offset))
 		done := fs.Track(l.Next)
 		return a.prod.Send(ctx, msg, func() {
-			fm.linesAcked.Inc()
+			fc.m.linesAcked.Inc()
 			done()
 		})
 	}
+}
+
+// fileCache is what the emitter derives once per file incarnation.
+type fileCache struct {
+	path, fileID []byte
+	key          sarama.Encoder // nil: no key
+	m            *fileMetrics
 }
 
 var (

@@ -20,7 +20,7 @@ import (
 
 // env is a real etcd server and a real broker for one test.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	etcd   *embedetcd.Server
 	etcdDr string
@@ -28,7 +28,7 @@ type env struct {
 	broker *brokertest.Broker
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), etcdDr: t.TempDir()}
 	var err error
@@ -78,7 +78,7 @@ type running struct {
 	done   chan error
 }
 
-func start(t *testing.T, cfg Config) *running {
+func start(t testing.TB, cfg Config) *running {
 	t.Helper()
 	a, err := New(cfg, logging.Discard())
 	if err != nil {
@@ -91,7 +91,7 @@ func start(t *testing.T, cfg Config) *running {
 	return r
 }
 
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	if r.cancel == nil {
 		return
 	}

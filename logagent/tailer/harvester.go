@@ -34,8 +34,11 @@ type FileState struct {
 	FileID string
 	Key    string // registry key
 	Gen    int
-	win    *ackWindow
-	reg    *registry.Registry
+	// Cache is for the emitter's use: what it derives once per incarnation (record
+	// key, header values). Only the harvester's goroutine touches it.
+	Cache any
+	win   *ackWindow
+	reg   *registry.Registry
 }
 
 // Track registers a line that is about to be sent and returns the function to call

@@ -1,0 +1,93 @@
+package logagent
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestAgentSIGKILL runs the agent binary and kills it with SIGKILL five times while
+// lines are written: every line must reach the topic (duplicates are allowed; the
+// transfer removes them by document id), matched by (path, offset).
+func TestAgentSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	e := newEnv(t)
+	bin := filepath.Join(t.TempDir(), "logagent")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/logpipe/logpipe/cmd/logagent").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	path := filepath.Join(e.dir, "busy.log")
+	e.put(fmt.Sprintf(`[{"path": %q, "topic": "busy_log"}]`, path))
+	ini := filepath.Join(t.TempDir(), "logagent.ini")
+	os.WriteFile(ini, []byte(fmt.Sprintf(`[agent]
+host = web-1
+data_dir = %s
+poll_interval = 20ms
+registry_flush = 50ms
+[etcd]
+endpoints = %s
+[kafka]
+brokers = %s
+flush_frequency = 5ms
+[metrics]
+listen =
+[log]
+level = warn
+`, t.TempDir(), e.etcd.Endpoint(), e.broker.Addr())), 0o644)
+
+	var written atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i += 50 {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			appendLines(t, path, "k", i, i+50)
+			written.Store(int64(i + 50))
+		}
+	}()
+	c := consume(t, e.broker.Addr(), "busy_log")
+	run := func() *exec.Cmd {
+		cmd := exec.Command(bin, "-config", ini)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	for kill := 0; kill < 5; kill++ {
+		cmd := run()
+		before := len(c.records())
+		waitFor(t, 20*time.Second, "progress before the kill", func() bool { return len(c.records()) > before+2000 })
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	close(stop)
+	wg.Wait()
+	cmd := run()
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	n := int(written.Load())
+	waitFor(t, 60*time.Second, "every line after five kills", func() bool { return len(linesOf(c.records(), path)) == n })
+	got := linesOf(c.records(), path)
+	dups := 0
+	for i := 0; i < n; i++ {
+		k := got[fmt.Sprintf("k line %06d", i)]
+		if k == 0 {
+			t.Fatalf("line %d lost", i)
+		}
+		dups += k - 1
+	}
+	t.Logf("%d lines, 5 SIGKILLs: none lost, %d re-sent (same file and offset, deduplicated downstream by _id)", n, dups)
+}
