@@ -44,7 +44,7 @@ type Config struct {
 	Log struct {
 		Level  string `ini:"level"`
 		Format string `ini:"format"`
-	} `ini:"log"`
+	} `ini:"logging"`
 }
 
 // DefaultConfig returns the defaults of every key.

@@ -38,7 +38,7 @@ brokers = %s
 flush_frequency = 5ms
 [metrics]
 listen =
-[log]
+[logging]
 level = warn
 `, t.TempDir(), e.etcd.Endpoint(), e.broker.Addr())), 0o644)
 
