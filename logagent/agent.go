@@ -176,7 +176,8 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 			if !running {
 				h := tailer.New(tailer.Options{
 					Path: path, FromEnd: r.entry.From == "end", MaxLineBytes: a.cfg.Agent.MaxLineBytes,
-					PollInterval: a.cfg.Agent.PollInterval, Registry: a.reg, Log: a.log, Stats: &a.stats,
+					PollInterval: a.cfg.Agent.PollInterval, MaxIdleInterval: a.cfg.Agent.MaxIdleInterval,
+					Registry: a.reg, Log: a.log, Stats: &a.stats,
 					Emit: a.emitter(r.entry),
 				})
 				r.files[path] = h

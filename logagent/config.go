@@ -15,13 +15,14 @@ import (
 // Config is the agent's configuration, logagent.ini.
 type Config struct {
 	Agent struct {
-		Host            string        `ini:"host"`             // default: the OS hostname
-		DataDir         string        `ini:"data_dir"`         // registry and cached collection config
-		ScanInterval    time.Duration `ini:"scan_interval"`    // how often globs are expanded again
-		PollInterval    time.Duration `ini:"poll_interval"`    // how often a file at its end is checked
-		MaxLineBytes    int           `ini:"max_line_bytes"`   // longer lines are split
-		RegistryFlush   time.Duration `ini:"registry_flush"`   // how often acknowledged offsets are saved
-		ShutdownTimeout time.Duration `ini:"shutdown_timeout"` // how long SIGTERM waits for acknowledgements
+		Host            string        `ini:"host"`              // default: the OS hostname
+		DataDir         string        `ini:"data_dir"`          // registry and cached collection config
+		ScanInterval    time.Duration `ini:"scan_interval"`     // how often globs are expanded again
+		PollInterval    time.Duration `ini:"poll_interval"`     // how often a file at its end is checked
+		MaxIdleInterval time.Duration `ini:"max_idle_interval"` // polls of an idle file back off up to this
+		MaxLineBytes    int           `ini:"max_line_bytes"`    // longer lines are split
+		RegistryFlush   time.Duration `ini:"registry_flush"`    // how often acknowledged offsets are saved
+		ShutdownTimeout time.Duration `ini:"shutdown_timeout"`  // how long SIGTERM waits for acknowledgements
 	} `ini:"agent"`
 	Etcd struct {
 		Endpoints   string        `ini:"endpoints"`
@@ -53,6 +54,7 @@ func DefaultConfig() Config {
 	c.Agent.DataDir = "./data/logagent"
 	c.Agent.ScanInterval = 10 * time.Second
 	c.Agent.PollInterval = 250 * time.Millisecond
+	c.Agent.MaxIdleInterval = 2 * time.Second
 	c.Agent.MaxLineBytes = 512 << 10
 	c.Agent.RegistryFlush = time.Second
 	c.Agent.ShutdownTimeout = 10 * time.Second

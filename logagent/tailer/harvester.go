@@ -65,10 +65,12 @@ type Options struct {
 	FromEnd      bool          // a file seen for the first time starts at its end
 	MaxLineBytes int           // longer lines are split
 	PollInterval time.Duration // how often a file at its end is checked
-	Registry     *registry.Registry
-	Emit         Emit
-	Log          *slog.Logger
-	Stats        *Stats // optional counters
+	// MaxIdleInterval is how long the polls of a file that stays idle back off to.
+	MaxIdleInterval time.Duration
+	Registry        *registry.Registry
+	Emit            Emit
+	Log             *slog.Logger
+	Stats           *Stats // optional counters
 }
 
 // Harvester follows one path.
@@ -78,13 +80,19 @@ type Harvester struct {
 
 	f        *os.File
 	state    *FileState
-	lastSize int64 // size at the last truncation check
+	lastSize int64       // size at the last truncation check
+	lastInfo os.FileInfo // the open file's stat at that check
+	fpLen    int         // bytes the registry's fingerprint covers
+	timer    *time.Timer // for polls
 }
 
 // New returns a harvester for o.Path; Run starts it.
 func New(o Options) *Harvester {
 	if o.PollInterval <= 0 {
 		o.PollInterval = 250 * time.Millisecond
+	}
+	if o.MaxIdleInterval < o.PollInterval {
+		o.MaxIdleInterval = o.PollInterval
 	}
 	if o.MaxLineBytes <= 0 {
 		o.MaxLineBytes = 1 << 20
@@ -99,6 +107,7 @@ func New(o Options) *Harvester {
 // (then it returns nil). Errors opening or reading are logged and retried.
 func (h *Harvester) Run(ctx context.Context) error {
 	defer h.closeFile()
+	idle := h.o.PollInterval
 	for ctx.Err() == nil {
 		if h.f == nil {
 			if err := h.open(); err != nil {
@@ -113,6 +122,7 @@ func (h *Harvester) Run(ctx context.Context) error {
 				continue
 			}
 		}
+		before := h.lr.Offset()
 		gone, err := h.readToEnd(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -128,7 +138,14 @@ func (h *Harvester) Run(ctx context.Context) error {
 		if gone {
 			return nil
 		}
-		if !sleep(ctx, h.o.PollInterval) {
+		// An idle file is polled less and less often, up to MaxIdleInterval; new data
+		// brings it back to PollInterval.
+		if h.f == nil || h.lr.Offset() != before {
+			idle = h.o.PollInterval
+		} else {
+			idle = min(2*idle, h.o.MaxIdleInterval)
+		}
+		if !h.sleep(ctx, idle) {
 			return nil
 		}
 	}
@@ -191,6 +208,7 @@ func (h *Harvester) refreshFingerprint(f *os.File, size int64, e *registry.Entry
 		n := int(min(size, fingerprintBytes))
 		e.FPLen, e.FP = n, fingerprint(f, n)
 	}
+	h.fpLen = e.FPLen
 }
 
 // readToEnd emits every complete line up to the end of the file, then checks for
@@ -216,13 +234,12 @@ func (h *Harvester) readToEnd(ctx context.Context) (gone bool, err error) {
 			return false, err
 		}
 	}
-	fi, err := h.f.Stat()
-	if err != nil {
-		return false, fmt.Errorf("stat open file: %w", err)
-	}
-	if e, ok := h.o.Registry.Get(h.state.Key); ok && e.FPLen < fingerprintBytes && fi.Size() > int64(e.FPLen) {
-		h.refreshFingerprint(h.f, fi.Size(), &e)
-		h.o.Registry.Put(e)
+	fi := h.lastInfo
+	if h.fpLen < fingerprintBytes && fi.Size() > int64(h.fpLen) {
+		if e, ok := h.o.Registry.Get(h.state.Key); ok && e.Gen == h.state.Gen {
+			h.refreshFingerprint(h.f, fi.Size(), &e)
+			h.o.Registry.Put(e)
+		}
 	}
 	pfi, perr := os.Stat(h.o.Path)
 	if perr == nil && os.SameFile(fi, pfi) {
@@ -275,7 +292,8 @@ func (h *Harvester) truncated() (bool, error) {
 			cut = true
 		}
 	}
-	h.lastSize = fi.Size()
+	h.lastSize, h.lastInfo = fi.Size(), fi
+	h.lr.SetLimit(fi.Size())
 	if !cut {
 		return false, nil
 	}
@@ -310,6 +328,23 @@ func fileID(fi os.FileInfo) (dev, ino uint64) {
 		return uint64(st.Dev), st.Ino
 	}
 	return 0, 0
+}
+
+// sleep waits d with the harvester's own timer, or until ctx ends (then it returns
+// false). One timer per harvester: idle files poll forever.
+func (h *Harvester) sleep(ctx context.Context, d time.Duration) bool {
+	if h.timer == nil {
+		h.timer = time.NewTimer(d)
+	} else {
+		h.timer.Reset(d)
+	}
+	select {
+	case <-ctx.Done():
+		h.timer.Stop()
+		return false
+	case <-h.timer.C:
+		return true
+	}
 }
 
 // sleep waits d, or until ctx ends (then it returns false).

@@ -17,28 +17,38 @@ type Line struct {
 // strips "\n" and "\r\n", passes invalid UTF-8 through untouched, splits lines longer
 // than max, and holds a partial last line until its newline arrives (or Flush).
 type LineReader struct {
-	r    io.Reader
-	buf  []byte
-	head int   // first unconsumed byte in buf
-	tail int   // end of valid bytes in buf
-	off  int64 // file offset of buf[head]
-	max  int
+	r     io.Reader
+	buf   []byte
+	head  int   // first unconsumed byte in buf
+	tail  int   // end of valid bytes in buf
+	off   int64 // file offset of buf[head]
+	max   int
+	limit int64 // file size known from stat: no read is tried at or past it; -1 = none
+	busy  bool  // the last read filled the buffer
 }
 
-// NewLineReader reads from r, whose next byte is at file offset off.
+// Buffer sizes: small for the many files that grow slowly, larger for busy ones.
+const (
+	minBuffer = 4 << 10
+	maxBuffer = 256 << 10
+)
+
+// NewLineReader reads from r, whose next byte is at file offset off. Its buffer starts
+// small and grows while reads fill it, up to 256 KiB, or to max+1 for a long line.
 func NewLineReader(r io.Reader, off int64, max int) *LineReader {
-	size := 64 << 10
-	if max+1 > size {
-		size = max + 1
-	}
-	return &LineReader{r: r, buf: make([]byte, size), off: off, max: max}
+	return &LineReader{r: r, buf: make([]byte, minBuffer), off: off, max: max, limit: -1}
 }
 
 // Reset points the reader at a new source starting at offset off, dropping what is
 // buffered.
 func (lr *LineReader) Reset(r io.Reader, off int64) {
-	lr.r, lr.head, lr.tail, lr.off = r, 0, 0, off
+	lr.r, lr.head, lr.tail, lr.off, lr.limit = r, 0, 0, off, -1
 }
+
+// SetLimit tells the reader the source's size from a stat: Next does not try to read
+// at or past it (that read would return nothing), which saves a system call per poll
+// of an idle file. The limit holds until the next SetLimit or Reset.
+func (lr *LineReader) SetLimit(size int64) { lr.limit = size }
 
 // Offset is the file offset of the first byte not yet returned as a line.
 func (lr *LineReader) Offset() int64 { return lr.off }
@@ -53,13 +63,18 @@ func (lr *LineReader) Next() (Line, error) {
 		if l, ok := lr.cut(); ok {
 			return l, nil
 		}
+		if lr.limit >= 0 && lr.off+int64(lr.tail-lr.head) >= lr.limit {
+			return Line{}, io.EOF
+		}
 		if lr.head > 0 && lr.head == lr.tail {
 			lr.head, lr.tail = 0, 0
 		} else if lr.head > 0 && lr.tail == len(lr.buf) {
 			lr.tail = copy(lr.buf, lr.buf[lr.head:lr.tail])
 			lr.head = 0
 		}
+		lr.growIfNeeded()
 		n, err := lr.r.Read(lr.buf[lr.tail:])
+		lr.busy = n == len(lr.buf)-lr.tail // the read filled the buffer: more is waiting
 		lr.tail += n
 		if n == 0 {
 			if err == nil {
@@ -68,6 +83,24 @@ func (lr *LineReader) Next() (Line, error) {
 			return Line{}, err
 		}
 	}
+}
+
+// growIfNeeded doubles the buffer when one partial line fills it (up to what the
+// longest line needs) or when the last read filled it (a busy file, up to maxBuffer).
+func (lr *LineReader) growIfNeeded() {
+	limit := 0
+	switch {
+	case lr.tail == len(lr.buf):
+		limit = max(maxBuffer, lr.max+1)
+	case lr.busy:
+		limit = maxBuffer
+	}
+	if len(lr.buf) >= limit {
+		return
+	}
+	nb := make([]byte, min(2*len(lr.buf), limit))
+	copy(nb, lr.buf[:lr.tail])
+	lr.buf, lr.busy = nb, false
 }
 
 // cut takes one line from the buffer if a whole one (or a max-sized piece) is there.
