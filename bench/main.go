@@ -1,0 +1,127 @@
+// Command bench runs the benchmark suite of every component (`make bench`), prints one
+// table and writes it, with the date, the machine and the Go version, to
+// bench/RESULTS.md.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// suite is one `go test -bench` run.
+type suite struct {
+	pkg, bench, benchtime string
+	what                  string
+}
+
+var suites = []suite{
+	{"./broker/storage/", ".", "2s", "storage engine: append (with and without fsync), read"},
+	{"./broker/", ".", "2000000x", "broker: produce and fetch with kgo and sarama, next to kfake"},
+	{"./broker/group/", ".", "1x", "group coordinator: stabilise, rebalance, commit latency"},
+	{"./logagent/", ".", "300000x", "agent: file to broker; idle files"},
+	{"./logtransfer/...", ".", "1x", "transfer: broker to a fast Elasticsearch stand-in"},
+}
+
+// result is one benchmark line.
+type result struct {
+	suite   string
+	name    string
+	metrics []string // "value unit" pairs as go test prints them
+}
+
+func main() {
+	out := flag.String("out", "bench/RESULTS.md", "where to write the results")
+	only := flag.String("only", "", "run only suites whose package contains this")
+	flag.Parse()
+	var results []result
+	for _, s := range suites {
+		if *only != "" && !strings.Contains(s.pkg, *only) {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "== %s (%s)\n", s.pkg, s.what)
+		rs, err := run(s)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "   %v\n", err)
+		}
+		results = append(results, rs...)
+	}
+	var md bytes.Buffer
+	writeReport(&md, results)
+	os.Stdout.Write(md.Bytes())
+	if err := os.WriteFile(*out, md.Bytes(), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
+}
+
+func run(s suite) ([]result, error) {
+	cmd := exec.Command("go", "test", "-run", "^$", "-bench", s.bench, "-benchtime", s.benchtime, "-timeout", "30m", s.pkg)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	rs := parse(s.pkg, io.TeeReader(stdout, os.Stderr))
+	if err := cmd.Wait(); err != nil {
+		return rs, fmt.Errorf("%s: %w", s.pkg, err)
+	}
+	return rs, nil
+}
+
+// parse reads `go test -bench` output: "BenchmarkName-2  N  1234 ns/op  5.6 unit ...".
+func parse(pkg string, r io.Reader) []result {
+	var rs []result
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		res := result{suite: pkg, name: strings.TrimPrefix(f[0], "Benchmark")}
+		for i := 2; i+1 < len(f); i += 2 {
+			res.metrics = append(res.metrics, f[i]+" "+f[i+1])
+		}
+		rs = append(rs, res)
+	}
+	return rs
+}
+
+func writeReport(w io.Writer, rs []result) {
+	host, _ := os.Hostname()
+	fmt.Fprintf(w, "# logpipe benchmark results\n\n")
+	fmt.Fprintf(w, "- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(w, "- machine: %s, %d cores, %s memory, %s\n", host, runtime.NumCPU(), memTotal(), runtime.GOARCH)
+	fmt.Fprintf(w, "- go: %s\n\n", runtime.Version())
+	fmt.Fprintf(w, "| package | benchmark | results |\n|---|---|---|\n")
+	for _, r := range rs {
+		fmt.Fprintf(w, "| %s | %s | %s |\n", strings.Trim(r.suite, "./"), r.name, strings.Join(r.metrics, ", "))
+	}
+}
+
+// memTotal reads the machine's memory from /proc/meminfo.
+func memTotal() string {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			var kb int64
+			fmt.Sscan(f[1], &kb)
+			return fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
+		}
+	}
+	return "unknown"
+}
