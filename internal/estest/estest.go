@@ -1,0 +1,466 @@
+// Package estest is the Elasticsearch stand-in for logpipe's tests: Elasticsearch
+// cannot be installed here, so this HTTP server follows the parts of its REST
+// contract that logpipe relies on, closely enough to exercise every failure path.
+//
+// It implements:
+//   - POST /_bulk and /<index>/_bulk: NDJSON actions (index, create, delete) with
+//     per-item results (status, result, _version, error) and the top-level errors flag;
+//     documents are kept by (index, _id), so indexing an existing id overwrites it
+//     ("updated", version + 1) and create answers 409.
+//   - GET /: cluster info (version 7.17.x); HEAD /; GET /_cluster/health.
+//   - PUT /_index_template/<name>, PUT /_template/<name>: stored, not applied.
+//   - POST /<index>/_refresh, /_refresh: accepted (documents are visible at once).
+//   - GET|POST /<index>/_count and /<index>/_search with {"query": {"ids":
+//     {"values": [...]}}} or match_all, "size"; <index> may hold * and commas.
+//
+// Failures are injected with ItemRule (per item: 429 es_rejected_execution_exception,
+// 503, 400 mapper_parsing_exception, ...), RequestRule (the whole request: 429, 5xx)
+// and Down/Up (connections refused). Fast mode answers every bulk item 201 without
+// storing anything, for benchmarks.
+package estest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Item is one bulk item as a rule sees it.
+type Item struct {
+	Action string // index, create or delete
+	Index  string
+	ID     string
+	Source []byte // the document, nil for delete
+}
+
+// ItemRule decides the status of one bulk item: 0 means "process normally"; any
+// other status fails the item with an error of the matching type.
+type ItemRule func(Item) int
+
+// RequestRule decides the status of a whole bulk request before any item is
+// processed: 0 means "process normally".
+type RequestRule func() int
+
+// Doc is a stored document.
+type Doc struct {
+	Index   string
+	ID      string
+	Source  json.RawMessage
+	Version int64
+}
+
+// Server is a running stand-in.
+type Server struct {
+	addr string
+
+	mu       sync.Mutex
+	ln       net.Listener
+	srv      *http.Server
+	docs     map[string]map[string]*Doc // index -> id -> doc
+	template map[string]json.RawMessage
+	itemRule ItemRule
+	reqRule  RequestRule
+	fast     bool
+
+	// Counters.
+	BulkRequests  atomic.Int64 // bulk requests received (including failed ones)
+	BulkItems     atomic.Int64 // items received
+	ItemsRejected atomic.Int64 // items answered with an error by ItemRule
+	Indexed       atomic.Int64 // items stored (created or updated)
+	Overwrites    atomic.Int64 // items that replaced an existing document
+}
+
+// Start starts a stand-in on a free port of 127.0.0.1.
+func Start() (*Server, error) {
+	s := &Server{docs: map[string]map[string]*Doc{}, template: map[string]json.RawMessage{}}
+	if err := s.listen("127.0.0.1:0"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("estest: listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: s}
+	s.mu.Lock()
+	s.ln, s.srv, s.addr = ln, srv, ln.Addr().String()
+	s.mu.Unlock()
+	go srv.Serve(ln)
+	return nil
+}
+
+// URL is the base URL, http://127.0.0.1:port.
+func (s *Server) URL() string { return "http://" + s.addr }
+
+// Close stops the server.
+func (s *Server) Close() {
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+}
+
+// Down closes the listener and every connection: clients get "connection refused"
+// until Up.
+func (s *Server) Down() { s.Close() }
+
+// Up serves again on the same address.
+func (s *Server) Up() error { return s.listen(s.addr) }
+
+// SetItemRule installs a per-item failure rule (nil: none).
+func (s *Server) SetItemRule(r ItemRule) {
+	s.mu.Lock()
+	s.itemRule = r
+	s.mu.Unlock()
+}
+
+// SetRequestRule installs a whole-request failure rule (nil: none).
+func (s *Server) SetRequestRule(r RequestRule) {
+	s.mu.Lock()
+	s.reqRule = r
+	s.mu.Unlock()
+}
+
+// SetFast makes bulk requests count their items and answer 201 for each, storing
+// nothing: for benchmarks.
+func (s *Server) SetFast(fast bool) {
+	s.mu.Lock()
+	s.fast = fast
+	s.mu.Unlock()
+}
+
+// Docs returns every stored document of the indexes matching pattern (* allowed).
+func (s *Server) Docs(pattern string) []Doc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Doc
+	for idx, m := range s.docs {
+		if !matchIndex(pattern, idx) {
+			continue
+		}
+		for _, d := range m {
+			out = append(out, *d)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Index != out[j].Index {
+			return out[i].Index < out[j].Index
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Count is the number of documents in the indexes matching pattern.
+func (s *Server) Count(pattern string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for idx, m := range s.docs {
+		if matchIndex(pattern, idx) {
+			n += len(m)
+		}
+	}
+	return n
+}
+
+// Templates returns the stored index templates by name.
+func (s *Server) Templates() map[string]json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]json.RawMessage{}
+	for k, v := range s.template {
+		out[k] = v
+	}
+	return out
+}
+
+func matchIndex(pattern, index string) bool {
+	for _, p := range strings.Split(pattern, ",") {
+		if p == "" || p == "_all" || p == "*" {
+			return true
+		}
+		if ok, _ := path.Match(p, index); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// ServeHTTP routes a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	last := parts[len(parts)-1]
+	switch {
+	case r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		writeJSON(w, 200, map[string]any{
+			"name": "estest", "cluster_name": "estest", "cluster_uuid": "estest",
+			"version": map[string]any{"number": "7.17.25", "build_flavor": "default", "lucene_version": "8.11.3", "minimum_wire_compatibility_version": "6.8.0"},
+			"tagline": "You Know, for Search",
+		})
+	case last == "_bulk" && (r.Method == http.MethodPost || r.Method == http.MethodPut):
+		defaultIndex := ""
+		if len(parts) == 2 {
+			defaultIndex = parts[0]
+		}
+		s.bulk(w, r, defaultIndex)
+	case parts[0] == "_cluster" && last == "health":
+		writeJSON(w, 200, map[string]any{"cluster_name": "estest", "status": "green", "number_of_nodes": 1})
+	case (parts[0] == "_index_template" || parts[0] == "_template") && len(parts) == 2 && r.Method == http.MethodPut:
+		body, _ := io.ReadAll(r.Body)
+		if !json.Valid(body) {
+			writeError(w, 400, "parse_exception", "request body is not valid JSON")
+			return
+		}
+		s.mu.Lock()
+		s.template[parts[1]] = body
+		s.mu.Unlock()
+		writeJSON(w, 200, map[string]any{"acknowledged": true})
+	case last == "_refresh":
+		writeJSON(w, 200, map[string]any{"_shards": map[string]int{"total": 1, "successful": 1, "failed": 0}})
+	case last == "_count":
+		pattern := "*"
+		if len(parts) == 2 {
+			pattern = parts[0]
+		}
+		writeJSON(w, 200, map[string]any{"count": s.Count(pattern)})
+	case last == "_search":
+		pattern := "*"
+		if len(parts) == 2 {
+			pattern = parts[0]
+		}
+		s.search(w, r, pattern)
+	default:
+		writeError(w, 400, "illegal_argument_exception", fmt.Sprintf("estest does not implement %s %s", r.Method, r.URL.Path))
+	}
+}
+
+// bulk handles one _bulk request.
+func (s *Server) bulk(w http.ResponseWriter, r *http.Request, defaultIndex string) {
+	s.BulkRequests.Add(1)
+	s.mu.Lock()
+	reqRule, itemRule, fast := s.reqRule, s.itemRule, s.fast
+	s.mu.Unlock()
+	if reqRule != nil {
+		if st := reqRule(); st != 0 {
+			io.Copy(io.Discard, r.Body)
+			writeError(w, st, errorType(st), "injected whole-request failure")
+			return
+		}
+	}
+	br := bufio.NewReaderSize(r.Body, 1<<20)
+	var items []map[string]any
+	hasErrors := false
+	for {
+		line, err := readLine(br)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			writeError(w, 400, "parse_exception", err.Error())
+			return
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if fast {
+			s.BulkItems.Add(1)
+			if !bytes.Contains(line, []byte(`"delete"`)) {
+				readLine(br)
+			}
+			items = append(items, map[string]any{"index": map[string]any{"status": 201, "result": "created"}})
+			continue
+		}
+		var action map[string]struct {
+			Index string `json:"_index"`
+			ID    string `json:"_id"`
+		}
+		if err := json.Unmarshal(line, &action); err != nil || len(action) != 1 {
+			writeError(w, 400, "illegal_argument_exception", fmt.Sprintf("malformed action line %q", line))
+			return
+		}
+		var it Item
+		for k, v := range action {
+			it = Item{Action: k, Index: v.Index, ID: v.ID}
+		}
+		if it.Index == "" {
+			it.Index = defaultIndex
+		}
+		if it.Action != "delete" {
+			src, err := readLine(br)
+			if err != nil {
+				writeError(w, 400, "parse_exception", "action without a source line")
+				return
+			}
+			it.Source = append([]byte(nil), src...)
+		}
+		s.BulkItems.Add(1)
+		res := s.applyItem(it, itemRule)
+		if _, failed := res["error"]; failed {
+			hasErrors = true
+		}
+		items = append(items, map[string]any{it.Action: res})
+	}
+	writeJSON(w, 200, map[string]any{"took": 1, "errors": hasErrors, "items": items})
+}
+
+func (s *Server) applyItem(it Item, rule ItemRule) map[string]any {
+	res := map[string]any{"_index": it.Index, "_id": it.ID, "_type": "_doc"}
+	fail := func(st int, reason string) map[string]any {
+		s.ItemsRejected.Add(1)
+		res["status"] = st
+		res["error"] = map[string]any{"type": errorType(st), "reason": reason}
+		return res
+	}
+	switch it.Action {
+	case "index", "create", "delete":
+	default:
+		return fail(400, "unknown action "+it.Action)
+	}
+	if rule != nil {
+		if st := rule(it); st != 0 {
+			return fail(st, "injected item failure")
+		}
+	}
+	if it.Action != "delete" && !json.Valid(it.Source) {
+		return fail(400, "failed to parse: source is not valid JSON")
+	}
+	if it.Index == "" || strings.ToLower(it.Index) != it.Index {
+		return fail(400, fmt.Sprintf("invalid index name [%s]", it.Index))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.docs[it.Index]
+	if m == nil {
+		m = map[string]*Doc{}
+		s.docs[it.Index] = m
+	}
+	if it.ID == "" {
+		it.ID = fmt.Sprintf("auto-%d", s.BulkItems.Load())
+		res["_id"] = it.ID
+	}
+	old := m[it.ID]
+	switch it.Action {
+	case "delete":
+		if old == nil {
+			res["status"], res["result"] = 404, "not_found"
+			return res
+		}
+		delete(m, it.ID)
+		res["status"], res["result"], res["_version"] = 200, "deleted", old.Version+1
+		return res
+	case "create":
+		if old != nil {
+			s.ItemsRejected.Add(1)
+			res["status"] = 409
+			res["error"] = map[string]any{"type": "version_conflict_engine_exception", "reason": "document already exists"}
+			return res
+		}
+	}
+	d := &Doc{Index: it.Index, ID: it.ID, Source: it.Source, Version: 1}
+	res["status"], res["result"] = 201, "created"
+	if old != nil {
+		d.Version = old.Version + 1
+		res["status"], res["result"] = 200, "updated"
+		s.Overwrites.Add(1)
+	}
+	m[it.ID] = d
+	res["_version"] = d.Version
+	s.Indexed.Add(1)
+	return res
+}
+
+func (s *Server) search(w http.ResponseWriter, r *http.Request, pattern string) {
+	var q struct {
+		Size  *int `json:"size"`
+		Query struct {
+			IDs *struct {
+				Values []string `json:"values"`
+			} `json:"ids"`
+		} `json:"query"`
+	}
+	body, _ := io.ReadAll(r.Body)
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := json.Unmarshal(body, &q); err != nil {
+			writeError(w, 400, "parsing_exception", err.Error())
+			return
+		}
+	}
+	size := 10
+	if q.Size != nil {
+		size = *q.Size
+	}
+	want := map[string]bool{}
+	if q.Query.IDs != nil {
+		for _, id := range q.Query.IDs.Values {
+			want[id] = true
+		}
+	}
+	var hits []map[string]any
+	total := 0
+	for _, d := range s.Docs(pattern) {
+		if q.Query.IDs != nil && !want[d.ID] {
+			continue
+		}
+		total++
+		if len(hits) < size {
+			hits = append(hits, map[string]any{"_index": d.Index, "_id": d.ID, "_version": d.Version, "_score": 1.0, "_source": d.Source})
+		}
+	}
+	writeJSON(w, 200, map[string]any{"took": 1, "timed_out": false,
+		"hits": map[string]any{"total": map[string]any{"value": total, "relation": "eq"}, "max_score": 1.0, "hits": hits}})
+}
+
+// readLine reads one NDJSON line without its newline.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadBytes('\n')
+	if err == io.EOF && len(line) > 0 {
+		return line, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(line, "\r\n"), nil
+}
+
+func errorType(status int) string {
+	switch status {
+	case 429:
+		return "es_rejected_execution_exception"
+	case 400:
+		return "mapper_parsing_exception"
+	case 404:
+		return "index_not_found_exception"
+	case 409:
+		return "version_conflict_engine_exception"
+	case 503:
+		return "unavailable_shards_exception"
+	default:
+		return "exception"
+	}
+}
+
+func writeError(w http.ResponseWriter, status int, typ, reason string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"type": typ, "reason": reason, "root_cause": []any{map[string]any{"type": typ, "reason": reason}}}, "status": status})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

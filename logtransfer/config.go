@@ -1,0 +1,120 @@
+// Package logtransfer is the transfer: it consumes the log topics in a consumer
+// group, indexes every record into Elasticsearch (or NDJSON files) under a
+// deterministic id, and commits Kafka offsets only past what the output acknowledged.
+package logtransfer
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/logpipe/logpipe/internal/config"
+)
+
+// Config is the transfer's configuration, logtransfer.ini.
+type Config struct {
+	Kafka struct {
+		Brokers          string        `ini:"brokers"`
+		Group            string        `ini:"group"`
+		Topics           string        `ini:"topics"`
+		InitialOffset    string        `ini:"initial_offset"` // oldest | newest, for partitions with no commit
+		SessionTimeout   time.Duration `ini:"session_timeout"`
+		RebalanceTimeout time.Duration `ini:"rebalance_timeout"`
+		DLQTopic         string        `ini:"dlq_topic"` // {topic} is replaced by the record's topic
+	} `ini:"kafka"`
+	Output struct {
+		Type          string        `ini:"type"` // elasticsearch | file
+		Dir           string        `ini:"dir"`
+		BulkActions   int           `ini:"bulk_actions"`
+		BulkBytes     int           `ini:"bulk_bytes"`
+		FlushInterval time.Duration `ini:"flush_interval"`
+		BackoffMax    time.Duration `ini:"backoff_max"`
+	} `ini:"output"`
+	ES struct {
+		URLs     string        `ini:"urls"`
+		Index    string        `ini:"index"`
+		Username string        `ini:"username"`
+		Password string        `ini:"password"`
+		CAFile   string        `ini:"ca_file"`
+		Insecure bool          `ini:"insecure"`
+		Sniff    bool          `ini:"sniff"`
+		Template bool          `ini:"template"`
+		Timeout  time.Duration `ini:"timeout"`
+	} `ini:"es"`
+	Metrics struct {
+		Listen string `ini:"listen"`
+	} `ini:"metrics"`
+	Logging struct {
+		Level  string `ini:"level"`
+		Format string `ini:"format"`
+	} `ini:"logging"`
+}
+
+// DefaultConfig returns the defaults of every key.
+func DefaultConfig() Config {
+	var c Config
+	c.Kafka.Brokers = "127.0.0.1:9092"
+	c.Kafka.Group = "logtransfer"
+	c.Kafka.Topics = "web_log,app_log"
+	c.Kafka.InitialOffset = "oldest"
+	c.Kafka.SessionTimeout = 10 * time.Second
+	c.Kafka.RebalanceTimeout = 60 * time.Second
+	c.Kafka.DLQTopic = "{topic}.dlq"
+	c.Output.Type = "elasticsearch"
+	c.Output.Dir = "./data/out"
+	c.Output.BulkActions = 5000
+	c.Output.BulkBytes = 5 << 20
+	c.Output.FlushInterval = time.Second
+	c.Output.BackoffMax = 60 * time.Second
+	c.ES.URLs = "http://127.0.0.1:9200"
+	c.ES.Index = "{topic}-{date}"
+	c.ES.Template = true
+	c.ES.Timeout = 60 * time.Second
+	c.Metrics.Listen = "127.0.0.1:9310"
+	c.Logging.Level = "info"
+	c.Logging.Format = "text"
+	return c
+}
+
+// LoadConfig reads path over the defaults.
+func LoadConfig(path string) (Config, error) {
+	c := DefaultConfig()
+	if err := config.Load(path, &c); err != nil {
+		return c, err
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate checks values that the ini types do not.
+func (c Config) Validate() error {
+	if len(config.SplitList(c.Kafka.Brokers)) == 0 {
+		return fmt.Errorf("[kafka] brokers is empty")
+	}
+	if c.Kafka.Group == "" {
+		return fmt.Errorf("[kafka] group is empty")
+	}
+	if len(config.SplitList(c.Kafka.Topics)) == 0 {
+		return fmt.Errorf("[kafka] topics is empty")
+	}
+	if c.Kafka.InitialOffset != "oldest" && c.Kafka.InitialOffset != "newest" {
+		return fmt.Errorf("[kafka] initial_offset %q: want oldest or newest", c.Kafka.InitialOffset)
+	}
+	switch c.Output.Type {
+	case "elasticsearch":
+		if len(config.SplitList(c.ES.URLs)) == 0 {
+			return fmt.Errorf("[es] urls is empty")
+		}
+	case "file":
+		if c.Output.Dir == "" {
+			return fmt.Errorf("[output] dir is empty")
+		}
+	default:
+		return fmt.Errorf("[output] type %q: want elasticsearch or file", c.Output.Type)
+	}
+	if c.Output.BulkActions < 1 || c.Output.BulkBytes < 1 || c.Output.FlushInterval <= 0 || c.Output.BackoffMax <= 0 {
+		return fmt.Errorf("[output] bulk_actions, bulk_bytes, flush_interval and backoff_max must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+// Package document turns a Kafka record into the Elasticsearch document logpipe
+// indexes, with Elastic Common Schema field names and a deterministic id.
+package document
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/IBM/sarama"
+)
+
+// Doc is a document ready to index.
+type Doc struct {
+	Index string
+	ID    string
+	Body  []byte // the JSON document
+}
+
+// Builder builds documents; IndexPattern may hold {topic} and {date} (yyyy.MM.dd, UTC,
+// of @timestamp).
+type Builder struct {
+	IndexPattern string
+}
+
+// Build makes the document of a record. The id depends only on where the line came
+// from: host, file incarnation and byte offset for lines from logagent, or topic,
+// partition and Kafka offset for records from other producers. Re-delivery of the same
+// record therefore overwrites its document instead of adding one.
+func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
+	var host, path, fileID, offset []byte
+	for _, h := range m.Headers {
+		switch string(h.Key) {
+		case "host":
+			host = h.Value
+		case "path":
+			path = h.Value
+		case "file_id":
+			fileID = h.Value
+		case "offset":
+			offset = h.Value
+		}
+	}
+	ts := m.Timestamp.UTC()
+	if m.Timestamp.IsZero() || ts.Year() < 1971 {
+		ts = time.Now().UTC()
+	}
+	var body []byte
+	body = append(body, `{"@timestamp":"`...)
+	body = ts.AppendFormat(body, "2006-01-02T15:04:05.000Z07:00")
+	body = append(body, `","message":`...)
+	body = appendString(body, m.Value)
+	if host != nil {
+		body = append(body, `,"host":{"name":`...)
+		body = appendString(body, host)
+		body = append(body, '}')
+	}
+	if path != nil || offset != nil {
+		body = append(body, `,"log":{`...)
+		if path != nil {
+			body = append(body, `"file":{"path":`...)
+			body = appendString(body, path)
+			body = append(body, '}')
+		}
+		if off, err := strconv.ParseInt(string(offset), 10, 64); err == nil {
+			if path != nil {
+				body = append(body, ',')
+			}
+			body = append(body, `"offset":`...)
+			body = strconv.AppendInt(body, off, 10)
+		} else if path == nil {
+			body = append(body, `"offset":null`...)
+		}
+		body = append(body, '}')
+	}
+	body = append(body, `,"kafka":{"topic":`...)
+	body = appendString(body, []byte(m.Topic))
+	body = append(body, `,"partition":`...)
+	body = strconv.AppendInt(body, int64(m.Partition), 10)
+	body = append(body, `,"offset":`...)
+	body = strconv.AppendInt(body, m.Offset, 10)
+	body = append(body, "}}"...)
+
+	return Doc{Index: b.index(m.Topic, ts), ID: ID(m.Topic, m.Partition, m.Offset, host, fileID, offset), Body: body}
+}
+
+// ID is a record's document id: base64url (no padding) of the first 15 bytes of
+// SHA-256 over host, file id and line offset (each separated by a zero byte) when the
+// record has those headers, else over "k", topic, partition and Kafka offset.
+func ID(topic string, partition int32, kafkaOffset int64, host, fileID, offset []byte) string {
+	h := sha256.New()
+	if host != nil && fileID != nil && offset != nil {
+		h.Write(host)
+		h.Write([]byte{0})
+		h.Write(fileID)
+		h.Write([]byte{0})
+		h.Write(offset)
+	} else {
+		h.Write([]byte("k\x00"))
+		h.Write([]byte(topic))
+		h.Write([]byte{0})
+		h.Write(strconv.AppendInt(nil, int64(partition), 10))
+		h.Write([]byte{0})
+		h.Write(strconv.AppendInt(nil, kafkaOffset, 10))
+	}
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:15])
+}
+
+func (b Builder) index(topic string, ts time.Time) string {
+	p := b.IndexPattern
+	if p == "" {
+		p = "{topic}-{date}"
+	}
+	if strings.Contains(p, "{date}") {
+		p = strings.ReplaceAll(p, "{date}", ts.Format("2006.01.02"))
+	}
+	return strings.ToLower(strings.ReplaceAll(p, "{topic}", topic))
+}
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
+// Elasticsearch requires valid UTF-8.
+func appendString(dst, s []byte) []byte {
+	if utf8.Valid(s) && !needsEscape(s) {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
+	enc, _ := json.Marshal(strings.ToValidUTF8(string(s), "\uFFFD"))
+	return append(dst, enc...)
+}
+
+func needsEscape(s []byte) bool {
+	for _, c := range s {
+		if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}

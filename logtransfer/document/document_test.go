@@ -1,0 +1,81 @@
+package document
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+func agentRecord(value string, offset string) *sarama.ConsumerMessage {
+	return &sarama.ConsumerMessage{
+		Topic: "web_log", Partition: 2, Offset: 987, Value: []byte(value),
+		Timestamp: time.Date(2026, 11, 22, 10, 30, 0, 123e6, time.UTC),
+		Headers: []*sarama.RecordHeader{
+			{Key: []byte("host"), Value: []byte("web-1")},
+			{Key: []byte("path"), Value: []byte("/var/log/nginx/access.log")},
+			{Key: []byte("offset"), Value: []byte(offset)},
+			{Key: []byte("file_id"), Value: []byte("803-1a2b-0")},
+		},
+	}
+}
+
+func TestBuild(t *testing.T) {
+	d := Builder{}.Build(agentRecord(`GET /index.html "quoted" \ <tag>`, "12345"))
+	want := `{"@timestamp":"2026-11-22T10:30:00.123Z","message":"GET /index.html \"quoted\" \\ \u003ctag\u003e","host":{"name":"web-1"},"log":{"file":{"path":"/var/log/nginx/access.log"},"offset":12345},"kafka":{"topic":"web_log","partition":2,"offset":987}}`
+	if string(d.Body) != want {
+		t.Fatalf("body\n%s\nwant\n%s", d.Body, want)
+	}
+	if d.Index != "web_log-2026.11.22" {
+		t.Fatalf("index %s", d.Index)
+	}
+	// Golden id: base64url(sha256("web-1\x00803-1a2b-0\x0012345")[:15]).
+	if d.ID != "cvTFZvD-vMUzX6oXgL8J" { // computed independently (python hashlib)
+		t.Fatalf("id %s", d.ID)
+	}
+	// The same line re-delivered (other Kafka offset) keeps its id; another line does not.
+	again := agentRecord("x", "12345")
+	again.Offset = 5
+	if (Builder{}).Build(again).ID != d.ID {
+		t.Fatal("re-delivery changed the id")
+	}
+	if (Builder{}).Build(agentRecord("x", "12346")).ID == d.ID {
+		t.Fatal("two lines share an id")
+	}
+}
+
+func TestBuildForeignRecord(t *testing.T) {
+	m := &sarama.ConsumerMessage{Topic: "App_Log", Partition: 1, Offset: 42, Value: []byte("bad \xff utf8"), Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	d := Builder{IndexPattern: "logs-{topic}"}.Build(m)
+	if d.Index != "logs-app_log" {
+		t.Fatalf("index %s", d.Index)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(d.Body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc["message"] != "bad \uFFFD utf8" || doc["host"] != nil {
+		t.Fatalf("%s", d.Body)
+	}
+	if d.ID != ID("App_Log", 1, 42, nil, nil, nil) || d.ID == ID("App_Log", 1, 43, nil, nil, nil) {
+		t.Fatal("kafka-position id")
+	}
+}
+
+func FuzzBuild(f *testing.F) {
+	f.Add([]byte("line"), []byte("h"), []byte("/p"), []byte("10"), []byte("id"))
+	f.Add([]byte("\xff\x00\"\\"), []byte{}, []byte("\n"), []byte("x"), []byte{0xc3})
+	f.Fuzz(func(t *testing.T, value, host, path, offset, fileID []byte) {
+		m := &sarama.ConsumerMessage{Topic: "t", Value: value, Timestamp: time.Unix(1700000000, 0), Headers: []*sarama.RecordHeader{
+			{Key: []byte("host"), Value: host}, {Key: []byte("path"), Value: path}, {Key: []byte("offset"), Value: offset}, {Key: []byte("file_id"), Value: fileID},
+		}}
+		d := Builder{}.Build(m)
+		if !json.Valid(d.Body) {
+			t.Fatalf("invalid JSON: %q", d.Body)
+		}
+		if d.ID == "" || d.Index == "" {
+			t.Fatal("empty id or index")
+		}
+	})
+}

@@ -1,0 +1,154 @@
+package output
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/logpipe/logpipe/logtransfer/document"
+	"github.com/olivere/elastic/v7"
+)
+
+// ESConfig configures the Elasticsearch sink.
+type ESConfig struct {
+	URLs         []string
+	Username     string
+	Password     string
+	CAFile       string // PEM bundle to trust, for https
+	Insecure     bool   // skip certificate verification (explicit opt-in)
+	Sniff        bool   // discover nodes; off by default (wrong behind docker/NAT)
+	IndexPattern string // for the index template, e.g. {topic}-{date}
+	Template     bool   // install the index template at start
+	Timeout      time.Duration
+}
+
+// ES is the Elasticsearch sink, using bulk requests.
+type ES struct {
+	c *elastic.Client
+}
+
+// NewES connects to Elasticsearch and, if configured, installs the index template.
+// It does not wait for Elasticsearch to be up: writes are retried by the caller.
+func NewES(ctx context.Context, cfg ESConfig) (*ES, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 16
+	if cfg.CAFile != "" || cfg.Insecure {
+		tc := &tls.Config{InsecureSkipVerify: cfg.Insecure} //nolint:gosec // explicit opt-in
+		if cfg.CAFile != "" {
+			pem, err := os.ReadFile(cfg.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("elasticsearch ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("elasticsearch ca_file %s: no certificates found", cfg.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		tr.TLSClientConfig = tc
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	opts := []elastic.ClientOptionFunc{
+		elastic.SetURL(cfg.URLs...),
+		elastic.SetSniff(cfg.Sniff),
+		elastic.SetHealthcheck(false),
+		elastic.SetHttpClient(&http.Client{Transport: tr, Timeout: timeout}),
+		elastic.SetRetrier(elastic.NewStopRetrier()), // retries are the transfer's, with its backoff
+	}
+	if cfg.Username != "" {
+		opts = append(opts, elastic.SetBasicAuth(cfg.Username, cfg.Password))
+	}
+	c, err := elastic.NewSimpleClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch client: %w", err)
+	}
+	if cfg.Sniff {
+		if c, err = elastic.NewClient(opts...); err != nil {
+			return nil, fmt.Errorf("elasticsearch client: %w", err)
+		}
+	}
+	es := &ES{c: c}
+	if cfg.Template {
+		if err := es.installTemplate(ctx, cfg.IndexPattern); err != nil {
+			return nil, err
+		}
+	}
+	return es, nil
+}
+
+// installTemplate maps the document fields with ECS types, so that a Kibana data view
+// on @timestamp works at once.
+func (e *ES) installTemplate(ctx context.Context, pattern string) error {
+	if pattern == "" {
+		pattern = "{topic}-{date}"
+	}
+	glob := strings.NewReplacer("{topic}", "*", "{date}", "*").Replace(pattern)
+	tmpl := map[string]any{
+		"index_patterns": []string{glob},
+		"priority":       100,
+		"template": map[string]any{
+			"mappings": map[string]any{
+				"properties": map[string]any{
+					"@timestamp": map[string]any{"type": "date"},
+					"message":    map[string]any{"type": "text"},
+					"host":       map[string]any{"properties": map[string]any{"name": map[string]any{"type": "keyword"}}},
+					"log": map[string]any{"properties": map[string]any{
+						"file":   map[string]any{"properties": map[string]any{"path": map[string]any{"type": "keyword"}}},
+						"offset": map[string]any{"type": "long"},
+					}},
+					"kafka": map[string]any{"properties": map[string]any{
+						"topic":     map[string]any{"type": "keyword"},
+						"partition": map[string]any{"type": "integer"},
+						"offset":    map[string]any{"type": "long"},
+					}},
+				},
+			},
+		},
+	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := e.c.IndexPutIndexTemplate("logpipe").BodyJson(tmpl).Do(tctx); err != nil {
+		return fmt.Errorf("install index template for %s: %w", glob, err)
+	}
+	return nil
+}
+
+// Write sends docs in one bulk request.
+func (e *ES) Write(ctx context.Context, docs []document.Doc) ([]Result, error) {
+	bulk := e.c.Bulk()
+	for _, d := range docs {
+		bulk.Add(elastic.NewBulkIndexRequest().Index(d.Index).Id(d.ID).Doc(json.RawMessage(d.Body)))
+	}
+	resp, err := bulk.Do(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bulk request of %d documents: %w", len(docs), err)
+	}
+	if len(resp.Items) != len(docs) {
+		return nil, fmt.Errorf("bulk response has %d items for %d documents", len(resp.Items), len(docs))
+	}
+	results := make([]Result, len(docs))
+	for i, item := range resp.Items {
+		for _, r := range item {
+			results[i] = Result{Outcome: classify(r.Status), Status: r.Status}
+			if r.Error != nil {
+				results[i].Error = r.Error.Type + ": " + r.Error.Reason
+			}
+		}
+	}
+	return results, nil
+}
+
+// Close releases the client.
+func (e *ES) Close() error {
+	e.c.Stop()
+	return nil
+}

@@ -1,0 +1,320 @@
+package logtransfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/logpipe/logpipe/internal/config"
+	"github.com/logpipe/logpipe/logtransfer/document"
+	"github.com/logpipe/logpipe/logtransfer/output"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Transfer consumes records and indexes them.
+type Transfer struct {
+	cfg     Config
+	log     *slog.Logger
+	sink    output.Sink
+	builder document.Builder
+	m       *metrics
+
+	dlqMu sync.Mutex
+	dlq   sarama.SyncProducer
+}
+
+// New prepares a transfer and its output. For Elasticsearch it installs the index
+// template (when configured), so Elasticsearch must answer at start.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
+	var sink output.Sink
+	var err error
+	switch cfg.Output.Type {
+	case "file":
+		sink, err = output.NewFile(cfg.Output.Dir)
+	default:
+		sink, err = output.NewES(ctx, output.ESConfig{
+			URLs: config.SplitList(cfg.ES.URLs), Username: cfg.ES.Username, Password: cfg.ES.Password,
+			CAFile: cfg.ES.CAFile, Insecure: cfg.ES.Insecure, Sniff: cfg.ES.Sniff,
+			IndexPattern: cfg.ES.Index, Template: cfg.ES.Template, Timeout: cfg.ES.Timeout,
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Transfer{cfg: cfg, log: log, sink: sink, builder: document.Builder{IndexPattern: cfg.ES.Index}, m: newMetrics()}, nil
+}
+
+// Registry is the transfer's metrics registry.
+func (t *Transfer) Registry() *prometheus.Registry { return t.m.reg }
+
+func (t *Transfer) saramaConfig() *sarama.Config {
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V2_8_0_0
+	sc.ClientID = "logtransfer"
+	sc.Consumer.Offsets.AutoCommit.Enable = false
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	if t.cfg.Kafka.InitialOffset == "newest" {
+		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	}
+	sc.Consumer.Group.Session.Timeout = t.cfg.Kafka.SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = t.cfg.Kafka.SessionTimeout / 3
+	sc.Consumer.Group.Rebalance.Timeout = t.cfg.Kafka.RebalanceTimeout
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Fetch.Default = 4 << 20
+	sc.ChannelBufferSize = 4096
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Return.Successes = true
+	sc.Producer.Retry.Max = 10
+	return sc
+}
+
+// Run consumes until ctx ends. On a rebalance and at the end it stores what is
+// pending, commits, and lets the partitions go.
+func (t *Transfer) Run(ctx context.Context) error {
+	defer t.sink.Close()
+	defer t.closeDLQ()
+	brokers := config.SplitList(t.cfg.Kafka.Brokers)
+	topics := config.SplitList(t.cfg.Kafka.Topics)
+	var group sarama.ConsumerGroup
+	backoff := 250 * time.Millisecond
+	for group == nil {
+		g, err := sarama.NewConsumerGroup(brokers, t.cfg.Kafka.Group, t.saramaConfig())
+		if err == nil {
+			group = g
+			break
+		}
+		t.log.Warn("kafka unreachable; retrying", "brokers", brokers, "err", err, "retry_in", backoff)
+		if !sleep(ctx, backoff) {
+			return nil
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	defer group.Close()
+	go func() {
+		for err := range group.Errors() {
+			t.log.Warn("consumer group", "err", err)
+		}
+	}()
+	t.log.Info("consuming", "group", t.cfg.Kafka.Group, "topics", topics, "output", t.cfg.Output.Type)
+	h := &handler{t: t}
+	for ctx.Err() == nil {
+		if err := group.Consume(ctx, topics, h); err != nil {
+			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+				return nil
+			}
+			t.log.Warn("consume failed; rejoining", "err", err)
+			if !sleep(ctx, time.Second) {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// handler is the sarama.ConsumerGroupHandler: one ConsumeClaim per partition.
+type handler struct{ t *Transfer }
+
+func (h *handler) Setup(s sarama.ConsumerGroupSession) error {
+	h.t.log.Info("partitions assigned", "claims", s.Claims(), "generation", s.GenerationID())
+	return nil
+}
+
+func (h *handler) Cleanup(s sarama.ConsumerGroupSession) error { return nil }
+
+// ConsumeClaim batches the partition's records by count, bytes and interval, stores
+// each batch, and only then marks and commits its offsets.
+func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	t := h.t
+	var batch []*sarama.ConsumerMessage
+	bytes := 0
+	timer := time.NewTimer(t.cfg.Output.FlushInterval)
+	defer timer.Stop()
+	lag := t.m.lag.WithLabelValues(claim.Topic(), strconv.Itoa(int(claim.Partition())))
+	flush := func(ctx context.Context) bool {
+		if len(batch) == 0 {
+			return true
+		}
+		if !t.store(ctx, batch) {
+			return false
+		}
+		last := batch[len(batch)-1]
+		sess.MarkMessage(last, "")
+		sess.Commit()
+		lag.Set(float64(max(0, claim.HighWaterMarkOffset()-last.Offset-1)))
+		batch, bytes = batch[:0], 0
+		return true
+	}
+	for {
+		select {
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				h.final(flush)
+				return nil
+			}
+			t.m.consumed.Inc()
+			batch = append(batch, msg)
+			bytes += len(msg.Value) + 256
+			if len(batch) >= t.cfg.Output.BulkActions || bytes >= t.cfg.Output.BulkBytes {
+				if !flush(sess.Context()) {
+					return nil
+				}
+				timer.Reset(t.cfg.Output.FlushInterval)
+			}
+		case <-timer.C:
+			if !flush(sess.Context()) {
+				return nil
+			}
+			timer.Reset(t.cfg.Output.FlushInterval)
+		case <-sess.Context().Done():
+			h.final(flush)
+			return nil
+		}
+	}
+}
+
+// final stores what is pending when the session ends (rebalance or shutdown), within
+// a bounded time; what it cannot store is not committed and goes to the partition's
+// next owner.
+func (h *handler) final(flush func(context.Context) bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	flush(ctx)
+}
+
+// store writes a batch until every record is stored or dead-lettered. It gives up
+// (false) only when ctx ends; nothing is then committed for the batch.
+func (t *Transfer) store(ctx context.Context, msgs []*sarama.ConsumerMessage) bool {
+	docs := make([]document.Doc, len(msgs))
+	for i, m := range msgs {
+		docs[i] = t.builder.Build(m)
+	}
+	pending := make([]int, len(msgs))
+	for i := range pending {
+		pending[i] = i
+	}
+	backoff := 100 * time.Millisecond
+	for len(pending) > 0 {
+		send := make([]document.Doc, len(pending))
+		for i, j := range pending {
+			send[i] = docs[j]
+		}
+		start := time.Now()
+		results, err := t.sink.Write(ctx, send)
+		t.m.bulkSeconds.Observe(time.Since(start).Seconds())
+		if err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			t.m.bulkFailures.Inc()
+			t.log.Warn("bulk request failed; retrying", "docs", len(send), "err", err, "retry_in", backoff)
+			if !sleep(ctx, backoff) {
+				return false
+			}
+			backoff = min(2*backoff, t.cfg.Output.BackoffMax)
+			continue
+		}
+		var retry []int
+		for i, r := range results {
+			j := pending[i]
+			switch r.Outcome {
+			case output.Stored:
+				t.m.indexed.Inc()
+			case output.Retry:
+				retry = append(retry, j)
+			case output.Reject:
+				if !t.deadLetter(ctx, msgs[j], r) {
+					return false
+				}
+			}
+		}
+		if len(retry) > 0 {
+			t.m.retried.Add(float64(len(retry)))
+			t.log.Warn("documents not accepted; retrying them", "docs", len(retry), "first_error", results[indexOf(pending, retry[0])].Error, "retry_in", backoff)
+			if !sleep(ctx, backoff) {
+				return false
+			}
+			backoff = min(2*backoff, t.cfg.Output.BackoffMax)
+		}
+		pending = retry
+	}
+	return true
+}
+
+func indexOf(s []int, v int) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return 0
+}
+
+// deadLetter produces a rejected record, unchanged, to its dead-letter topic with the
+// reason and its origin in headers, retrying until Kafka has it or ctx ends.
+func (t *Transfer) deadLetter(ctx context.Context, m *sarama.ConsumerMessage, r output.Result) bool {
+	topic := strings.ReplaceAll(t.cfg.Kafka.DLQTopic, "{topic}", m.Topic)
+	msg := &sarama.ProducerMessage{Topic: topic, Key: sarama.ByteEncoder(m.Key), Value: sarama.ByteEncoder(m.Value), Timestamp: m.Timestamp}
+	for _, h := range m.Headers {
+		msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	msg.Headers = append(msg.Headers,
+		sarama.RecordHeader{Key: []byte("error"), Value: []byte(fmt.Sprintf("%d %s", r.Status, r.Error))},
+		sarama.RecordHeader{Key: []byte("original_topic"), Value: []byte(m.Topic)},
+		sarama.RecordHeader{Key: []byte("original_partition"), Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
+		sarama.RecordHeader{Key: []byte("original_offset"), Value: strconv.AppendInt(nil, m.Offset, 10)},
+	)
+	backoff := 100 * time.Millisecond
+	for {
+		p, err := t.dlqProducer()
+		if err == nil {
+			if _, _, err = p.SendMessage(msg); err == nil {
+				t.m.deadLettered.Inc()
+				t.log.Warn("record dead-lettered", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "dlq", topic, "status", r.Status, "error", r.Error)
+				return true
+			}
+		}
+		t.log.Warn("dead-letter produce failed; retrying", "dlq", topic, "err", err)
+		if !sleep(ctx, backoff) {
+			return false
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func (t *Transfer) dlqProducer() (sarama.SyncProducer, error) {
+	t.dlqMu.Lock()
+	defer t.dlqMu.Unlock()
+	if t.dlq == nil {
+		p, err := sarama.NewSyncProducer(config.SplitList(t.cfg.Kafka.Brokers), t.saramaConfig())
+		if err != nil {
+			return nil, fmt.Errorf("dead-letter producer: %w", err)
+		}
+		t.dlq = p
+	}
+	return t.dlq, nil
+}
+
+func (t *Transfer) closeDLQ() {
+	t.dlqMu.Lock()
+	defer t.dlqMu.Unlock()
+	if t.dlq != nil {
+		t.dlq.Close()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-tm.C:
+		return true
+	}
+}

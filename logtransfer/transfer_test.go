@@ -1,0 +1,342 @@
+package logtransfer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/logpipe/logpipe/internal/brokertest"
+	"github.com/logpipe/logpipe/internal/estest"
+	"github.com/logpipe/logpipe/internal/logging"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// produce writes n agent-style records to topic over its partitions: the line
+// "line <i>" of file /var/log/f<i%3>.log at offset 100*i.
+func produce(t testing.TB, addr, topic string, from, to int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for i := from; i < to; i++ {
+		recs = append(recs, &kgo.Record{Value: []byte(fmt.Sprintf("line %d", i)), Timestamp: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC), Headers: []kgo.RecordHeader{
+			{Key: "host", Value: []byte("web-1")},
+			{Key: "path", Value: []byte(fmt.Sprintf("/var/log/f%d.log", i%3))},
+			{Key: "offset", Value: []byte(strconv.Itoa(100 * i))},
+			{Key: "file_id", Value: []byte(fmt.Sprintf("1-%d-0", i%3))},
+		}})
+		if len(recs) == 5000 || i == to-1 {
+			if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			recs = recs[:0]
+		}
+	}
+}
+
+func createTopic(t testing.TB, addr, topic string, partitions int32) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), partitions, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testConfig(addr, esURL string) Config {
+	c := DefaultConfig()
+	c.Kafka.Brokers = addr
+	c.Kafka.Topics = "web_log"
+	c.Kafka.SessionTimeout = 6 * time.Second
+	c.Output.BulkActions = 2000
+	c.Output.FlushInterval = 50 * time.Millisecond
+	c.Output.BackoffMax = 500 * time.Millisecond
+	c.ES.URLs = esURL
+	c.Metrics.Listen = ""
+	return c
+}
+
+type runningTransfer struct {
+	t      *Transfer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startTransfer(tb testing.TB, cfg Config) *runningTransfer {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	tr, err := New(ctx, cfg, logging.Discard())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := &runningTransfer{t: tr, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- tr.Run(ctx) }()
+	tb.Cleanup(r.stop)
+	return r
+}
+
+func (r *runningTransfer) stop() {
+	if r.cancel != nil {
+		r.cancel()
+		r.cancel = nil
+		<-r.done
+	}
+}
+
+func startES(t testing.TB) *estest.Server {
+	es, err := estest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(es.Close)
+	return es
+}
+
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkDocs verifies that lines from..to are each exactly one document with the
+// right fields, and nothing else exists.
+func checkDocs(t testing.TB, es *estest.Server, n int) {
+	t.Helper()
+	docs := es.Docs("web_log-*")
+	if len(docs) != n {
+		t.Fatalf("%d documents, want %d", len(docs), n)
+	}
+	seen := map[string]bool{}
+	for _, d := range docs {
+		var doc struct {
+			Message string                `json:"message"`
+			Host    struct{ Name string } `json:"host"`
+			Log     struct {
+				File   struct{ Path string } `json:"file"`
+				Offset int64                 `json:"offset"`
+			} `json:"log"`
+			Kafka struct {
+				Topic string `json:"topic"`
+			} `json:"kafka"`
+		}
+		if err := json.Unmarshal(d.Source, &doc); err != nil {
+			t.Fatal(err)
+		}
+		i, _ := strconv.Atoi(strings.TrimPrefix(doc.Message, "line "))
+		if d.Index != "web_log-2026.11.22" || doc.Host.Name != "web-1" || doc.Log.Offset != int64(100*i) ||
+			doc.Log.File.Path != fmt.Sprintf("/var/log/f%d.log", i%3) || doc.Kafka.Topic != "web_log" || seen[doc.Message] {
+			t.Fatalf("document %s in %s: %s", d.ID, d.Index, d.Source)
+		}
+		seen[doc.Message] = true
+	}
+}
+
+func TestIndexesEveryRecordOnce(t *testing.T) {
+	b := brokertest.Start(t, 6)
+	createTopic(t, b.Addr(), "web_log", 6)
+	es := startES(t)
+	const n = 20000
+	produce(t, b.Addr(), "web_log", 0, n)
+	r := startTransfer(t, testConfig(b.Addr(), es.URL()))
+	waitFor(t, 60*time.Second, "every document", func() bool { return es.Count("*") >= n })
+	checkDocs(t, es, n)
+	if len(es.Templates()) != 1 {
+		t.Fatal("index template not installed")
+	}
+	// A restart re-delivers nothing that was committed.
+	r.stop()
+	before := es.Indexed.Load()
+	produce(t, b.Addr(), "web_log", n, n+100)
+	startTransfer(t, testConfig(b.Addr(), es.URL()))
+	waitFor(t, 60*time.Second, "documents after restart", func() bool { return es.Count("*") >= n+100 })
+	time.Sleep(200 * time.Millisecond)
+	if got := es.Indexed.Load() - before; got != 100 {
+		t.Fatalf("restart indexed %d documents, want the 100 new ones", got)
+	}
+}
+
+func TestTwoInstancesShareTheGroup(t *testing.T) {
+	b := brokertest.Start(t, 6)
+	createTopic(t, b.Addr(), "web_log", 6)
+	es := startES(t)
+	const n = 20000
+	cfg := testConfig(b.Addr(), es.URL())
+	startTransfer(t, cfg)
+	startTransfer(t, cfg)
+	produce(t, b.Addr(), "web_log", 0, n)
+	waitFor(t, 60*time.Second, "every document", func() bool { return es.Count("*") >= n })
+	time.Sleep(300 * time.Millisecond)
+	checkDocs(t, es, n)
+	if es.Overwrites.Load() > 0 {
+		t.Logf("%d documents were indexed twice (a rebalance moved uncommitted records)", es.Overwrites.Load())
+	}
+}
+
+// TestRetries429AndNeverCommitsAhead answers 30% of items 429 for a while and checks,
+// all along, that no committed offset is past a record that is not indexed.
+func TestRetries429AndNeverCommitsAhead(t *testing.T) {
+	b := brokertest.Start(t, 6)
+	createTopic(t, b.Addr(), "web_log", 6)
+	es := startES(t)
+	const n = 20000
+	var rejecting atomic.Bool
+	rejecting.Store(true)
+	var k atomic.Int64
+	es.SetItemRule(func(estest.Item) int {
+		if rejecting.Load() && k.Add(1)%10 < 3 {
+			return 429
+		}
+		return 0
+	})
+	produce(t, b.Addr(), "web_log", 0, n)
+	startTransfer(t, testConfig(b.Addr(), es.URL()))
+
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	// Which line sits at each Kafka offset of each partition.
+	byOffset := map[[2]int64]string{}
+	cons, _ := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics("web_log"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	defer cons.Close()
+	for len(byOffset) < n {
+		cons.PollFetches(context.Background()).EachRecord(func(r *kgo.Record) {
+			byOffset[[2]int64{int64(r.Partition), r.Offset}] = string(r.Value)
+		})
+	}
+	check := func() {
+		offs, err := adm.FetchOffsets(context.Background(), "logtransfer")
+		if err != nil {
+			return
+		}
+		indexed := map[string]bool{}
+		for _, d := range es.Docs("web_log-*") {
+			var doc struct{ Message string }
+			json.Unmarshal(d.Source, &doc)
+			indexed[doc.Message] = true
+		}
+		offs.Each(func(o kadm.OffsetResponse) {
+			for off := int64(0); off < o.At; off++ {
+				if line := byOffset[[2]int64{int64(o.Partition), off}]; !indexed[line] {
+					t.Fatalf("partition %d committed at %d but offset %d (%s) is not indexed", o.Partition, o.At, off, line)
+				}
+			}
+		})
+	}
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		check()
+	}
+	rejecting.Store(false)
+	waitFor(t, 60*time.Second, "every document", func() bool { return es.Count("*") >= n })
+	check()
+	checkDocs(t, es, n)
+	if es.ItemsRejected.Load() == 0 {
+		t.Fatal("no item was rejected: the test tested nothing")
+	}
+}
+
+func TestElasticsearchOutage(t *testing.T) {
+	b := brokertest.Start(t, 6)
+	createTopic(t, b.Addr(), "web_log", 6)
+	es := startES(t)
+	startTransfer(t, testConfig(b.Addr(), es.URL()))
+	produce(t, b.Addr(), "web_log", 0, 1000)
+	waitFor(t, 30*time.Second, "documents before the outage", func() bool { return es.Count("*") >= 1000 })
+	es.Down()
+	produce(t, b.Addr(), "web_log", 1000, 5000)
+	time.Sleep(3 * time.Second) // the outage: bulk requests fail meanwhile
+	if err := es.Up(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "documents after the outage", func() bool { return es.Count("*") >= 5000 })
+	checkDocs(t, es, 5000)
+	es.SetRequestRule(func() int { return 503 })
+	produce(t, b.Addr(), "web_log", 5000, 5500)
+	time.Sleep(time.Second)
+	es.SetRequestRule(nil)
+	waitFor(t, 60*time.Second, "documents after 503s", func() bool { return es.Count("*") >= 5500 })
+	checkDocs(t, es, 5500)
+}
+
+func TestRejectedRecordGoesToDeadLetterTopic(t *testing.T) {
+	b := brokertest.Start(t, 6)
+	createTopic(t, b.Addr(), "web_log", 6)
+	es := startES(t)
+	es.SetItemRule(func(it estest.Item) int {
+		if strings.Contains(string(it.Source), `"line 77"`) {
+			return 400
+		}
+		return 0
+	})
+	produce(t, b.Addr(), "web_log", 0, 500)
+	startTransfer(t, testConfig(b.Addr(), es.URL()))
+	waitFor(t, 30*time.Second, "the other documents", func() bool { return es.Count("*") >= 499 })
+	cons, _ := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics("web_log.dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	defer cons.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var dead *kgo.Record
+	for dead == nil && ctx.Err() == nil {
+		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { dead = r })
+	}
+	if dead == nil || string(dead.Value) != "line 77" {
+		t.Fatalf("dead-letter record %v", dead)
+	}
+	hdr := map[string]string{}
+	for _, h := range dead.Headers {
+		hdr[h.Key] = string(h.Value)
+	}
+	if !strings.HasPrefix(hdr["error"], "400 mapper_parsing_exception") || hdr["original_topic"] != "web_log" || hdr["offset"] != "7700" {
+		t.Fatalf("headers %v", hdr)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if es.Count("*") != 499 {
+		t.Fatalf("%d documents", es.Count("*"))
+	}
+}
+
+func TestFileOutput(t *testing.T) {
+	b := brokertest.Start(t, 3)
+	createTopic(t, b.Addr(), "web_log", 3)
+	dir := t.TempDir()
+	cfg := testConfig(b.Addr(), "http://127.0.0.1:1")
+	cfg.Output.Type = "file"
+	cfg.Output.Dir = dir
+	produce(t, b.Addr(), "web_log", 0, 3000)
+	startTransfer(t, cfg)
+	file := filepath.Join(dir, "web_log-2026.11.22.ndjson")
+	lines := func() []string {
+		data, _ := os.ReadFile(file)
+		return strings.Split(strings.TrimSpace(string(data)), "\n")
+	}
+	waitFor(t, 30*time.Second, "3000 lines in the output file", func() bool { return len(lines()) >= 3000 })
+	ids := map[string]bool{}
+	for _, l := range lines() {
+		var doc struct {
+			ID      string `json:"_id"`
+			Message string `json:"message"`
+		}
+		if err := json.Unmarshal([]byte(l), &doc); err != nil || doc.ID == "" || ids[doc.ID] {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		ids[doc.ID] = true
+	}
+}
