@@ -1,6 +1,8 @@
 package logtransfer
 
 import (
+	"sync/atomic"
+
 	imetrics "github.com/logpipe/logpipe/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -10,7 +12,10 @@ type metrics struct {
 	consumed, indexed, retried, deadLettered, bulkFailures prometheus.Counter
 	bulkSeconds                                            prometheus.Histogram
 	lag                                                    *prometheus.GaugeVec
+	indexedN                                               atomic.Int64 // indexed, readable by benchmarks
 }
+
+func (m *metrics) indexedCount() int { return int(m.indexedN.Load()) }
 
 func newMetrics() *metrics {
 	c := func(name, help string) prometheus.Counter {

@@ -68,6 +68,7 @@ func (t *Transfer) saramaConfig() *sarama.Config {
 	sc.Consumer.Return.Errors = true
 	sc.Consumer.Fetch.Default = 4 << 20
 	sc.ChannelBufferSize = 4096
+	sc.Consumer.MaxProcessingTime = time.Second
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Producer.Return.Successes = true
 	sc.Producer.Retry.Max = 10
@@ -225,6 +226,7 @@ func (t *Transfer) store(ctx context.Context, msgs []*sarama.ConsumerMessage) bo
 			switch r.Outcome {
 			case output.Stored:
 				t.m.indexed.Inc()
+				t.m.indexedN.Add(1)
 			case output.Retry:
 				retry = append(retry, j)
 			case output.Reject:

@@ -1,0 +1,65 @@
+package logtransfer
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/logpipe/logpipe/internal/brokertest"
+)
+
+// TestTransferSIGKILL kills the transfer binary with SIGKILL while it indexes, three
+// times, and restarts it: every record ends up exactly one document.
+func TestTransferSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	b := brokertest.Start(t, 6)
+	createTopic(t, b.Addr(), "web_log", 6)
+	es := startES(t)
+	bin := filepath.Join(t.TempDir(), "logtransfer")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/logpipe/logpipe/cmd/logtransfer").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ini := filepath.Join(t.TempDir(), "logtransfer.ini")
+	os.WriteFile(ini, []byte(fmt.Sprintf(`[kafka]
+brokers = %s
+topics = web_log
+session_timeout = 6s
+[output]
+bulk_actions = 500
+flush_interval = 20ms
+[es]
+urls = %s
+[metrics]
+listen =
+[logging]
+level = warn
+`, b.Addr(), es.URL())), 0o644)
+	const n = 30000
+	produce(t, b.Addr(), "web_log", 0, n)
+	for kill := 0; kill < 3; kill++ {
+		cmd := exec.Command(bin, "-config", ini)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		before := es.Indexed.Load()
+		waitFor(t, 60*time.Second, "indexing progress", func() bool { return es.Indexed.Load() > before+2000 })
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	cmd := exec.Command(bin, "-config", ini)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	waitFor(t, 90*time.Second, "every document after three kills", func() bool { return es.Count("*") >= n })
+	time.Sleep(300 * time.Millisecond)
+	checkDocs(t, es, n)
+	t.Logf("%d records, 3 SIGKILLs: %d documents, %d items indexed (%d re-indexed under the same _id)", n, es.Count("*"), es.Indexed.Load(), es.Overwrites.Load())
+}
