@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/logpipe/logpipe/internal/atomicfile"
 )
 
 // Partition is the log of one topic partition: a sequence of segments, the last of
@@ -194,7 +196,7 @@ func (p *Partition) roll() (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("roll %s-%d: %w", p.topic, p.index, err)
 	}
-	if err := syncDir(p.dir); err != nil {
+	if err := atomicfile.SyncDir(p.dir); err != nil {
 		return nil, fmt.Errorf("roll %s-%d: fsync directory: %w", p.topic, p.index, err)
 	}
 	p.segs = append(p.segs, s)

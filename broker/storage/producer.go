@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/logpipe/logpipe/internal/atomicfile"
 )
 
 // retainedBatches is how many batches per producer are remembered to answer retries,
@@ -131,7 +133,7 @@ func writeSnapshot(dir string, offset int64, ps producers) error {
 	if err != nil {
 		return fmt.Errorf("encode producer snapshot: %w", err)
 	}
-	if err := writeFileSync(segmentPath(dir, offset, ".snapshot"), data); err != nil {
+	if err := atomicfile.Write(segmentPath(dir, offset, ".snapshot"), data); err != nil {
 		return err
 	}
 	// Keep the two newest snapshots; older ones are never needed again.

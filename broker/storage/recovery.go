@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/logpipe/logpipe/internal/atomicfile"
 )
 
 // openPartition opens the partition in dir, creating it if needed. After an unclean
@@ -101,7 +103,7 @@ func openPartition(dir, topic string, index int32, cfg func() TopicConfig, clean
 			return nil, err
 		}
 		p.segs = append(p.segs, s)
-		if err := syncDir(dir); err != nil {
+		if err := atomicfile.SyncDir(dir); err != nil {
 			s.release()
 			return nil, fmt.Errorf("fsync %s: %w", dir, err)
 		}

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"sync/atomic"
 	"time"
+
+	"github.com/logpipe/logpipe/internal/atomicfile"
 )
 
 const (
@@ -121,7 +123,7 @@ func (s *segment) writeIndexes() error {
 		ext  string
 		data []byte
 	}{{".index", s.index}, {".timeindex", s.timeIndex}} {
-		if err := writeFileSync(segmentPath(s.dir, s.base, f.ext), f.data); err != nil {
+		if err := atomicfile.Write(segmentPath(s.dir, s.base, f.ext), f.data); err != nil {
 			return err
 		}
 	}
@@ -226,41 +228,4 @@ func readHeader(f *os.File, pos, limit int64, buf *[batchHeaderSize]byte) (batch
 		return batchHeader{}, fmt.Errorf("read batch header at %d of %s: %w", pos, f.Name(), err)
 	}
 	return parseHeader(buf[:]), nil
-}
-
-// writeFileSync writes data to path atomically: a temporary file, fsync, rename, and
-// fsync of the directory.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(path))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -15,6 +15,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/logpipe/logpipe/internal/atomicfile"
+	"github.com/logpipe/logpipe/internal/topicname"
 )
 
 const (
@@ -153,7 +156,7 @@ func (s *Store) load() error {
 	if err := os.Remove(markerPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove clean-shutdown marker: %w", err)
 	}
-	return syncDir(s.opts.Dir)
+	return atomicfile.SyncDir(s.opts.Dir)
 }
 
 // removeLeftovers deletes directories of deleted topics and of partitions that no
@@ -212,19 +215,14 @@ func (s *Store) saveTopics() error {
 	if err != nil {
 		return fmt.Errorf("encode topics: %w", err)
 	}
-	return writeFileSync(filepath.Join(s.opts.Dir, topicsFile), data)
+	return atomicfile.Write(filepath.Join(s.opts.Dir, topicsFile), data)
 }
 
-// ValidateTopicName checks a topic name against Kafka's rules.
+// ValidateTopicName checks a topic name against Kafka's rules; the error wraps
+// ErrInvalidTopic.
 func ValidateTopicName(name string) error {
-	if name == "" || name == "." || name == ".." || len(name) > 249 {
-		return fmt.Errorf("%w: %q", ErrInvalidTopic, name)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: %q: character %q is not one of [a-zA-Z0-9._-]", ErrInvalidTopic, name, c)
-		}
+	if err := topicname.Validate(name); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidTopic, err)
 	}
 	return nil
 }
@@ -378,7 +376,7 @@ func (s *Store) NextProducerID() (int64, error) {
 		if start < s.pidEnd {
 			start = s.pidEnd
 		}
-		if err := writeFileSync(path, binary.BigEndian.AppendUint64(nil, uint64(start+producerIDBlock))); err != nil {
+		if err := atomicfile.Write(path, binary.BigEndian.AppendUint64(nil, uint64(start+producerIDBlock))); err != nil {
 			return 0, err
 		}
 		s.pidNext, s.pidEnd = start, start+producerIDBlock
@@ -434,7 +432,7 @@ func (s *Store) Close() error {
 	<-s.done
 	err := s.closePartitions()
 	if err == nil {
-		err = writeFileSync(filepath.Join(s.opts.Dir, cleanShutdownFile), nil)
+		err = atomicfile.Write(filepath.Join(s.opts.Dir, cleanShutdownFile), nil)
 	}
 	s.lock.Close()
 	return err

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/logpipe/logpipe/broker/storage"
+	"github.com/logpipe/logpipe/internal/topicname"
 )
 
 // Entry is one item of the collection config.
@@ -78,7 +78,7 @@ func (e Entry) validate() error {
 	if e.Topic == "" {
 		return errors.New(`"topic" is missing`)
 	}
-	if err := storage.ValidateTopicName(e.Topic); err != nil {
+	if err := topicname.Validate(e.Topic); err != nil {
 		return fmt.Errorf(`"topic": %v`, err)
 	}
 	switch e.Key {

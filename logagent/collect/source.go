@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/logpipe/logpipe/logagent/registry"
+	"github.com/logpipe/logpipe/internal/atomicfile"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -66,7 +66,7 @@ func (s *Source) Run(ctx context.Context, apply func(Config)) {
 			return
 		}
 		last = append([]byte(nil), value...)
-		if err := registry.WriteFileAtomic(filepath.Join(s.CacheDir, CacheFile), value); err != nil {
+		if err := atomicfile.Write(filepath.Join(s.CacheDir, CacheFile), value); err != nil {
 			s.Log.Warn("could not cache the collection config", "err", err)
 		}
 		s.Log.Info("applying collection config", "key", s.Key, "revision", rev, "entries", len(c))

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+
+	"github.com/logpipe/logpipe/internal/atomicfile"
 )
 
 // FileName is the registry's file in the agent's data directory.
@@ -132,7 +134,7 @@ func (r *Registry) Save() error {
 	sort.Slice(list, func(i, j int) bool { return list[i].Path < list[j].Path })
 	data, err := json.MarshalIndent(list, "", " ")
 	if err == nil {
-		err = WriteFileAtomic(r.path, data)
+		err = atomicfile.Write(r.path, data)
 	}
 	if err != nil {
 		r.mu.Lock()
@@ -141,34 +143,4 @@ func (r *Registry) Save() error {
 		return fmt.Errorf("registry: save: %w", err)
 	}
 	return nil
-}
-
-// WriteFileAtomic replaces path with data so that a crash leaves the old or the new
-// content whole.
-func WriteFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
