@@ -23,7 +23,7 @@ help:
 	@echo "make clean   - remove bin/ and data/"
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/broker ./cmd/logagent ./cmd/logtransfer
 
 test:
 	$(GO) vet ./...
@@ -33,7 +33,8 @@ test-race:
 	$(GO) test -race $(TESTFLAGS) ./...
 
 run: build
-	$(GO) run ./cmd/devrun
+	$(GO) build -o $(BIN)/devrun ./cmd/devrun
+	./$(BIN)/devrun
 
 bench: build
 	$(GO) run ./bench
