@@ -53,7 +53,7 @@ func DefaultConfig() Config {
 	var c Config
 	c.Agent.DataDir = "./data/logagent"
 	c.Agent.ScanInterval = 10 * time.Second
-	c.Agent.PollInterval = 250 * time.Millisecond
+	c.Agent.PollInterval = 50 * time.Millisecond
 	c.Agent.MaxIdleInterval = 2 * time.Second
 	c.Agent.MaxLineBytes = 512 << 10
 	c.Agent.RegistryFlush = time.Second
@@ -67,7 +67,7 @@ func DefaultConfig() Config {
 	c.Kafka.MaxInFlightBytes = 16 << 20
 	c.Kafka.FlushBytes = 1 << 20
 	c.Kafka.FlushMessages = 0
-	c.Kafka.FlushFrequency = 100 * time.Millisecond
+	c.Kafka.FlushFrequency = 20 * time.Millisecond
 	c.Kafka.MaxMessageBytes = 1000000
 	c.Metrics.Listen = "127.0.0.1:9309"
 	c.Log.Level = "info"

@@ -128,8 +128,9 @@ func (h *handler) Setup(s sarama.ConsumerGroupSession) error {
 
 func (h *handler) Cleanup(s sarama.ConsumerGroupSession) error { return nil }
 
-// ConsumeClaim batches the partition's records by count, bytes and interval, stores
-// each batch, and only then marks and commits its offsets.
+// ConsumeClaim batches the partition's records by count and bytes, up to what is
+// waiting (and at most the flush interval), stores each batch, and only then marks and
+// commits its offsets.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	t := h.t
 	var batch []*sarama.ConsumerMessage
@@ -161,7 +162,10 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			t.m.consumed.Inc()
 			batch = append(batch, msg)
 			bytes += len(msg.Value) + 256
-			if len(batch) >= t.cfg.Output.BulkActions || bytes >= t.cfg.Output.BulkBytes {
+			// Send when the batch is full, or when no more records are waiting: under
+			// load the channel stays full and bulks are large; when traffic is light a
+			// record does not wait for the flush interval.
+			if len(batch) >= t.cfg.Output.BulkActions || bytes >= t.cfg.Output.BulkBytes || len(claim.Messages()) == 0 {
 				if !flush(sess.Context()) {
 					return nil
 				}

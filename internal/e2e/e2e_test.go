@@ -25,7 +25,7 @@ import (
 
 // proc is one component running as a process, restartable.
 type proc struct {
-	t    *testing.T
+	tb   testing.TB
 	name string
 	args []string
 	mu   sync.Mutex
@@ -34,13 +34,13 @@ type proc struct {
 }
 
 func (p *proc) start() {
-	p.t.Helper()
+	p.tb.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cmd := exec.Command(p.args[0], p.args[1:]...)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("start %s: %v", p.name, err)
+		p.tb.Fatalf("start %s: %v", p.name, err)
 	}
 	p.cmd = cmd
 }
@@ -126,7 +126,7 @@ func (w *writer) copytruncate(t *testing.T) {
 	w.size = 0
 }
 
-func build(t *testing.T, dir string) {
+func build(t testing.TB, dir string) {
 	t.Helper()
 	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/logpipe/logpipe/cmd/broker", "github.com/logpipe/logpipe/cmd/logagent", "github.com/logpipe/logpipe/cmd/logtransfer")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -185,7 +185,7 @@ func TestPipelineExactlyOnce(t *testing.T) {
 			t.Logf("last component logs:\n%s", data)
 		}
 	})
-	broker := &proc{t: t, name: "broker", log: out, args: []string{filepath.Join(bin, "broker"), "-config", conf("broker.ini", fmt.Sprintf(`[server]
+	broker := &proc{tb: t, name: "broker", log: out, args: []string{filepath.Join(bin, "broker"), "-config", conf("broker.ini", fmt.Sprintf(`[server]
 listen = %s
 advertised = %s
 [log]
@@ -198,7 +198,7 @@ level = warn
 [group]
 initial_rebalance_delay = 0s
 `, brokerAddr, brokerAddr, filepath.Join(root, "broker")))}}
-	agent := &proc{t: t, name: "logagent", log: out, args: []string{filepath.Join(bin, "logagent"), "-config", conf("logagent.ini", fmt.Sprintf(`[agent]
+	agent := &proc{tb: t, name: "logagent", log: out, args: []string{filepath.Join(bin, "logagent"), "-config", conf("logagent.ini", fmt.Sprintf(`[agent]
 host = e2e-host
 data_dir = %s
 scan_interval = 200ms
@@ -231,8 +231,8 @@ listen =
 level = warn
 `, brokerAddr, es.URL()))
 	transfers := []*proc{
-		{t: t, name: "logtransfer-1", log: out, args: []string{filepath.Join(bin, "logtransfer"), "-config", transferConf}},
-		{t: t, name: "logtransfer-2", log: out, args: []string{filepath.Join(bin, "logtransfer"), "-config", transferConf}},
+		{tb: t, name: "logtransfer-1", log: out, args: []string{filepath.Join(bin, "logtransfer"), "-config", transferConf}},
+		{tb: t, name: "logtransfer-2", log: out, args: []string{filepath.Join(bin, "logtransfer"), "-config", transferConf}},
 	}
 	all := append([]*proc{broker, agent}, transfers...)
 	defer func() {

@@ -32,6 +32,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Item is one bulk item as a rule sees it.
@@ -56,6 +57,7 @@ type Doc struct {
 	ID      string
 	Source  json.RawMessage
 	Version int64
+	Stored  time.Time // when it was (last) indexed
 }
 
 // Server is a running stand-in.
@@ -372,7 +374,7 @@ func (s *Server) applyItem(it Item, rule ItemRule) map[string]any {
 			return res
 		}
 	}
-	d := &Doc{Index: it.Index, ID: it.ID, Source: it.Source, Version: 1}
+	d := &Doc{Index: it.Index, ID: it.ID, Source: it.Source, Version: 1, Stored: time.Now()}
 	res["status"], res["result"] = 201, "created"
 	if old != nil {
 		d.Version = old.Version + 1

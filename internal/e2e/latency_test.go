@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logpipe/logpipe/internal/embedetcd"
+	"github.com/logpipe/logpipe/internal/estest"
+)
+
+// BenchmarkEndToEndLatency writes 10,000 lines/s for b.N seconds to a file shipped by
+// the agent through the broker and the transfer (processes, default flush intervals of
+// 100 ms) into the Elasticsearch stand-in, and reports the time from a line's append
+// to its document being indexed: p50, p99 and p99.9 in milliseconds.
+func BenchmarkEndToEndLatency(b *testing.B) {
+	root := b.TempDir()
+	bin := filepath.Join(root, "bin")
+	build(b, bin)
+	etcd, err := embedetcd.Start(filepath.Join(root, "etcd"), "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer etcd.Close()
+	es, err := estest.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer es.Close()
+	addr, _ := embedetcdFreeAddr()
+	logPath := filepath.Join(root, "lat.log")
+	write := func(name, text string) string {
+		p := filepath.Join(root, name)
+		os.WriteFile(p, []byte(text), 0o644)
+		return p
+	}
+	out, _ := os.Create(filepath.Join(root, "components.log"))
+	defer out.Close()
+	procs := []*proc{
+		{name: "broker", log: out, args: []string{filepath.Join(bin, "broker"), "-config", write("b.ini", fmt.Sprintf("[server]\nlisten = %s\nadvertised = %s\n[log]\ndir = %s\n[metrics]\nlisten =\n[logging]\nlevel = warn\n[group]\ninitial_rebalance_delay = 0s\n", addr, addr, filepath.Join(root, "broker")))}},
+		{name: "logtransfer", log: out, args: []string{filepath.Join(bin, "logtransfer"), "-config", write("t.ini", fmt.Sprintf("[kafka]\nbrokers = %s\ntopics = lat\n[output]\nflush_interval = 100ms\n[es]\nurls = %s\n[metrics]\nlisten =\n[logging]\nlevel = warn\n", addr, es.URL()))}},
+		{name: "logagent", log: out, args: []string{filepath.Join(bin, "logagent"), "-config", write("a.ini", fmt.Sprintf("[agent]\nhost = lat\ndata_dir = %s\n[etcd]\nendpoints = %s\n[kafka]\nbrokers = %s\n[metrics]\nlisten =\n[logging]\nlevel = warn\n", filepath.Join(root, "agent"), etcd.Endpoint(), addr))}},
+	}
+	for _, p := range procs {
+		p.tb = b
+		p.start()
+		defer p.stop()
+	}
+	if err := putKey(etcd.Endpoint(), "/logagent/lat/collect_config", fmt.Sprintf(`[{"path": %q, "topic": "lat"}]`, logPath)); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	// Warm up: the first lines wait for topic creation and the group's first join.
+	f.WriteString("warmup 0\n")
+	deadline := time.Now().Add(60 * time.Second)
+	for es.Count("*") == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.ResetTimer()
+	const perSecond, tick = 10000, 10 * time.Millisecond
+	n := 0
+	next := time.Now()
+	for end := next.Add(time.Duration(b.N) * time.Second); time.Now().Before(end); {
+		var sb strings.Builder
+		now := time.Now().UnixNano()
+		for i := 0; i < perSecond*int(tick)/int(time.Second); i++ {
+			fmt.Fprintf(&sb, "lat %d %d GET /index.html HTTP/1.1 200 512 \"curl/8.0\"\n", n, now)
+			n++
+		}
+		f.WriteString(sb.String())
+		next = next.Add(tick)
+		time.Sleep(time.Until(next))
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for es.Count("*") < n+1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.StopTimer()
+	var lat []float64
+	for _, d := range es.Docs("*") {
+		var x struct{ Message string }
+		json.Unmarshal(d.Source, &x)
+		fields := strings.Fields(x.Message)
+		if len(fields) < 3 || fields[0] != "lat" {
+			continue
+		}
+		ns, _ := strconv.ParseInt(fields[2], 10, 64)
+		lat = append(lat, float64(d.Stored.UnixNano()-ns)/1e6)
+	}
+	if len(lat) < n {
+		b.Fatalf("%d of %d lines indexed", len(lat), n)
+	}
+	sort.Float64s(lat)
+	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(q(0.999), "p99.9-ms")
+	b.ReportMetric(float64(n)/float64(b.N), "lines/s")
+}
