@@ -27,7 +27,8 @@ var suites = []suite{
 	{"./broker/", ".", "2000000x", "broker: produce and fetch with kgo and sarama, next to kfake"},
 	{"./broker/group/", ".", "1x", "group coordinator: stabilise, rebalance, commit latency"},
 	{"./logagent/", ".", "300000x", "agent: file to broker; idle files"},
-	{"./logtransfer/...", ".", "1x", "transfer: broker to a fast Elasticsearch stand-in"},
+	{"./logtransfer/...", ".", "200000x", "transfer: broker to a fast Elasticsearch stand-in"},
+	{"./internal/e2e/", "EndToEndLatency", "10x", "whole pipeline: line appended to document indexed at 10,000 lines/s"},
 }
 
 // result is one benchmark line.
