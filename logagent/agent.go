@@ -165,6 +165,7 @@ func (a *Agent) apply(cfg collect.Config) {
 // for each matching file.
 func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 	defer close(r.done)
+	ml, _ := r.entry.Multiline.Compile() // validated when the config was parsed
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	t := time.NewTicker(a.cfg.Agent.ScanInterval)
@@ -177,7 +178,7 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 				h := tailer.New(tailer.Options{
 					Path: path, FromEnd: r.entry.From == "end", MaxLineBytes: a.cfg.Agent.MaxLineBytes,
 					PollInterval: a.cfg.Agent.PollInterval, MaxIdleInterval: a.cfg.Agent.MaxIdleInterval,
-					Registry: a.reg, Log: a.log, Stats: &a.stats,
+					Registry: a.reg, Log: a.log, Stats: &a.stats, Multiline: ml,
 					Emit: a.emitter(r.entry),
 				})
 				r.files[path] = h

@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"time"
 
 	"github.com/logpipe/logpipe/internal/topicname"
+	"github.com/logpipe/logpipe/logagent/tailer"
 )
 
 // Entry is one item of the collection config.
@@ -22,6 +25,43 @@ type Entry struct {
 	Key     string   `json:"key,omitempty"`     // partition key: "file" (default: host:path), "host", or "none"
 	From    string   `json:"from,omitempty"`    // where to start a file seen for the first time: "beginning" (default) or "end"
 	Exclude []string `json:"exclude,omitempty"` // globs of file paths to leave out
+	// Multiline joins continuation lines (a stack trace) to the line that starts an event.
+	Multiline *Multiline `json:"multiline,omitempty"`
+}
+
+// Multiline configures joining lines into events: a line matching Pattern starts an
+// event; following lines that do not match join it.
+type Multiline struct {
+	Pattern  string `json:"pattern"`             // RE2 regular expression of a line that starts an event
+	MaxLines int    `json:"max_lines,omitempty"` // lines per event at most (default 500)
+	Timeout  string `json:"timeout,omitempty"`   // an event ends when no line came for this long (default "2s")
+}
+
+// Compile checks m and returns the tailer's form of it, with defaults applied.
+func (m *Multiline) Compile() (*tailer.Multiline, error) {
+	if m == nil {
+		return nil, nil
+	}
+	if m.Pattern == "" {
+		return nil, errors.New(`"multiline": "pattern" is missing`)
+	}
+	re, err := regexp.Compile(m.Pattern)
+	if err != nil {
+		return nil, fmt.Errorf(`"multiline": "pattern": %v`, err)
+	}
+	ml := &tailer.Multiline{Start: re, MaxLines: m.MaxLines, Timeout: 2 * time.Second}
+	if ml.MaxLines == 0 {
+		ml.MaxLines = 500
+	}
+	if ml.MaxLines < 1 {
+		return nil, fmt.Errorf(`"multiline": "max_lines" %d must be at least 1`, m.MaxLines)
+	}
+	if m.Timeout != "" {
+		if ml.Timeout, err = time.ParseDuration(m.Timeout); err != nil || ml.Timeout <= 0 {
+			return nil, fmt.Errorf(`"multiline": "timeout" %q: want a positive duration such as "2s"`, m.Timeout)
+		}
+	}
+	return ml, nil
 }
 
 // Config is a whole collection config: the value of /logagent/<host>/collect_config.
@@ -91,6 +131,9 @@ func (e Entry) validate() error {
 	default:
 		return fmt.Errorf(`"from" %q: want beginning or end`, e.From)
 	}
+	if _, err := e.Multiline.Compile(); err != nil {
+		return err
+	}
 	for _, x := range e.Exclude {
 		if _, err := filepath.Match(x, ""); err != nil {
 			return fmt.Errorf(`"exclude" %q is not a valid glob: %v`, x, err)
@@ -126,6 +169,9 @@ func Diff(prev, next Config) (added, removed, changed []Entry) {
 
 func (e Entry) equal(o Entry) bool {
 	if e.Path != o.Path || e.Topic != o.Topic || e.Key != o.Key || e.From != o.From || len(e.Exclude) != len(o.Exclude) {
+		return false
+	}
+	if (e.Multiline == nil) != (o.Multiline == nil) || e.Multiline != nil && *e.Multiline != *o.Multiline {
 		return false
 	}
 	for i := range e.Exclude {

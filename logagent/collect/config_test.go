@@ -33,6 +33,21 @@ func TestParse(t *testing.T) {
 	}
 }
 
+func TestMultilineConfig(t *testing.T) {
+	c, err := Parse([]byte(`[{"path": "/a", "topic": "t", "multiline": {"pattern": "^\\d{4}-", "timeout": "500ms"}}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ml, err := c[0].Multiline.Compile()
+	if err != nil || ml.MaxLines != 500 || ml.Timeout.Milliseconds() != 500 || !ml.Start.MatchString("2026-11-22 x") || ml.Start.MatchString("  at x") {
+		t.Fatalf("%+v %v", ml, err)
+	}
+	changed := Config{{Path: "/a", Topic: "t", Multiline: &Multiline{Pattern: "^x"}}}
+	if _, _, ch := Diff(c, changed); len(ch) != 1 {
+		t.Fatal("a multiline change is not a change")
+	}
+}
+
 func TestDiff(t *testing.T) {
 	prev := Config{{Path: "/a", Topic: "t"}, {Path: "/b", Topic: "t"}, {Path: "/c", Topic: "t"}}
 	next := Config{{Path: "/a", Topic: "t"}, {Path: "/b", Topic: "u"}, {Path: "/d", Topic: "t"}}

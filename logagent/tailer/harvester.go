@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"syscall"
 	"time"
 
@@ -69,14 +70,27 @@ type Options struct {
 	MaxIdleInterval time.Duration
 	Registry        *registry.Registry
 	Emit            Emit
+	Multiline       *Multiline // nil: every line is an event
 	Log             *slog.Logger
 	Stats           *Stats // optional counters
+}
+
+// Multiline joins lines into events, for stack traces: a line that matches Start
+// begins an event, and the lines that follow and do not match join it. An event ends at
+// the next start line, at MaxLines lines, at the line size limit, or when Timeout passes
+// with no new line.
+type Multiline struct {
+	Start    *regexp.Regexp
+	MaxLines int
+	Timeout  time.Duration
 }
 
 // Harvester follows one path.
 type Harvester struct {
 	o  Options
 	lr *LineReader
+
+	event pendingEvent // multiline: the event being joined
 
 	f        *os.File
 	state    *FileState
@@ -138,6 +152,11 @@ func (h *Harvester) Run(ctx context.Context) error {
 		if gone {
 			return nil
 		}
+		if h.event.lines > 0 && time.Since(h.event.last) >= h.o.Multiline.Timeout {
+			if err := h.flushEvent(ctx); err != nil {
+				return nil
+			}
+		}
 		// An idle file is polled less and less often, up to MaxIdleInterval; new data
 		// brings it back to PollInterval.
 		if h.f == nil || h.lr.Offset() != before {
@@ -145,7 +164,11 @@ func (h *Harvester) Run(ctx context.Context) error {
 		} else {
 			idle = min(2*idle, h.o.MaxIdleInterval)
 		}
-		if !h.sleep(ctx, idle) {
+		wait := idle
+		if h.event.lines > 0 {
+			wait = min(wait, max(time.Millisecond, h.o.Multiline.Timeout-time.Since(h.event.last)))
+		}
+		if !h.sleep(ctx, wait) {
 			return nil
 		}
 	}
@@ -230,7 +253,7 @@ func (h *Harvester) readToEnd(ctx context.Context) (gone bool, err error) {
 		if l.Split {
 			h.o.Stats.LinesSplit.Add(1)
 		}
-		if err := h.o.Emit(ctx, h.state, l); err != nil {
+		if err := h.emit(ctx, l); err != nil {
 			return false, err
 		}
 	}
@@ -258,14 +281,17 @@ func (h *Harvester) readToEnd(ctx context.Context) (gone bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if err := h.o.Emit(ctx, h.state, l); err != nil {
+		if err := h.emit(ctx, l); err != nil {
 			return false, err
 		}
 	}
 	if l, ok := h.lr.Flush(); ok {
-		if err := h.o.Emit(ctx, h.state, l); err != nil {
+		if err := h.emit(ctx, l); err != nil {
 			return false, err
 		}
+	}
+	if err := h.flushEvent(ctx); err != nil {
+		return false, err
 	}
 	h.o.Stats.Rotations.Add(1)
 	h.o.Log.Info("file rotated; finished the old one", "path", h.o.Path, "file_id", h.state.FileID, "offset", h.lr.Offset())
@@ -274,6 +300,50 @@ func (h *Harvester) readToEnd(ctx context.Context) (gone bool, err error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// pendingEvent is a multiline event being joined.
+type pendingEvent struct {
+	buf          []byte
+	offset, next int64
+	lines        int
+	split        bool
+	last         time.Time
+}
+
+// emit hands a line to Emit, or, with Multiline, joins it to the pending event.
+func (h *Harvester) emit(ctx context.Context, l Line) error {
+	ml := h.o.Multiline
+	if ml == nil {
+		return h.o.Emit(ctx, h.state, l)
+	}
+	e := &h.event
+	if e.lines > 0 && (ml.Start.Match(l.Data) || e.lines >= ml.MaxLines || len(e.buf)+1+len(l.Data) > h.o.MaxLineBytes) {
+		if err := h.flushEvent(ctx); err != nil {
+			return err
+		}
+	}
+	if e.lines == 0 {
+		e.buf, e.offset, e.split = append(e.buf[:0], l.Data...), l.Offset, l.Split
+	} else {
+		e.buf = append(append(e.buf, '\n'), l.Data...)
+	}
+	e.next, e.last = l.Next, time.Now()
+	e.lines++
+	return nil
+}
+
+// flushEvent emits the pending multiline event, if any.
+func (h *Harvester) flushEvent(ctx context.Context) error {
+	e := &h.event
+	if e.lines == 0 {
+		return nil
+	}
+	err := h.o.Emit(ctx, h.state, Line{Data: e.buf, Offset: e.offset, Next: e.next, Split: e.split})
+	if err == nil {
+		e.lines = 0
+	}
+	return err
 }
 
 // truncated checks, before reading, whether the file was truncated (copytruncate):
@@ -298,6 +368,9 @@ func (h *Harvester) truncated() (bool, error) {
 		return false, nil
 	}
 	h.o.Stats.Truncations.Add(1)
+	if err := h.flushEvent(context.Background()); err != nil {
+		return false, err
+	}
 	h.o.Log.Info("file truncated; reading it from the start as a new incarnation", "path", h.o.Path, "was", read, "size", fi.Size())
 	if e, ok := h.o.Registry.Get(h.state.Key); ok && e.Gen == h.state.Gen {
 		e.Gen, e.Offset, e.FPLen, e.FP = e.Gen+1, 0, 0, ""
