@@ -257,11 +257,13 @@ func (a *Agent) emitter(e collect.Entry) tailer.Emit {
 		if l.Split {
 			msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: hdrSplit, Value: []byte("1")})
 		}
+		n := float64(l.Next - l.Offset)
 		fc.m.linesRead.Inc()
-		fc.m.bytesRead.Add(float64(l.Next - l.Offset))
+		fc.m.bytesRead.Add(n)
 		done := fs.Track(l.Next)
 		return a.prod.Send(ctx, msg, func() {
 			fc.m.linesAcked.Inc()
+			fc.m.bytesAcked.Add(n)
 			done()
 		})
 	}

@@ -241,6 +241,14 @@ func TestAgentShipsLiveConfig(t *testing.T) {
 		off += int64(len(r.value)) + 1
 	}
 
+	// Per-file metrics count what was read and acknowledged.
+	waitFor(t, 10*time.Second, "metrics of the acknowledged lines", func() bool {
+		return metricValue(t, ag.a, "logagent_lines_acked_total", a) == 100 && metricValue(t, ag.a, "logagent_bytes_acked_total", a) == float64(off)
+	})
+	if metricValue(t, ag.a, "logagent_lines_read_total", a) != 100 || metricValue(t, ag.a, "logagent_lag_bytes", a) != 0 {
+		t.Fatal("read or lag metrics wrong")
+	}
+
 	// A path added live is shipped within a second or so.
 	appendLines(t, b, "b", 0, 10)
 	added := time.Now()
@@ -363,4 +371,29 @@ func TestAgentKafkaOutage(t *testing.T) {
 		}
 	}
 	t.Logf("outage: peak in flight %d bytes (limit %d); %d records for 5100 lines", peak, cfg.Kafka.MaxInFlightBytes, len(recs))
+}
+
+// metricValue reads a per-file metric from the agent's registry.
+func metricValue(t *testing.T, a *Agent, name, path string) float64 {
+	t.Helper()
+	mfs, err := a.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "path" && l.GetValue() == path {
+					if m.GetCounter() != nil {
+						return m.GetCounter().GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }

@@ -14,15 +14,15 @@ import (
 type metrics struct {
 	reg *prometheus.Registry
 
-	linesRead, bytesRead, linesAcked *prometheus.CounterVec
-	configApplied, configRejected    prometheus.Counter
+	linesRead, bytesRead, linesAcked, bytesAcked *prometheus.CounterVec
+	configApplied, configRejected                prometheus.Counter
 
 	mu    sync.Mutex
 	files map[string]*fileMetrics
 }
 
 type fileMetrics struct {
-	linesRead, bytesRead, linesAcked prometheus.Counter
+	linesRead, bytesRead, linesAcked, bytesAcked prometheus.Counter
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -31,11 +31,12 @@ func newMetrics(a *Agent) *metrics {
 		linesRead:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logagent_lines_read_total", Help: "Lines read, per file."}, []string{"path"}),
 		bytesRead:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logagent_bytes_read_total", Help: "Bytes read, per file."}, []string{"path"}),
 		linesAcked:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logagent_lines_acked_total", Help: "Lines acknowledged by Kafka, per file."}, []string{"path"}),
+		bytesAcked:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logagent_bytes_acked_total", Help: "Bytes of lines acknowledged by Kafka, per file."}, []string{"path"}),
 		configApplied:  prometheus.NewCounter(prometheus.CounterOpts{Name: "logagent_config_reloads_total", Help: "Collection configs applied."}),
 		configRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "logagent_config_rejected_total", Help: "Invalid collection configs rejected."}),
 		files:          map[string]*fileMetrics{},
 	}
-	m.reg.MustRegister(m.linesRead, m.bytesRead, m.linesAcked, m.configApplied, m.configRejected)
+	m.reg.MustRegister(m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked, m.configApplied, m.configRejected)
 	counter := func(name, help string, f func() float64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
 	}
@@ -58,7 +59,7 @@ func (m *metrics) file(path string) *fileMetrics {
 	defer m.mu.Unlock()
 	f := m.files[path]
 	if f == nil {
-		f = &fileMetrics{m.linesRead.WithLabelValues(path), m.bytesRead.WithLabelValues(path), m.linesAcked.WithLabelValues(path)}
+		f = &fileMetrics{m.linesRead.WithLabelValues(path), m.bytesRead.WithLabelValues(path), m.linesAcked.WithLabelValues(path), m.bytesAcked.WithLabelValues(path)}
 		m.files[path] = f
 	}
 	return f
