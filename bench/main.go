@@ -25,7 +25,8 @@ type suite struct {
 var suites = []suite{
 	{"./broker/storage/", ".", "2s", "storage engine: append (with and without fsync), read"},
 	{"./broker/", ".", "2000000x", "broker: produce and fetch with kgo and sarama, next to kfake"},
-	{"./broker/group/", ".", "1x", "group coordinator: stabilise, rebalance, commit latency"},
+	{"./broker/group/", "CommitLatency", "2000x", "group coordinator: offset commit latency"},
+	{"./broker/group/", "Rebalance|Stabilize", "3x", "group coordinator: time to stabilise and to rebalance"},
 	{"./logagent/", ".", "300000x", "agent: file to broker; idle files"},
 	{"./logtransfer/...", ".", "200000x", "transfer: broker to a fast Elasticsearch stand-in"},
 	{"./internal/e2e/", "EndToEndLatency", "10x", "whole pipeline: line appended to document indexed at 10,000 lines/s"},
