@@ -14,7 +14,7 @@ TESTFLAGS ?= -count=1 -timeout 15m -p 2
 all: build
 
 help:
-	@echo "make build   - build bin/broker, bin/logagent, bin/logtransfer"
+	@echo "make build   - build bin/broker, bin/logagent, bin/logtransfer, bin/logpipectl"
 	@echo "make test    - go vet, then every test"
 	@echo "make run     - the whole pipeline on this machine (embedded etcd, broker, file output)"
 	@echo "make bench   - the benchmark suite; writes bench/RESULTS.md"
@@ -23,7 +23,7 @@ help:
 	@echo "make clean   - remove bin/ and data/"
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/broker ./cmd/logagent ./cmd/logtransfer
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/broker ./cmd/logagent ./cmd/logtransfer ./cmd/logpipectl
 
 test:
 	$(GO) vet ./...

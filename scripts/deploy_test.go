@@ -371,7 +371,7 @@ func TestSystemdUnits(t *testing.T) {
 // fakeBins writes stand-in executables, so the install test needs no build.
 func fakeBins(t *testing.T) string {
 	dir := t.TempDir()
-	for _, name := range components {
+	for _, name := range append(slices.Clone(components), "logpipectl") {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\necho "+name+"\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -403,7 +403,7 @@ func TestInstallPrefixIdempotent(t *testing.T) {
 			"etc/logpipe/"+name+".ini",
 			"etc/systemd/system/logpipe-"+name+".service")
 	}
-	want = append(want, "usr/local/bin/logpipe-put-collect-config", "var/lib/logpipe")
+	want = append(want, "usr/local/bin/logpipe-put-collect-config", "usr/local/bin/logpipectl", "var/lib/logpipe")
 	tree := func() map[string]string {
 		m := map[string]string{}
 		filepath.Walk(prefix, func(p string, fi os.FileInfo, err error) error {

@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
 done
 
 components=(broker logagent logtransfer)
-for b in "${components[@]}"; do
+for b in "${components[@]}" logpipectl; do
   [ -x "$bindir/$b" ] || { echo "install.sh: $bindir/$b is missing: run 'make build' first" >&2; exit 1; }
 done
 
@@ -58,6 +58,9 @@ fi
 install -d -m 0755 "$prefix/usr/local/bin" "$prefix/etc/systemd/system"
 install -d -m 0755 "$prefix/etc/logpipe"
 install -d -m 0750 "${owner[@]}" "$prefix/var/lib/logpipe"
+
+install -m 0755 "$bindir/logpipectl" "$prefix/usr/local/bin/logpipectl"
+say "installed /usr/local/bin/logpipectl (topics and consumer groups administration)"
 
 for b in "${components[@]}"; do
   install -m 0755 "$bindir/$b" "$prefix/usr/local/bin/$b"

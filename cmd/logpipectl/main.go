@@ -1,0 +1,143 @@
+// Command logpipectl administers topics and consumer groups over the Kafka protocol,
+// so it works the same against logpipe's broker and an Apache Kafka cluster.
+//
+//	logpipectl [--brokers host:port,...] [--json] topics list
+//	logpipectl ... topics create NAME --partitions N [--config key=value ...]
+//	logpipectl ... topics describe NAME
+//	logpipectl ... topics add-partitions NAME TOTAL
+//	logpipectl ... topics delete NAME
+//	logpipectl ... groups list
+//	logpipectl ... groups describe NAME
+//	logpipectl ... groups reset-offsets NAME --topic T --to earliest|latest|OFFSET
+//	logpipectl ... groups delete NAME
+//
+// Exit status: 0 on success, 1 when the command failed, 2 for a usage error.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/logpipe/logpipe/internal/config"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// errUsage marks a command line that does not parse.
+var errUsage = errors.New("usage")
+
+const usage = `usage: logpipectl [--brokers host:port,...] [--json] [--timeout 10s] COMMAND
+  topics list | create NAME --partitions N [--config k=v]... | describe NAME |
+         add-partitions NAME TOTAL | delete NAME
+  groups list | describe NAME | reset-offsets NAME --topic T --to earliest|latest|OFFSET |
+         delete NAME`
+
+// cli is one invocation.
+type cli struct {
+	brokers []string
+	json    bool
+	out     io.Writer
+	adm     *kadm.Client
+	ctx     context.Context
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("logpipectl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	brokers := fs.String("brokers", envOr("LOGPIPE_BROKERS", "127.0.0.1:9092"), "bootstrap brokers (env LOGPIPE_BROKERS)")
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
+	fs.Usage = func() { fmt.Fprintln(stderr, usage) }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c := &cli{brokers: config.SplitList(*brokers), json: *asJSON, out: stdout}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	c.ctx = ctx
+	err := c.dispatch(fs.Args())
+	switch {
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "logpipectl: %v\n%s\n", err, usage)
+		return 2
+	case err != nil:
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("no answer from %s within %v (is the broker running and reachable?): %w", strings.Join(c.brokers, ","), *timeout, err)
+		}
+		fmt.Fprintf(stderr, "logpipectl: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func (c *cli) dispatch(args []string) error {
+	if len(args) < 2 {
+		return fmt.Errorf("%w: missing command", errUsage)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.DialTimeout(3*time.Second), kgo.RequestRetries(2))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	c.adm = kadm.NewClient(cl)
+	rest := args[2:]
+	switch args[0] + " " + args[1] {
+	case "topics list":
+		return c.topicsList()
+	case "topics create":
+		return c.topicsCreate(rest)
+	case "topics describe":
+		return c.withName(rest, c.topicsDescribe)
+	case "topics delete":
+		return c.withName(rest, c.topicsDelete)
+	case "topics add-partitions":
+		return c.topicsAddPartitions(rest)
+	case "groups list":
+		return c.groupsList()
+	case "groups describe":
+		return c.withName(rest, c.groupsDescribe)
+	case "groups delete":
+		return c.withName(rest, c.groupsDelete)
+	case "groups reset-offsets":
+		return c.groupsReset(rest)
+	}
+	return fmt.Errorf("%w: unknown command %q", errUsage, strings.Join(args[:2], " "))
+}
+
+func (c *cli) withName(args []string, f func(string) error) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%w: want exactly one name", errUsage)
+	}
+	return f(args[0])
+}
+
+// print writes v as JSON with --json, else calls table.
+func (c *cli) print(v any, table func(w *tabwriter.Writer)) error {
+	if c.json {
+		enc := json.NewEncoder(c.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}

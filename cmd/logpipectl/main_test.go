@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logpipe/logpipe/internal/brokertest"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ctl runs logpipectl and returns its exit code, stdout and stderr.
+func ctl(t *testing.T, brokers string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(append([]string{"--brokers", brokers, "--timeout", "10s"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func mustCtl(t *testing.T, brokers string, args ...string) string {
+	t.Helper()
+	code, out, errs := ctl(t, brokers, args...)
+	if code != 0 {
+		t.Fatalf("logpipectl %v: exit %d\n%s%s", args, code, out, errs)
+	}
+	return out
+}
+
+func TestTopics(t *testing.T) {
+	b := brokertest.Start(t, 3).Addr()
+	out := mustCtl(t, b, "topics", "create", "web_log", "--partitions", "4", "--config", "retention.ms=3600000")
+	if !strings.Contains(out, "created topic web_log with 4 partitions") {
+		t.Fatal(out)
+	}
+	produce(t, b, "web_log", 10)
+	if out := mustCtl(t, b, "topics", "list"); !strings.Contains(out, "web_log") || !strings.Contains(out, "PARTITIONS") {
+		t.Fatal(out)
+	}
+	var info topicInfo
+	if err := json.Unmarshal([]byte(mustCtl(t, b, "--json", "topics", "describe", "web_log")), &info); err != nil {
+		t.Fatal(err)
+	}
+	var records int64
+	for _, p := range info.Partitions {
+		records += p.End - p.Start
+	}
+	if info.Count != 4 || records != 10 || info.Configs["retention.ms"] != "3600000" {
+		t.Fatalf("%+v", info)
+	}
+	mustCtl(t, b, "topics", "add-partitions", "web_log", "6")
+	if err := json.Unmarshal([]byte(mustCtl(t, b, "--json", "topics", "describe", "web_log")), &info); err != nil || info.Count != 6 {
+		t.Fatalf("%+v %v", info, err)
+	}
+	// Errors: a clear message and exit 1; usage errors exit 2.
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"topics", "describe", "nope"}, 1, "topic nope does not exist"},
+		{[]string{"topics", "delete", "nope"}, 1, "topic nope does not exist"},
+		{[]string{"topics", "create", "web_log", "--partitions", "1"}, 1, "create topic web_log"},
+		{[]string{"topics", "create", "bad name", "--partitions", "1"}, 1, "create topic bad name"},
+		{[]string{"topics", "add-partitions", "web_log", "2"}, 1, "grow topic web_log"},
+		{[]string{"topics", "frobnicate"}, 2, "unknown command"},
+		{[]string{"topics", "create"}, 2, "usage"},
+	} {
+		code, _, errs := ctl(t, b, c.args...)
+		if code != c.code || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errs, c.code, c.want)
+		}
+	}
+	mustCtl(t, b, "topics", "delete", "web_log")
+	if out := mustCtl(t, b, "topics", "list"); strings.Contains(out, "web_log") {
+		t.Fatal(out)
+	}
+}
+
+func TestUnreachableBroker(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"--brokers", "127.0.0.1:1", "--timeout", "2s", "topics", "list"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "127.0.0.1:1") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+func TestGroups(t *testing.T) {
+	b := brokertest.Start(t, 3).Addr()
+	mustCtl(t, b, "topics", "create", "app_log", "--partitions", "2")
+	produce(t, b, "app_log", 20)
+	// A group that consumed part of the topic and stopped: committed offsets, no members.
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(b))
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var os kadm.Offsets
+	os.Add(kadm.Offset{Topic: "app_log", Partition: 0, At: 3})
+	os.Add(kadm.Offset{Topic: "app_log", Partition: 1, At: 4})
+	if _, err := adm.CommitOffsets(context.Background(), "transfer", os); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustCtl(t, b, "groups", "list"); !strings.Contains(out, "transfer") {
+		t.Fatal(out)
+	}
+	var g groupInfo
+	if err := json.Unmarshal([]byte(mustCtl(t, b, "--json", "groups", "describe", "transfer")), &g); err != nil {
+		t.Fatal(err)
+	}
+	if g.TotalLag != 20-7 || len(g.Offsets) != 2 {
+		t.Fatalf("%+v", g)
+	}
+	mustCtl(t, b, "groups", "reset-offsets", "transfer", "--topic", "app_log", "--to", "earliest")
+	if err := json.Unmarshal([]byte(mustCtl(t, b, "--json", "groups", "describe", "transfer")), &g); err != nil || g.TotalLag != 20 {
+		t.Fatalf("after reset to earliest: %+v %v", g, err)
+	}
+	mustCtl(t, b, "groups", "reset-offsets", "transfer", "--topic", "app_log", "--to", "latest")
+	if err := json.Unmarshal([]byte(mustCtl(t, b, "--json", "groups", "describe", "transfer")), &g); err != nil || g.TotalLag != 0 {
+		t.Fatalf("after reset to latest: %+v %v", g, err)
+	}
+	// A group with a running member cannot be reset.
+	member, _ := kgo.NewClient(kgo.SeedBrokers(b), kgo.ConsumerGroup("live"), kgo.ConsumeTopics("app_log"))
+	defer member.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		member.PollFetches(ctx)
+		cancel()
+		if gs, _ := adm.DescribeGroups(context.Background(), "live"); gs["live"].State == "Stable" || time.Now().After(deadline) {
+			break
+		}
+	}
+	code, _, errs := ctl(t, b, "groups", "reset-offsets", "live", "--topic", "app_log", "--to", "0")
+	if code != 1 || !strings.Contains(errs, "stop its consumers first") {
+		t.Fatalf("reset of a live group: %d %s", code, errs)
+	}
+	mustCtl(t, b, "groups", "delete", "transfer")
+	if code, _, errs := ctl(t, b, "groups", "describe", "transfer"); code != 1 || !strings.Contains(errs, "does not exist") {
+		t.Fatalf("describe after delete: %d %s", code, errs)
+	}
+}
+
+// TestAgainstAThreeBrokerCluster runs list and describe against franz-go's kfake with
+// three brokers, to show the commands are not tied to logpipe's broker.
+func TestAgainstAThreeBrokerCluster(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := strings.Join(c.ListenAddrs(), ",")
+	produce(t, brokers, "events", 12)
+	if out := mustCtl(t, brokers, "topics", "list"); !strings.Contains(out, "events") {
+		t.Fatal(out)
+	}
+	var info topicInfo
+	if err := json.Unmarshal([]byte(mustCtl(t, brokers, "--json", "topics", "describe", "events")), &info); err != nil {
+		t.Fatal(err)
+	}
+	leaders := map[int32]bool{}
+	var records int64
+	for _, p := range info.Partitions {
+		leaders[p.Leader] = true
+		records += p.End - p.Start
+	}
+	if info.Count != 6 || records != 12 || len(leaders) < 2 {
+		t.Fatalf("%+v", info)
+	}
+}
+
+func produce(t *testing.T, brokers, topic string, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := 0; i < n; i++ {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
