@@ -10,6 +10,8 @@
 //	logpipectl ... groups describe NAME
 //	logpipectl ... groups reset-offsets NAME --topic T --to earliest|latest|OFFSET
 //	logpipectl ... groups delete NAME
+//	logpipectl ... produce TOPIC [--key K] [--acks 0|1|all]      (lines from stdin)
+//	logpipectl ... consume TOPIC [--from-beginning] [--group G] [--max N]
 //
 // Exit status: 0 on success, 1 when the command failed, 2 for a usage error.
 package main
@@ -32,7 +34,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(runWith(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // errUsage marks a command line that does not parse.
@@ -42,18 +44,26 @@ const usage = `usage: logpipectl [--brokers host:port,...] [--json] [--timeout 1
   topics list | create NAME --partitions N [--config k=v]... | describe NAME |
          add-partitions NAME TOTAL | delete NAME
   groups list | describe NAME | reset-offsets NAME --topic T --to earliest|latest|OFFSET |
-         delete NAME`
+         delete NAME
+  produce TOPIC [--key K] [--acks 0|1|all]            (one record per line of stdin)
+  consume TOPIC [--from-beginning] [--group G] [--max N]
+                                  (prints partition, offset, key, headers, value)`
 
 // cli is one invocation.
 type cli struct {
 	brokers []string
 	json    bool
 	out     io.Writer
+	stdin   io.Reader
 	adm     *kadm.Client
 	ctx     context.Context
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	return runWith(args, strings.NewReader(""), stdout, stderr)
+}
+
+func runWith(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("logpipectl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	brokers := fs.String("brokers", envOr("LOGPIPE_BROKERS", "127.0.0.1:9092"), "bootstrap brokers (env LOGPIPE_BROKERS)")
@@ -63,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	c := &cli{brokers: config.SplitList(*brokers), json: *asJSON, out: stdout}
+	c := &cli{brokers: config.SplitList(*brokers), json: *asJSON, out: stdout, stdin: stdin}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	c.ctx = ctx
@@ -91,7 +101,7 @@ func envOr(key, def string) string {
 
 func (c *cli) dispatch(args []string) error {
 	if len(args) < 2 {
-		return fmt.Errorf("%w: missing command", errUsage)
+		return fmt.Errorf("%w: missing command or argument", errUsage)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.DialTimeout(3*time.Second), kgo.RequestRetries(2))
 	if err != nil {
@@ -99,6 +109,12 @@ func (c *cli) dispatch(args []string) error {
 	}
 	defer cl.Close()
 	c.adm = kadm.NewClient(cl)
+	if args[0] == "produce" {
+		return c.produceCmd(args[1:], c.stdin)
+	}
+	if args[0] == "consume" {
+		return c.consumeCmd(args[1:])
+	}
 	rest := args[2:]
 	switch args[0] + " " + args[1] {
 	case "topics list":
