@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 )
@@ -105,7 +106,7 @@ func (c *cli) groupsDelete(name string) error {
 // so that no running member overwrites it.
 func (c *cli) groupsReset(args []string) error {
 	if len(args) < 1 {
-		return fmt.Errorf("%w: groups reset-offsets NAME --topic T --to earliest|latest|OFFSET", errUsage)
+		return fmt.Errorf("%w: groups reset-offsets NAME --topic T --to earliest|latest|OFFSET|TIME", errUsage)
 	}
 	name := args[0]
 	fs := flag.NewFlagSet("reset-offsets", flag.ContinueOnError)
@@ -113,7 +114,7 @@ func (c *cli) groupsReset(args []string) error {
 	topic := fs.String("topic", "", "topic whose offsets move")
 	to := fs.String("to", "", "earliest, latest or an offset")
 	if err := fs.Parse(args[1:]); err != nil || *topic == "" || *to == "" || fs.NArg() > 0 {
-		return fmt.Errorf("%w: groups reset-offsets NAME --topic T --to earliest|latest|OFFSET", errUsage)
+		return fmt.Errorf("%w: groups reset-offsets NAME --topic T --to earliest|latest|OFFSET|TIME", errUsage)
 	}
 	groups, err := c.adm.DescribeGroups(c.ctx, name)
 	if err != nil {
@@ -129,9 +130,14 @@ func (c *cli) groupsReset(args []string) error {
 	case "latest":
 		listed, err = c.adm.ListEndOffsets(c.ctx, *topic)
 	default:
+		if ts, terr := time.Parse(time.RFC3339, *to); terr == nil {
+			// The first offset at or after the time; partitions with nothing newer go to their end.
+			listed, err = c.adm.ListOffsetsAfterMilli(c.ctx, ts.UnixMilli(), *topic)
+			break
+		}
 		var off int64
 		if off, err = strconv.ParseInt(*to, 10, 64); err != nil || off < 0 {
-			return fmt.Errorf("%w: --to %q: want earliest, latest or an offset", errUsage, *to)
+			return fmt.Errorf("%w: --to %q: want earliest, latest, an offset or an RFC 3339 time", errUsage, *to)
 		}
 		if listed, err = c.adm.ListEndOffsets(c.ctx, *topic); err == nil {
 			for _, ps := range listed {

@@ -8,7 +8,7 @@
 //	logpipectl ... topics delete NAME
 //	logpipectl ... groups list
 //	logpipectl ... groups describe NAME
-//	logpipectl ... groups reset-offsets NAME --topic T --to earliest|latest|OFFSET
+//	logpipectl ... groups reset-offsets NAME --topic T --to earliest|latest|OFFSET|TIME
 //	logpipectl ... groups delete NAME
 //	logpipectl ... produce TOPIC [--key K] [--acks 0|1|all]      (lines from stdin)
 //	logpipectl ... consume TOPIC [--from-beginning] [--group G] [--max N]
@@ -43,7 +43,7 @@ var errUsage = errors.New("usage")
 const usage = `usage: logpipectl [--brokers host:port,...] [--json] [--timeout 10s] COMMAND
   topics list | create NAME --partitions N [--config k=v]... | describe NAME |
          add-partitions NAME TOTAL | delete NAME
-  groups list | describe NAME | reset-offsets NAME --topic T --to earliest|latest|OFFSET |
+  groups list | describe NAME | reset-offsets NAME --topic T --to earliest|latest|OFFSET|TIME |
          delete NAME
   produce TOPIC [--key K] [--acks 0|1|all]            (one record per line of stdin)
   consume TOPIC [--from-beginning] [--group G] [--max N]

@@ -117,6 +117,11 @@ func TestGroups(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustCtl(t, b, "--json", "groups", "describe", "transfer")), &g); err != nil || g.TotalLag != 20 {
 		t.Fatalf("after reset to earliest: %+v %v", g, err)
 	}
+	// By time: everything was produced before now+1h, so that is the end; an hour ago is the start.
+	mustCtl(t, b, "groups", "reset-offsets", "transfer", "--topic", "app_log", "--to", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
+	if err := json.Unmarshal([]byte(mustCtl(t, b, "--json", "groups", "describe", "transfer")), &g); err != nil || g.TotalLag != 20 {
+		t.Fatalf("after reset to an hour ago: %+v %v", g, err)
+	}
 	mustCtl(t, b, "groups", "reset-offsets", "transfer", "--topic", "app_log", "--to", "latest")
 	if err := json.Unmarshal([]byte(mustCtl(t, b, "--json", "groups", "describe", "transfer")), &g); err != nil || g.TotalLag != 0 {
 		t.Fatalf("after reset to latest: %+v %v", g, err)
