@@ -17,7 +17,7 @@ help:
 	@echo "make build   - build bin/broker, bin/logagent, bin/logtransfer, bin/logpipectl"
 	@echo "make test    - go vet, then every test"
 	@echo "make run     - the whole pipeline on this machine (embedded etcd, broker, file output)"
-	@echo "make bench   - the benchmark suite; writes bench/RESULTS.md"
+	@echo "make bench   - the benchmark suite; writes bench/RESULTS.md, bench/RESULTS.svg and the README table"
 	@echo "make fuzz    - run each fuzz target for FUZZTIME (default 30s)"
 	@echo "make lint    - gofmt and staticcheck"
 	@echo "make clean   - remove bin/ and data/"

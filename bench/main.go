@@ -1,6 +1,8 @@
 // Command bench runs the benchmark suite of every component (`make bench`), prints one
 // table and writes it, with the date, the machine and the Go version, to
-// bench/RESULTS.md.
+// bench/RESULTS.md. From that file it then draws bench/RESULTS.svg (throughput and
+// end-to-end latency) and rewrites the README's benchmark table. With -render it only
+// does the second step, from the RESULTS.md already there.
 package main
 
 import (
@@ -11,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"strings"
 	"time"
@@ -42,28 +45,97 @@ type result struct {
 
 func main() {
 	out := flag.String("out", "bench/RESULTS.md", "where to write the results")
+	plot := flag.String("plot", "bench/RESULTS.svg", "where to draw the plot")
+	readme := flag.String("readme", "README.md", "the README whose benchmark table is rewritten; empty = none")
 	only := flag.String("only", "", "run only suites whose package contains this")
+	renderOnly := flag.Bool("render", false, "run nothing: draw the plot and the README table from -out")
 	flag.Parse()
-	var results []result
-	for _, s := range suites {
-		if *only != "" && !strings.Contains(s.pkg, *only) {
-			continue
+	if !*renderOnly {
+		// With -only, the rows of the suites not run are kept from the last report.
+		var previous []result
+		if *only != "" {
+			if f, err := os.Open(*out); err == nil {
+				rep, _ := readReport(f)
+				f.Close()
+				previous = rep.results
+			}
 		}
-		fmt.Fprintf(os.Stderr, "== %s (%s)\n", s.pkg, s.what)
-		rs, err := run(s)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "   %v\n", err)
+		var results []result
+		for _, s := range suites {
+			if *only != "" && !strings.Contains(s.pkg, *only) {
+				for _, r := range previous {
+					if matchesSuite(r, s) {
+						results = append(results, r)
+					}
+				}
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "== %s (%s)\n", s.pkg, s.what)
+			rs, err := run(s)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "   %v\n", err)
+			}
+			results = append(results, rs...)
 		}
-		results = append(results, rs...)
+		var md bytes.Buffer
+		writeReport(&md, results)
+		os.Stdout.Write(md.Bytes())
+		if err := os.WriteFile(*out, md.Bytes(), 0o644); err != nil {
+			fatal(err)
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
 	}
-	var md bytes.Buffer
-	writeReport(&md, results)
-	os.Stdout.Write(md.Bytes())
-	if err := os.WriteFile(*out, md.Bytes(), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	if err := render(*out, *plot, *readme); err != nil {
+		fatal(err)
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
+}
+
+// matchesSuite tells whether a row of an earlier report came from suite s (several
+// suites share a package and differ by their -bench pattern).
+func matchesSuite(r result, s suite) bool {
+	if strings.TrimSuffix(r.suite, "...") != strings.TrimSuffix(s.pkg, "...") && r.suite != s.pkg {
+		return false
+	}
+	re, err := regexp.Compile(s.bench)
+	return err == nil && re.MatchString(strings.SplitN(r.name, "/", 2)[0])
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+// render draws the plot and rewrites the README's table from the report at results.
+func render(results, plot, readme string) error {
+	f, err := os.Open(results)
+	if err != nil {
+		return err
+	}
+	rep, err := readReport(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", results, err)
+	}
+	if err := os.WriteFile(plot, renderSVG(rep), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s\n", plot)
+	if readme == "" {
+		return nil
+	}
+	old, err := os.ReadFile(readme)
+	if err != nil {
+		return err
+	}
+	updated, err := replaceREADMEBlock(old, readmeBlock(rep))
+	if err != nil {
+		return fmt.Errorf("%s: %w", readme, err)
+	}
+	if err := os.WriteFile(readme, updated, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "rewrote the benchmark table in %s\n", readme)
+	return nil
 }
 
 func run(s suite) ([]result, error) {
