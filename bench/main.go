@@ -30,7 +30,7 @@ var suites = []suite{
 	{"./broker/", ".", "2000000x", "broker: produce and fetch with kgo and sarama, next to kfake"},
 	{"./broker/group/", "CommitLatency", "2000x", "group coordinator: offset commit latency"},
 	{"./broker/group/", "Rebalance|Stabilize", "3x", "group coordinator: time to stabilise and to rebalance"},
-	{"./logagent/", "FileToBroker", "300000x", "agent: file to broker"},
+	{"./logagent/", "AgentProcess", "2000000x", "agent: file to broker, the agent's own process measured"},
 	{"./logagent/", "IdleFiles", "5x", "agent: CPU of idle tailed files (seconds measured)"},
 	{"./logtransfer/...", ".", "200000x", "transfer: broker to a fast Elasticsearch stand-in"},
 	{"./internal/e2e/", "EndToEndLatency", "10x", "whole pipeline: line appended to document indexed at 10,000 lines/s"},

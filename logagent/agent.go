@@ -180,6 +180,11 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 					PollInterval: a.cfg.Agent.PollInterval, MaxIdleInterval: a.cfg.Agent.MaxIdleInterval,
 					Registry: a.reg, Log: a.log, Stats: &a.stats, Multiline: ml,
 					Emit: a.emitter(r.entry),
+					Idle: func(fs *tailer.FileState) {
+						if fc, ok := fs.Cache.(*fileCache); ok {
+							fc.idle()
+						}
+					},
 				})
 				r.files[path] = h
 				wg.Add(1)
@@ -227,61 +232,96 @@ func (a *Agent) emitter(e collect.Entry) tailer.Emit {
 	return func(ctx context.Context, fs *tailer.FileState, l tailer.Line) error {
 		fc, _ := fs.Cache.(*fileCache)
 		if fc == nil {
-			fc = &fileCache{path: []byte(fs.Path), fileID: []byte(fs.FileID), m: a.m.file(fs.Path)}
+			fc = &fileCache{
+				fs:     fs,
+				host:   &sarama.RecordHeader{Key: hdrHost, Value: host},
+				path:   &sarama.RecordHeader{Key: hdrPath, Value: []byte(fs.Path)},
+				fileID: &sarama.RecordHeader{Key: hdrFileID, Value: []byte(fs.FileID)},
+				m:      a.m.file(fs.Path),
+			}
 			switch e.Key {
 			case "", "file":
-				fc.key = sarama.ByteEncoder(a.cfg.Agent.Host + ":" + fs.Path)
+				fc.key = []byte(a.cfg.Agent.Host + ":" + fs.Path)
 			case "host":
-				fc.key = sarama.ByteEncoder(host)
+				fc.key = host
 			}
 			fs.Cache = fc
 		}
-		// One allocation holds the value and the offset header.
-		buf := make([]byte, len(l.Data), len(l.Data)+20)
-		copy(buf, l.Data)
-		off := strconv.AppendInt(buf[len(buf):], l.Offset, 10)
-		msg := &sarama.ProducerMessage{
-			Topic:     e.Topic,
-			Value:     sarama.ByteEncoder(buf),
-			Timestamp: time.Now(),
-			Headers: []sarama.RecordHeader{
-				{Key: hdrHost, Value: host},
-				{Key: hdrPath, Value: fc.path},
-				{Key: hdrOffset, Value: off},
-				{Key: hdrFileID, Value: fc.fileID},
-			},
+		// The value and the offset header's value are cut from the file's byte arena,
+		// the headers from its header slab; the host, path and file_id headers are
+		// shared by the file's lines. An arena or slab is freed once all its records
+		// are acknowledged.
+		need := len(l.Data) + 20
+		if cap(fc.arena)-len(fc.arena) < need {
+			// Arenas grow while the file is busy and start small again after it idled.
+			fc.arena = make([]byte, 0, max(min(2*cap(fc.arena), arenaBytes), 512, need))
 		}
-		if fc.key != nil {
-			msg.Key = fc.key
+		start := len(fc.arena)
+		fc.arena = append(fc.arena, l.Data...)
+		fc.arena = strconv.AppendInt(fc.arena, l.Offset, 10)
+		value := fc.arena[start : start+len(l.Data) : start+len(l.Data)]
+		off := fc.arena[start+len(l.Data) : len(fc.arena) : len(fc.arena)]
+		if len(fc.slab) == cap(fc.slab) {
+			fc.slab = make([]lineHeaders, 0, max(min(2*cap(fc.slab), slabLines), 4))
 		}
+		fc.slab = append(fc.slab, lineHeaders{offset: sarama.RecordHeader{Key: hdrOffset, Value: off}})
+		h := &fc.slab[len(fc.slab)-1]
+		h.list = [5]*sarama.RecordHeader{fc.host, fc.path, &h.offset, fc.fileID, splitHeader}
+		ts := l.Read
+		if ts.IsZero() {
+			ts = time.Now()
+		}
+		rec := ship.Record{Topic: e.Topic, Key: fc.key, Value: value, Timestamp: ts, Headers: h.list[:4]}
 		if l.Split {
-			msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: hdrSplit, Value: []byte("1")})
+			rec.Headers = h.list[:5]
 		}
-		n := float64(l.Next - l.Offset)
 		fc.m.linesRead.Inc()
-		fc.m.bytesRead.Add(n)
-		done := fs.Track(l.Next)
-		return a.prod.Send(ctx, msg, func() {
-			fc.m.linesAcked.Inc()
-			fc.m.bytesAcked.Add(n)
-			done()
-		})
+		fc.m.bytesRead.Add(float64(l.Next - l.Offset))
+		return a.prod.Send(ctx, rec, fc, fs.Track(l.Next))
 	}
 }
 
-// fileCache is what the emitter derives once per file incarnation.
+// fileCache is what the emitter derives once per file incarnation. It is the
+// producer's Acker of the file's records.
 type fileCache struct {
-	path, fileID []byte
-	key          sarama.Encoder // nil: no key
-	m            *fileMetrics
+	fs                 *tailer.FileState
+	host, path, fileID *sarama.RecordHeader // shared by the file's records
+	key                []byte               // nil: no key
+	m                  *fileMetrics
+	arena              []byte        // where the next lines' bytes go
+	slab               []lineHeaders // where the next lines' headers go
+}
+
+// idle lets go of the file's arena and slab when it stops growing, so that idle
+// files hold no memory beyond their records in flight.
+func (fc *fileCache) idle() { fc.arena, fc.slab = nil, nil }
+
+// Largest per-file allocations that records are cut from.
+const (
+	arenaBytes = 64 << 10
+	slabLines  = 256
+)
+
+// Ack moves the file's acknowledged offset once Kafka has line seq.
+func (fc *fileCache) Ack(seq uint64) {
+	fc.m.linesAcked.Inc()
+	if n := fc.fs.Done(seq); n > 0 {
+		fc.m.bytesAcked.Add(float64(n))
+	}
+}
+
+// lineHeaders holds a record's header list and its own offset header.
+type lineHeaders struct {
+	list   [5]*sarama.RecordHeader
+	offset sarama.RecordHeader
 }
 
 var (
-	hdrHost   = []byte("host")
-	hdrPath   = []byte("path")
-	hdrOffset = []byte("offset")
-	hdrFileID = []byte("file_id")
-	hdrSplit  = []byte("split")
+	hdrHost     = []byte("host")
+	hdrPath     = []byte("path")
+	hdrOffset   = []byte("offset")
+	hdrFileID   = []byte("file_id")
+	splitHeader = &sarama.RecordHeader{Key: []byte("split"), Value: []byte("1")}
 )
 
 // FileStatus is one tailed file as `logagent status` shows it.

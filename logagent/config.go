@@ -64,7 +64,7 @@ func DefaultConfig() Config {
 	c.Kafka.Brokers = "127.0.0.1:9092"
 	c.Kafka.RequiredAcks = "all"
 	c.Kafka.Compression = "snappy"
-	c.Kafka.MaxInFlightBytes = 16 << 20
+	c.Kafka.MaxInFlightBytes = 8 << 20
 	c.Kafka.FlushBytes = 1 << 20
 	c.Kafka.FlushMessages = 0
 	c.Kafka.FlushFrequency = 20 * time.Millisecond

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +24,8 @@ func NewRegistry() *prometheus.Registry {
 	return r
 }
 
-// Server serves /metrics, /healthz and any extra handlers on one listener.
+// Server serves /metrics, /healthz, Go's profiler under /debug/pprof/ and any extra
+// handlers on one listener.
 type Server struct {
 	ln  net.Listener
 	srv *http.Server
@@ -48,6 +50,12 @@ func Listen(addr string, reg *prometheus.Registry, health func() error, logger *
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	// Go's profiler, for `go tool pprof http://ADDR/debug/pprof/profile`.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	s := &Server{
 		ln:  ln,
 		mux: mux,

@@ -1,6 +1,14 @@
-// Package ship produces lines to Kafka with sarama and reports each acknowledgement,
-// retrying failures forever and bounding the bytes in flight, so that a Kafka outage
-// pauses reading instead of growing memory.
+// Package ship produces lines to Kafka and reports each acknowledgement, retrying
+// failures forever and bounding the bytes in flight, so that a Kafka outage pauses
+// reading instead of growing memory.
+//
+// It speaks Kafka through sarama's client (metadata, connections, and the Produce and
+// InitProducerId requests) but does its own batching: each partition has a queue that
+// appends records to the batch being filled and one sender goroutine that sends the
+// sealed batches in order, one request in flight at a time. That keeps a file's
+// records in order through retries, makes the idempotent producer's sequence numbers
+// simple, and costs a fraction of sarama's AsyncProducer, which moves every message
+// through several goroutines and channels (see the README's benchmarks).
 package ship
 
 import (
@@ -14,23 +22,24 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
 	"github.com/logpipe/logpipe/internal/partition"
 )
 
 // Config configures the producer.
 type Config struct {
 	Brokers          []string
-	RequiredAcks     string // "0", "1" or "all"
-	Compression      string // none, gzip, snappy, lz4, zstd
-	MaxInFlightBytes int64  // bytes of lines sent and not yet acknowledged
-	FlushBytes       int
-	FlushMessages    int
-	FlushFrequency   time.Duration
-	MaxMessageBytes  int
+	RequiredAcks     string        // "0", "1" or "all" (all makes the producer idempotent)
+	Compression      string        // none, gzip, snappy, lz4, zstd
+	MaxInFlightBytes int64         // bytes of records sent and not yet acknowledged
+	FlushBytes       int           // a batch this big is sent at once
+	FlushMessages    int           // a batch with this many records is sent at once; 0 = no limit
+	FlushFrequency   time.Duration // how long a batch may wait for more records
+	MaxMessageBytes  int           // largest batch sent (Kafka's max.message.bytes)
 	ClientID         string
 }
 
-// SaramaConfig builds the sarama configuration for c.
+// SaramaConfig builds the sarama client configuration for c.
 func (c Config) SaramaConfig() (*sarama.Config, error) {
 	sc := sarama.NewConfig()
 	sc.Version = sarama.V2_8_0_0
@@ -61,19 +70,12 @@ func (c Config) SaramaConfig() (*sarama.Config, error) {
 	default:
 		return nil, fmt.Errorf("compression %q: want none, gzip, snappy, lz4 or zstd", c.Compression)
 	}
-	sc.Producer.Return.Successes = true
-	sc.Producer.Return.Errors = true
-	sc.Producer.Partitioner = partition.NewPartitioner
-	sc.Producer.Retry.Max = 10
-	sc.Producer.Retry.Backoff = 250 * time.Millisecond
-	sc.Producer.Flush.Bytes = c.FlushBytes
-	sc.Producer.Flush.Messages = c.FlushMessages
-	sc.Producer.Flush.Frequency = c.FlushFrequency
 	if c.MaxMessageBytes > 0 {
 		sc.Producer.MaxMessageBytes = c.MaxMessageBytes
 	}
 	sc.Metadata.Retry.Max = 5
 	sc.Metadata.Retry.Backoff = 500 * time.Millisecond
+	sc.Metadata.RefreshFrequency = time.Minute // new partitions are used within a minute or so
 	sc.Net.DialTimeout = 5 * time.Second
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka producer config: %w", err)
@@ -81,26 +83,75 @@ func (c Config) SaramaConfig() (*sarama.Config, error) {
 	return sc, nil
 }
 
-// Producer sends messages and calls each one's ack once Kafka has it.
-type Producer struct {
-	cfg    Config
-	sc     *sarama.Config
-	log    *slog.Logger
-	budget *budget
-
-	Retries atomic.Int64 // messages sent again after a failure
-	Errors  atomic.Int64 // produce failures reported by sarama
-	Acked   atomic.Int64 // messages acknowledged
-
-	mu      sync.Mutex
-	ap      sarama.AsyncProducer
-	closing bool
-	wg      sync.WaitGroup
+// Record is one record to produce. Send takes ownership of its slices and of the
+// headers they point to; headers that are the same for many records (a file's host
+// and path) may be shared between them.
+type Record struct {
+	Topic     string
+	Key       []byte // nil: no key; the topic's partitions are used in turn
+	Value     []byte
+	Headers   []*sarama.RecordHeader
+	Timestamp time.Time
 }
 
-type pending struct {
-	ack  func()
-	size int64
+// wireSize is the most the record can take in a batch: its bytes plus the most its
+// framing can take (sarama's maximumRecordOverhead, and two varints a header).
+func (r *Record) wireSize() int64 {
+	n := len(r.Key) + len(r.Value) + 36
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value) + 10
+	}
+	return int64(n)
+}
+
+// recordMemory is what a queued record costs in memory beyond its wire size (the
+// sarama.Record, the header pointers, the ack), so that the in-flight budget bounds
+// memory, not only bytes on the wire.
+const recordMemory = 256
+
+// Producer sends records and calls each one's ack once Kafka has it.
+type Producer struct {
+	cfg        Config
+	sc         *sarama.Config
+	log        *slog.Logger
+	budget     *budget
+	version    int16 // of Produce requests
+	timeoutMs  int32 // the broker's wait for acks=all
+	batchLimit int64 // largest batch, in Record.wireSize bytes
+
+	Retries atomic.Int64 // records sent again after a failure
+	Errors  atomic.Int64 // failed produce attempts
+	Acked   atomic.Int64 // records acknowledged
+
+	abandoned atomic.Int64 // records Close gave up on
+
+	ctx    context.Context // ends when Close gives up: senders stop retrying
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the senders
+
+	mu      sync.Mutex
+	client  sarama.Client
+	closing bool
+	topics  map[string]*topic
+
+	pidMu sync.Mutex
+	pid   producerID
+}
+
+// topic is what the producer knows of a topic: its partition queues.
+type topic struct {
+	queues  []*queue // by partition
+	checked time.Time
+	next    atomic.Uint32 // the partition of the next record without a key
+}
+
+// producerID is the idempotent producer's identity; gen counts the identities this
+// producer had, so that a queue knows when to start its sequence numbers again.
+type producerID struct {
+	id    int64
+	epoch int16
+	gen   uint64
+	ok    bool
 }
 
 // New returns a producer; it connects on the first Send and reconnects as needed.
@@ -110,130 +161,224 @@ func New(cfg Config, log *slog.Logger) (*Producer, error) {
 		return nil, err
 	}
 	if cfg.MaxInFlightBytes <= 0 {
-		cfg.MaxInFlightBytes = 16 << 20
+		cfg.MaxInFlightBytes = 8 << 20
 	}
-	return &Producer{cfg: cfg, sc: sc, log: log, budget: newBudget(cfg.MaxInFlightBytes)}, nil
+	if cfg.FlushBytes <= 0 {
+		cfg.FlushBytes = 1 << 20
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Producer{
+		cfg: cfg, sc: sc, log: log,
+		budget:     newBudget(cfg.MaxInFlightBytes),
+		version:    9, // Kafka 2.8's Produce; sarama lowers it to what the broker supports
+		timeoutMs:  int32(sc.Producer.Timeout / time.Millisecond),
+		batchLimit: int64(sc.Producer.MaxMessageBytes) - 61, // less the batch header
+		ctx:        ctx,
+		cancel:     cancel,
+		topics:     map[string]*topic{},
+	}
+	return p, nil
 }
 
 // InFlightBytes is the number of bytes sent and not yet acknowledged.
 func (p *Producer) InFlightBytes() int64 { return p.budget.inUse() }
 
-// Send queues msg and calls ack once Kafka acknowledged it. It blocks while the bytes
-// in flight are at the limit, and fails only when ctx ends or the producer closes.
-func (p *Producer) Send(ctx context.Context, msg *sarama.ProducerMessage, ack func()) error {
-	size := int64(msg.Value.Length() + 64)
-	if err := p.budget.acquire(ctx, size); err != nil {
+// Acker is told of acknowledged records.
+type Acker interface {
+	// Ack is called, from the producer's goroutines, once Kafka acknowledged the record
+	// sent with token.
+	Ack(token uint64)
+}
+
+// Send queues r and calls a.Ack(token) once Kafka acknowledged it. It blocks while the
+// bytes in flight are at the limit or Kafka cannot be reached, and fails only when ctx
+// ends or the producer closes. The acks of one partition come in the order of their
+// Sends.
+func (p *Producer) Send(ctx context.Context, r Record, a Acker, token uint64) error {
+	wire := r.wireSize()
+	mem := wire + recordMemory
+	if err := p.budget.acquire(ctx, mem); err != nil {
 		return err
 	}
-	msg.Metadata = &pending{ack: ack, size: size}
-	ap, err := p.producer(ctx)
+	q, err := p.queueFor(ctx, &r)
+	if err == nil {
+		err = q.add(&r, ackRef{a, token}, wire, mem)
+	}
 	if err != nil {
-		p.budget.release(size)
-		return err
+		p.budget.release(mem)
 	}
-	select {
-	case ap.Input() <- msg:
-		return nil
-	case <-ctx.Done():
-		p.budget.release(size)
-		return ctx.Err()
+	return err
+}
+
+// queueFor returns the queue of r's partition, connecting and learning the topic's
+// partitions first if need be.
+func (p *Producer) queueFor(ctx context.Context, r *Record) (*queue, error) {
+	p.mu.Lock()
+	t := p.topics[r.Topic]
+	fresh := t != nil && time.Since(t.checked) < 30*time.Second
+	p.mu.Unlock()
+	if !fresh {
+		var err error
+		if t, err = p.refreshTopic(ctx, r.Topic); err != nil {
+			return nil, err
+		}
+	}
+	n := int32(len(t.queues))
+	var i int32
+	if r.Key != nil {
+		i = partition.ForKey(r.Key, n)
+	} else {
+		i = int32(t.next.Add(1) % uint32(n))
+	}
+	return t.queues[i], nil
+}
+
+// refreshTopic learns (again) how many partitions a topic has, retrying while Kafka is
+// unreachable or the topic is being created.
+func (p *Producer) refreshTopic(ctx context.Context, name string) (*topic, error) {
+	backoff := 250 * time.Millisecond
+	for {
+		client, err := p.connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		parts, err := client.Partitions(name)
+		if err == nil && len(parts) > 0 {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if p.closing {
+				return nil, errors.New("producer closed")
+			}
+			t := p.topics[name]
+			if t == nil {
+				t = &topic{}
+				p.topics[name] = t
+			}
+			for i := int32(len(t.queues)); i < int32(len(parts)); i++ {
+				q := &queue{p: p, topic: name, partition: i, wake: make(chan struct{}, 1)}
+				t.queues = append(t.queues, q)
+				p.wg.Add(1)
+				go q.run()
+			}
+			t.checked = time.Now()
+			return t, nil
+		}
+		if err == nil {
+			err = errors.New("no partitions")
+		}
+		p.log.Warn("cannot learn the topic's partitions; reading is paused", "topic", name, "err", err, "retry_in", backoff)
+		if !sleep(ctx, backoff) {
+			return nil, ctx.Err()
+		}
+		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 
-// producer returns the sarama producer, connecting with backoff while Kafka is
+// connect returns the sarama client, connecting with backoff while Kafka is
 // unreachable.
-func (p *Producer) producer(ctx context.Context) (sarama.AsyncProducer, error) {
+func (p *Producer) connect(ctx context.Context) (sarama.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	backoff := 250 * time.Millisecond
-	for p.ap == nil {
+	for p.client == nil {
 		if p.closing {
 			return nil, errors.New("producer closed")
 		}
-		ap, err := sarama.NewAsyncProducer(p.cfg.Brokers, p.sc)
+		client, err := sarama.NewClient(p.cfg.Brokers, p.sc)
 		if err == nil {
-			p.ap = ap
-			p.wg.Add(2)
-			go p.successes(ap)
-			go p.errors(ap)
+			p.client = client
 			p.log.Info("connected to kafka", "brokers", p.cfg.Brokers)
 			break
 		}
 		p.log.Warn("kafka unreachable; reading is paused", "brokers", p.cfg.Brokers, "err", err, "retry_in", backoff)
 		p.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			p.mu.Lock()
-			return nil, ctx.Err()
-		case <-time.After(backoff):
-		}
+		ok := sleep(ctx, backoff)
 		p.mu.Lock()
+		if !ok {
+			return nil, ctx.Err()
+		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
-	return p.ap, nil
+	return p.client, nil
 }
 
-func (p *Producer) successes(ap sarama.AsyncProducer) {
-	defer p.wg.Done()
-	for msg := range ap.Successes() {
-		pd := msg.Metadata.(*pending)
-		p.budget.release(pd.size)
-		p.Acked.Add(1)
-		pd.ack()
+// producerID returns the idempotent producer's identity, asking Kafka for one if it
+// has none.
+func (p *Producer) producerID(client sarama.Client) (producerID, error) {
+	p.pidMu.Lock()
+	defer p.pidMu.Unlock()
+	if !p.pid.ok {
+		resp, err := client.InitProducerID()
+		if err != nil {
+			return p.pid, fmt.Errorf("init producer id: %w", err)
+		}
+		if !errors.Is(resp.Err, sarama.ErrNoError) {
+			return p.pid, fmt.Errorf("init producer id: %w", resp.Err)
+		}
+		p.pid = producerID{id: resp.ProducerID, epoch: resp.ProducerEpoch, gen: p.pid.gen + 1, ok: true}
+		p.log.Info("idempotent producer", "producer_id", resp.ProducerID, "epoch", resp.ProducerEpoch)
+	}
+	return p.pid, nil
+}
+
+// resetProducerID drops identity gen after Kafka forgot it; the next send gets a new one.
+func (p *Producer) resetProducerID(gen uint64) {
+	p.pidMu.Lock()
+	defer p.pidMu.Unlock()
+	if p.pid.gen == gen {
+		p.pid.ok = false
 	}
 }
 
-// errors re-sends every failed message after a backoff. Ordering within a file may
-// change on such a retry; that is harmless because every record carries its file
-// offset and the transfer indexes it under a deterministic id.
-func (p *Producer) errors(ap sarama.AsyncProducer) {
-	defer p.wg.Done()
-	backoff := 100 * time.Millisecond
-	for perr := range ap.Errors() {
-		p.Errors.Add(1)
-		p.log.Warn("produce failed; retrying", "topic", perr.Msg.Topic, "err", perr.Err, "retry_in", backoff)
-		msg := perr.Msg
-		p.wg.Add(1)
-		go func(d time.Duration) {
-			defer p.wg.Done()
-			time.Sleep(d)
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if p.closing {
-				return // not acknowledged: the file's offset does not move past it
-			}
-			p.Retries.Add(1)
-			ap.Input() <- resetForRetry(msg)
-		}(backoff)
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-// resetForRetry clears what sarama filled in on the failed attempt.
-func resetForRetry(m *sarama.ProducerMessage) *sarama.ProducerMessage {
-	return &sarama.ProducerMessage{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: m.Headers, Timestamp: m.Timestamp, Metadata: m.Metadata}
-}
-
-// Close waits up to timeout for outstanding acknowledgements, then stops the producer.
+// Close sends what is queued and waits up to timeout for the acknowledgements, then
+// stops. Records not acknowledged by then are not acked: their files' offsets stay
+// before them, so they are read again at the next start.
 func (p *Producer) Close(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for p.budget.inUse() > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
 	p.mu.Lock()
 	p.closing = true
-	ap := p.ap
+	var queues []*queue
+	for _, t := range p.topics {
+		queues = append(queues, t.queues...)
+	}
+	client := p.client
 	p.mu.Unlock()
 	p.budget.close()
-	var err error
-	if ap != nil {
-		ap.AsyncClose()
-		p.wg.Wait()
+	for _, q := range queues {
+		q.signal()
 	}
-	if n := p.budget.inUse(); n > 0 {
-		err = fmt.Errorf("%d bytes were not acknowledged before shutdown; they are read again at the next start", n)
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		p.cancel()
+	case <-time.After(timeout):
+		// Stop the retries, and close the connections under requests in flight.
+		p.cancel()
+		if client != nil {
+			client.Close()
+			client = nil
+		}
+		<-done
 	}
-	return err
+	if client != nil {
+		client.Close()
+	}
+	if n := p.abandoned.Load(); n > 0 {
+		return fmt.Errorf("%d records were not acknowledged before shutdown; they are read again at the next start", n)
+	}
+	return nil
+}
+
+// sleep waits for d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // budget bounds the bytes in flight.
@@ -251,7 +396,16 @@ func newBudget(max int64) *budget {
 	return b
 }
 
+// acquire takes n bytes, waiting while the budget is spent. One record is always let
+// through, however big.
 func (b *budget) acquire(ctx context.Context, n int64) error {
+	b.mu.Lock()
+	if !b.closed && (b.used == 0 || b.used+n <= b.max) {
+		b.used += n
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
 		b.mu.Lock()
 		b.cond.Broadcast()

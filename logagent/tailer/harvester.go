@@ -42,16 +42,19 @@ type FileState struct {
 	reg   *registry.Registry
 }
 
-// Track registers a line that is about to be sent and returns the function to call
-// once Kafka acknowledged it; the registry offset then advances over every line
-// acknowledged without a gap.
-func (fs *FileState) Track(next int64) func() {
-	seq := fs.win.add(next)
-	return func() {
-		if off, moved := fs.win.done(seq); moved {
-			fs.reg.SetOffset(fs.Key, fs.Gen, off)
-		}
+// Track registers a line that is about to be sent and returns its sequence number,
+// to give to Done once Kafka acknowledged the line.
+func (fs *FileState) Track(next int64) uint64 { return fs.win.add(next) }
+
+// Done marks line seq acknowledged; the registry offset then advances over every line
+// acknowledged without a gap. It returns by how many bytes the offset advanced.
+func (fs *FileState) Done(seq uint64) int64 {
+	before, off, moved := fs.win.done(seq)
+	if !moved {
+		return 0
 	}
+	fs.reg.SetOffset(fs.Key, fs.Gen, off)
+	return off - before
 }
 
 // Outstanding is the number of lines sent but not acknowledged.
@@ -70,6 +73,9 @@ type Options struct {
 	MaxIdleInterval time.Duration
 	Registry        *registry.Registry
 	Emit            Emit
+	// Idle, if set, is called when the file stops growing (its first poll that finds
+	// nothing new), from the harvester's goroutine.
+	Idle func(*FileState)
 	Multiline       *Multiline // nil: every line is an event
 	Log             *slog.Logger
 	Stats           *Stats // optional counters
@@ -162,6 +168,13 @@ func (h *Harvester) Run(ctx context.Context) error {
 		if h.f == nil || h.lr.Offset() != before {
 			idle = h.o.PollInterval
 		} else {
+			if idle == h.o.PollInterval {
+				// The file just stopped growing: give back the memory a busy file uses.
+				h.lr.Shrink()
+				if h.o.Idle != nil && h.state != nil {
+					h.o.Idle(h.state)
+				}
+			}
 			idle = min(2*idle, h.o.MaxIdleInterval)
 		}
 		wait := idle

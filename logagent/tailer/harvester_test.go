@@ -22,7 +22,7 @@ func (c *collected) emit(ctx context.Context, fs *FileState, l Line) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.events = append(c.events, Line{Data: append([]byte(nil), l.Data...), Offset: l.Offset, Next: l.Next})
-	fs.Track(l.Next)()
+	fs.Done(fs.Track(l.Next))
 	return nil
 }
 

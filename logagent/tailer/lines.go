@@ -3,14 +3,16 @@ package tailer
 import (
 	"bytes"
 	"io"
+	"time"
 )
 
 // Line is one line read from a file.
 type Line struct {
-	Data   []byte // without the line ending; valid until the next call to Next
-	Offset int64  // byte offset of the line's first byte in the file
-	Next   int64  // offset just past the line and its ending: where reading resumes
-	Split  bool   // a piece of a line longer than the maximum, cut there
+	Data   []byte    // without the line ending; valid until the next call to Next
+	Offset int64     // byte offset of the line's first byte in the file
+	Next   int64     // offset just past the line and its ending: where reading resumes
+	Split  bool      // a piece of a line longer than the maximum, cut there
+	Read   time.Time // when the line's last bytes were read
 }
 
 // LineReader cuts the bytes of a file into lines without allocating per line. It
@@ -23,18 +25,19 @@ type LineReader struct {
 	tail  int   // end of valid bytes in buf
 	off   int64 // file offset of buf[head]
 	max   int
-	limit int64 // file size known from stat: no read is tried at or past it; -1 = none
-	busy  bool  // the last read filled the buffer
+	limit int64     // file size known from stat: no read is tried at or past it; -1 = none
+	busy  bool      // the last read filled the buffer
+	read  time.Time // when the last read returned bytes
 }
 
 // Buffer sizes: small for the many files that grow slowly, larger for busy ones.
 const (
 	minBuffer = 4 << 10
-	maxBuffer = 256 << 10
+	maxBuffer = 64 << 10
 )
 
 // NewLineReader reads from r, whose next byte is at file offset off. Its buffer starts
-// small and grows while reads fill it, up to 256 KiB, or to max+1 for a long line.
+// small and grows while reads fill it, up to 64 KiB, or to max+1 for a long line.
 func NewLineReader(r io.Reader, off int64, max int) *LineReader {
 	return &LineReader{r: r, buf: make([]byte, minBuffer), off: off, max: max, limit: -1}
 }
@@ -49,6 +52,14 @@ func (lr *LineReader) Reset(r io.Reader, off int64) {
 // at or past it (that read would return nothing), which saves a system call per poll
 // of an idle file. The limit holds until the next SetLimit or Reset.
 func (lr *LineReader) SetLimit(size int64) { lr.limit = size }
+
+// Shrink drops a buffer that grew while the file was busy, unless it holds a partial
+// line.
+func (lr *LineReader) Shrink() {
+	if lr.head == lr.tail && len(lr.buf) > minBuffer {
+		lr.buf, lr.head, lr.tail, lr.busy = make([]byte, minBuffer), 0, 0, false
+	}
+}
 
 // Offset is the file offset of the first byte not yet returned as a line.
 func (lr *LineReader) Offset() int64 { return lr.off }
@@ -76,6 +87,9 @@ func (lr *LineReader) Next() (Line, error) {
 		n, err := lr.r.Read(lr.buf[lr.tail:])
 		lr.busy = n == len(lr.buf)-lr.tail // the read filled the buffer: more is waiting
 		lr.tail += n
+		if n > 0 {
+			lr.read = time.Now() // one clock read per read, not per line
+		}
 		if n == 0 {
 			if err == nil {
 				err = io.EOF
@@ -121,7 +135,7 @@ func (lr *LineReader) cut() (Line, bool) {
 }
 
 func (lr *LineReader) take(dataLen, consumed int, split bool) Line {
-	l := Line{Data: lr.buf[lr.head : lr.head+dataLen], Offset: lr.off, Next: lr.off + int64(consumed), Split: split}
+	l := Line{Data: lr.buf[lr.head : lr.head+dataLen], Offset: lr.off, Next: lr.off + int64(consumed), Split: split, Read: lr.read}
 	lr.head += consumed
 	lr.off += int64(consumed)
 	return l

@@ -24,16 +24,16 @@ func (w *ackWindow) add(next int64) uint64 {
 	return w.first + uint64(len(w.pending)-1)
 }
 
-// done marks line seq acknowledged and reports the new acknowledged offset, and
-// whether it moved.
-func (w *ackWindow) done(seq uint64) (int64, bool) {
+// done marks line seq acknowledged and reports the acknowledged offset before and
+// after, and whether it moved.
+func (w *ackWindow) done(seq uint64) (before, after int64, moved bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	before = w.acked
 	if seq < w.first || seq-w.first >= uint64(len(w.pending)) {
-		return w.acked, false
+		return before, w.acked, false
 	}
 	w.pending[seq-w.first].done = true
-	moved := false
 	for len(w.pending) > 0 && w.pending[0].done {
 		w.acked = w.pending[0].next
 		w.pending = w.pending[1:]
@@ -43,7 +43,7 @@ func (w *ackWindow) done(seq uint64) (int64, bool) {
 	if len(w.pending) == 0 {
 		w.pending = w.pending[:0:0] // let the backing array go
 	}
-	return w.acked, moved
+	return before, w.acked, moved
 }
 
 // outstanding is the number of lines sent and not yet acknowledged.
