@@ -75,10 +75,10 @@ type Options struct {
 	Emit            Emit
 	// Idle, if set, is called when the file stops growing (its first poll that finds
 	// nothing new), from the harvester's goroutine.
-	Idle func(*FileState)
-	Multiline       *Multiline // nil: every line is an event
-	Log             *slog.Logger
-	Stats           *Stats // optional counters
+	Idle      func(*FileState)
+	Multiline *Multiline // nil: every line is an event
+	Log       *slog.Logger
+	Stats     *Stats // optional counters
 }
 
 // Multiline joins lines into events, for stack traces: a line that matches Start
