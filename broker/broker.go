@@ -14,10 +14,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/logpipe/logpipe/broker/group"
 	"github.com/logpipe/logpipe/broker/server"
+	"github.com/logpipe/logpipe/broker/status"
 	"github.com/logpipe/logpipe/broker/storage"
 	"github.com/logpipe/logpipe/internal/config"
 	"github.com/logpipe/logpipe/internal/metrics"
+	"github.com/logpipe/logpipe/internal/version"
 )
 
 // Config is the broker's configuration, as read from broker.ini.
@@ -168,7 +171,8 @@ type Broker struct {
 	metrics *metrics.Server
 	groups  groupCoordinator
 
-	done     chan struct{} // closed when serving stops
+	done       chan struct{} // closed when serving stops
+	stopStatus chan struct{} // stops the status page's sampler
 	serveErr error
 	closeMu  sync.Mutex
 	closed   bool
@@ -179,6 +183,7 @@ type Broker struct {
 // beyond server.Groups.
 type groupCoordinator interface {
 	server.Groups
+	Snapshot() []group.GroupInfo
 	Close() error
 }
 
@@ -199,7 +204,7 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if err := os.MkdirAll(cfg.Log.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create log dir: %w", err)
 	}
-	b := &Broker{cfg: cfg, log: logger, done: make(chan struct{})}
+	b := &Broker{cfg: cfg, log: logger, done: make(chan struct{}), stopStatus: make(chan struct{})}
 	start := time.Now()
 	b.store, err = storage.Open(storage.Options{
 		Dir:                    cfg.Log.Dir,
@@ -255,6 +260,20 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		if err != nil {
 			return fail(err)
 		}
+		pageCfg := status.Config{
+			Store: b.store, Traffic: b.srv.Traffic, DataDir: cfg.Log.Dir,
+			Listen: b.ln.Addr().String(), Version: version.Version, Logger: logger,
+		}
+		if b.groups != nil {
+			pageCfg.Groups = b.groups.Snapshot
+		}
+		page := status.New(pageCfg)
+		b.metrics.Handle("GET /", page) // the status page, and /status.json
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			page.Run(b.stopStatus)
+		}()
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
@@ -317,7 +336,8 @@ func (b *Broker) health() error {
 // Addr is the address the Kafka listener is bound to, host:port.
 func (b *Broker) Addr() string { return b.ln.Addr().String() }
 
-// MetricsAddr is the address of /metrics and /healthz, or "" when off.
+// MetricsAddr is the address of the status page, /metrics and /healthz, or "" when
+// off.
 func (b *Broker) MetricsAddr() string {
 	if b.metrics == nil {
 		return ""
@@ -339,6 +359,7 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
+	close(b.stopStatus)
 	b.srv.Close(b.cfg.Server.ShutdownTimeout)
 	var errs []error
 	if b.metrics != nil {

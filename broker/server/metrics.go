@@ -2,6 +2,8 @@ package server
 
 import (
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +23,38 @@ type serverMetrics struct {
 	recordsOut  *prometheus.CounterVec
 	syncLatency prometheus.Histogram
 	conns       prometheus.Gauge
+
+	traffic sync.Map // topic name -> *topicTraffic, for Server.Traffic
+}
+
+// topicTraffic counts one topic's records and bytes in and out.
+type topicTraffic struct {
+	recordsIn, bytesIn, recordsOut, bytesOut atomic.Int64
+}
+
+func (m *serverMetrics) topic(name string) *topicTraffic {
+	if t, ok := m.traffic.Load(name); ok {
+		return t.(*topicTraffic)
+	}
+	t, _ := m.traffic.LoadOrStore(name, &topicTraffic{})
+	return t.(*topicTraffic)
+}
+
+// Traffic is what a topic received from producers and sent to consumers since the
+// broker started.
+type Traffic struct {
+	RecordsIn, BytesIn, RecordsOut, BytesOut int64
+}
+
+// Traffic returns each topic's counts since the broker started.
+func (s *Server) Traffic() map[string]Traffic {
+	out := map[string]Traffic{}
+	s.metrics.traffic.Range(func(k, v any) bool {
+		t := v.(*topicTraffic)
+		out[k.(string)] = Traffic{RecordsIn: t.recordsIn.Load(), BytesIn: t.bytesIn.Load(), RecordsOut: t.recordsOut.Load(), BytesOut: t.bytesOut.Load()}
+		return true
+	})
+	return out
 }
 
 func newServerMetrics(reg prometheus.Registerer, store *storage.Store) (*serverMetrics, error) {
@@ -78,6 +112,9 @@ func (m *serverMetrics) request(api int16, d time.Duration) {
 func (m *serverMetrics) produced(topic string, bytes, records int) {
 	m.bytesIn.WithLabelValues(topic).Add(float64(bytes))
 	m.recordsIn.WithLabelValues(topic).Add(float64(records))
+	t := m.topic(topic)
+	t.bytesIn.Add(int64(bytes))
+	t.recordsIn.Add(int64(records))
 }
 
 func (m *serverMetrics) fetched(topics []fetchTopic) {
@@ -92,6 +129,9 @@ func (m *serverMetrics) fetched(topics []fetchTopic) {
 		if bytes > 0 {
 			m.bytesOut.WithLabelValues(t.name).Add(float64(bytes))
 			m.recordsOut.WithLabelValues(t.name).Add(float64(records))
+			tt := m.topic(t.name)
+			tt.bytesOut.Add(bytes)
+			tt.recordsOut.Add(records)
 		}
 	}
 }
