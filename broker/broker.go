@@ -173,10 +173,10 @@ type Broker struct {
 
 	done       chan struct{} // closed when serving stops
 	stopStatus chan struct{} // stops the status page's sampler
-	serveErr error
-	closeMu  sync.Mutex
-	closed   bool
-	wg       sync.WaitGroup
+	serveErr   error
+	closeMu    sync.Mutex
+	closed     bool
+	wg         sync.WaitGroup
 }
 
 // groupCoordinator is what the broker needs from the consumer-group coordinator
