@@ -61,6 +61,12 @@ install -d -m 0750 "${owner[@]}" "$prefix/var/lib/logpipe"
 
 install -m 0755 "$bindir/logpipectl" "$prefix/usr/local/bin/logpipectl"
 say "installed /usr/local/bin/logpipectl (topics and consumer groups administration)"
+if [ -e "$prefix/etc/logpipe/logpipectl.ini" ]; then
+  say "kept existing /etc/logpipe/logpipectl.ini"
+else
+  install -m 0644 "$repo/conf/logpipectl.ini" "$prefix/etc/logpipe/logpipectl.ini"
+  say "installed /etc/logpipe/logpipectl.ini (logpipectl's default brokers)"
+fi
 
 for b in "${components[@]}"; do
   install -m 0755 "$bindir/$b" "$prefix/usr/local/bin/$b"

@@ -3,7 +3,9 @@ package server
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -278,5 +280,48 @@ func (s *Server) handleDescribeConfigs(r *kmsg.DescribeConfigsRequest) kmsg.Resp
 		}
 		resp.Resources = append(resp.Resources, out)
 	}
+	return resp
+}
+
+// handleDescribeLogDirs reports the one log directory: the size of each requested
+// partition (every partition when Topics is null), and from v4 the file system's
+// total and usable bytes. Unknown topics and partitions are left out, as Kafka does.
+func (s *Server) handleDescribeLogDirs(r *kmsg.DescribeLogDirsRequest) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	dir := kmsg.NewDescribeLogDirsResponseDir()
+	dir.Dir = s.store.Dir()
+	dir.TotalBytes, dir.UsableBytes = -1, -1
+	var sfs syscall.Statfs_t
+	if syscall.Statfs(dir.Dir, &sfs) == nil {
+		dir.TotalBytes = int64(sfs.Blocks) * int64(sfs.Bsize)
+		dir.UsableBytes = int64(sfs.Bavail) * int64(sfs.Bsize)
+	}
+	addTopic := func(t *storage.Topic, only []int32) {
+		rt := kmsg.NewDescribeLogDirsResponseDirTopic()
+		rt.Topic = t.Name()
+		for _, p := range t.Partitions() {
+			if only != nil && !slices.Contains(only, p.Index()) {
+				continue
+			}
+			rp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
+			rp.Partition, rp.Size = p.Index(), p.Size()
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		if len(rt.Partitions) > 0 {
+			dir.Topics = append(dir.Topics, rt)
+		}
+	}
+	if r.Topics == nil {
+		for _, t := range s.store.Topics() {
+			addTopic(t, nil)
+		}
+	} else {
+		for _, rt := range r.Topics {
+			if t := s.store.Topic(rt.Topic); t != nil {
+				addTopic(t, rt.Partitions)
+			}
+		}
+	}
+	resp.Dirs = append(resp.Dirs, dir)
 	return resp
 }

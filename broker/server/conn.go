@@ -243,6 +243,8 @@ func (c *conn) dispatch(h header, req kmsg.Request) error {
 		c.respond(h, s.handleCreatePartitions(r), start)
 	case *kmsg.DescribeConfigsRequest:
 		c.respond(h, s.handleDescribeConfigs(r), start)
+	case *kmsg.DescribeLogDirsRequest:
+		c.respond(h, s.handleDescribeLogDirs(r), start)
 	default:
 		if s.cfg.Groups == nil || !isGroupKey(h.key) {
 			return fmt.Errorf("no handler for %s", kmsg.NameForKey(h.key))

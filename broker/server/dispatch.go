@@ -55,6 +55,7 @@ var baseVersions = map[int16]versionRange{
 	20: {0, 6},  // DeleteTopics
 	22: {0, 4},  // InitProducerId
 	32: {0, 4},  // DescribeConfigs
+	35: {0, 4},  // DescribeLogDirs
 	37: {0, 3},  // CreatePartitions
 }
 

@@ -55,6 +55,9 @@ type Store struct {
 	done chan struct{}
 }
 
+// Dir is the directory the store keeps its topics in.
+func (s *Store) Dir() string { return s.opts.Dir }
+
 // Topic is a named set of partitions with one configuration.
 type Topic struct {
 	name string

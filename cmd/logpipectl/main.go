@@ -1,7 +1,7 @@
 // Command logpipectl administers topics and consumer groups over the Kafka protocol,
 // so it works the same against logpipe's broker and an Apache Kafka cluster.
 //
-//	logpipectl [--brokers host:port,...] [--json] topics list
+//	logpipectl [--brokers host:port,...] [--config FILE] [--json] topics list
 //	logpipectl ... topics create NAME --partitions N [--config key=value ...]
 //	logpipectl ... topics describe NAME
 //	logpipectl ... topics add-partitions NAME TOTAL
@@ -12,6 +12,10 @@
 //	logpipectl ... groups delete NAME
 //	logpipectl ... produce TOPIC [--key K] [--acks 0|1|all]      (lines from stdin)
 //	logpipectl ... consume TOPIC [--from-beginning] [--group G] [--max N]
+//
+// The brokers are, in this order: --brokers, the environment variable
+// LOGPIPE_BROKERS, `[kafka] brokers` in --config FILE (default
+// /etc/logpipe/logpipectl.ini, if it exists), 127.0.0.1:9092.
 //
 // Exit status: 0 on success, 1 when the command failed, 2 for a usage error.
 package main
@@ -40,7 +44,7 @@ func main() {
 // errUsage marks a command line that does not parse.
 var errUsage = errors.New("usage")
 
-const usage = `usage: logpipectl [--brokers host:port,...] [--json] [--timeout 10s] COMMAND
+const usage = `usage: logpipectl [--brokers host:port,...] [--config FILE] [--json] [--timeout 10s] COMMAND
   topics list | create NAME --partitions N [--config k=v]... | describe NAME |
          add-partitions NAME TOTAL | delete NAME
   groups list | describe NAME | reset-offsets NAME --topic T --to earliest|latest|OFFSET|TIME |
@@ -66,18 +70,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 func runWith(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("logpipectl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	brokers := fs.String("brokers", envOr("LOGPIPE_BROKERS", "127.0.0.1:9092"), "bootstrap brokers (env LOGPIPE_BROKERS)")
+	brokers := fs.String("brokers", "", "bootstrap brokers (default: env LOGPIPE_BROKERS, then [kafka] brokers of --config, then 127.0.0.1:9092)")
+	configPath := fs.String("config", "", "ini file with [kafka] brokers (default "+defaultConfig+" if it exists)")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	fs.Usage = func() { fmt.Fprintln(stderr, usage) }
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	c := &cli{brokers: config.SplitList(*brokers), json: *asJSON, out: stdout, stdin: stdin}
+	list, err := resolveBrokers(*brokers, *configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "logpipectl: %v\n", err)
+		return 2
+	}
+	c := &cli{brokers: list, json: *asJSON, out: stdout, stdin: stdin}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	c.ctx = ctx
-	err := c.dispatch(fs.Args())
+	err = c.dispatch(fs.Args())
 	switch {
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "logpipectl: %v\n%s\n", err, usage)
@@ -92,11 +102,41 @@ func runWith(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
+// defaultConfig is read for the brokers when --config is not given, if it exists.
+const defaultConfig = "/etc/logpipe/logpipectl.ini"
+
+// fileConfig is logpipectl.ini.
+type fileConfig struct {
+	Kafka struct {
+		Brokers string `ini:"brokers"`
+	} `ini:"kafka"`
+}
+
+// resolveBrokers picks the brokers: the flag, then LOGPIPE_BROKERS, then the config
+// file (an explicit one must exist), then 127.0.0.1:9092.
+func resolveBrokers(flagValue, configPath string) ([]string, error) {
+	if flagValue != "" {
+		return config.SplitList(flagValue), nil
 	}
-	return def
+	if v := os.Getenv("LOGPIPE_BROKERS"); v != "" {
+		return config.SplitList(v), nil
+	}
+	path := configPath
+	if path == "" {
+		if _, err := os.Stat(defaultConfig); err == nil {
+			path = defaultConfig
+		}
+	}
+	if path != "" {
+		var fc fileConfig
+		if err := config.Load(path, &fc); err != nil {
+			return nil, err
+		}
+		if fc.Kafka.Brokers != "" {
+			return config.SplitList(fc.Kafka.Brokers), nil
+		}
+	}
+	return []string{"127.0.0.1:9092"}, nil
 }
 
 func (c *cli) dispatch(args []string) error {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +53,20 @@ func TestTopics(t *testing.T) {
 	}
 	if info.Count != 4 || records != 10 || info.Configs["retention.ms"] != "3600000" {
 		t.Fatalf("%+v", info)
+	}
+	// Sizes come from DescribeLogDirs: every partition with records has some bytes.
+	var sum int64
+	for _, p := range info.Partitions {
+		if (p.End > p.Start) != (p.Size > 0) {
+			t.Fatalf("partition %+v: size does not match its records", p)
+		}
+		sum += p.Size
+	}
+	if info.Size != sum || sum == 0 {
+		t.Fatalf("topic size %d, partitions sum to %d", info.Size, sum)
+	}
+	if out := mustCtl(t, b, "topics", "describe", "web_log"); !strings.Contains(out, "SIZE") || !strings.Contains(out, " B") {
+		t.Fatal(out)
 	}
 	mustCtl(t, b, "topics", "add-partitions", "web_log", "6")
 	if err := json.Unmarshal([]byte(mustCtl(t, b, "--json", "topics", "describe", "web_log")), &info); err != nil || info.Count != 6 {
@@ -214,5 +230,42 @@ func TestProduceConsume(t *testing.T) {
 	}
 	if code, _, errs := ctl(t, b, "produce", "app_log", "--acks", "2"); code != 2 || !strings.Contains(errs, "--acks") {
 		t.Fatalf("bad acks: %d %s", code, errs)
+	}
+}
+
+// TestBrokersPrecedence: --brokers, then LOGPIPE_BROKERS, then the ini file, then the
+// default; a bad or missing explicit ini file is a usage error.
+func TestBrokersPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	ini := filepath.Join(dir, "logpipectl.ini")
+	os.WriteFile(ini, []byte("[kafka]\nbrokers = file-1:9092, file-2:9092\n"), 0o644)
+	t.Setenv("LOGPIPE_BROKERS", "")
+	for _, c := range []struct {
+		flag, env, config string
+		want              string
+	}{
+		{"flag:9092", "env:9092", ini, "flag:9092"},
+		{"", "env:9092", ini, "env:9092"},
+		{"", "", ini, "file-1:9092,file-2:9092"},
+		{"", "", "", "127.0.0.1:9092"},
+	} {
+		t.Setenv("LOGPIPE_BROKERS", c.env)
+		got, err := resolveBrokers(c.flag, c.config)
+		if err != nil || strings.Join(got, ",") != c.want {
+			t.Errorf("flag %q env %q config %q: %v %v, want %s", c.flag, c.env, c.config, got, err, c.want)
+		}
+	}
+	t.Setenv("LOGPIPE_BROKERS", "")
+	bad := filepath.Join(dir, "bad.ini")
+	os.WriteFile(bad, []byte("[kafka]\nbrokerz = x\n"), 0o644)
+	for _, path := range []string{bad, filepath.Join(dir, "missing.ini")} {
+		var out, errb bytes.Buffer
+		if code := runWith([]string{"--config", path, "topics", "list"}, strings.NewReader(""), &out, &errb); code != 2 || !strings.Contains(errb.String(), path) {
+			t.Errorf("--config %s: exit %d, %s", path, code, errb.String())
+		}
+	}
+	// The shipped example loads.
+	if got, err := resolveBrokers("", "../../conf/logpipectl.ini"); err != nil || strings.Join(got, ",") != "127.0.0.1:9092" {
+		t.Errorf("conf/logpipectl.ini: %v %v", got, err)
 	}
 }

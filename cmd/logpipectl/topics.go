@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -18,6 +19,7 @@ type topicInfo struct {
 	Partitions []partitionInfo   `json:"partitions,omitempty"`
 	Count      int               `json:"partition_count"`
 	Replicas   int               `json:"replication_factor"`
+	Size       int64             `json:"size_bytes"` // on the leaders' disks; -1 when the cluster does not say
 	Configs    map[string]string `json:"configs,omitempty"`
 }
 
@@ -27,6 +29,7 @@ type partitionInfo struct {
 	Replicas  []int32 `json:"replicas"`
 	Start     int64   `json:"start_offset"`
 	End       int64   `json:"end_offset"`
+	Size      int64   `json:"size_bytes"` // on the leader's disk; -1 when unknown
 }
 
 func (c *cli) topicsList() error {
@@ -100,9 +103,14 @@ func (c *cli) topicsDescribe(name string) error {
 	if err != nil {
 		return fmt.Errorf("end offsets of %s: %w", name, err)
 	}
-	info := topicInfo{Name: name, Count: len(td.Partitions), Replicas: td.Partitions.NumReplicas(), Configs: map[string]string{}}
+	info := topicInfo{Name: name, Count: len(td.Partitions), Replicas: td.Partitions.NumReplicas(), Size: -1, Configs: map[string]string{}}
+	sizes := c.partitionSizes(name, td)
 	for _, p := range td.Partitions.Sorted() {
-		pi := partitionInfo{Partition: p.Partition, Leader: p.Leader, Replicas: p.Replicas}
+		pi := partitionInfo{Partition: p.Partition, Leader: p.Leader, Replicas: p.Replicas, Size: -1}
+		if s, ok := sizes[p.Partition]; ok {
+			pi.Size = s
+			info.Size = max(info.Size, 0) + s
+		}
 		if o, ok := starts.Lookup(name, p.Partition); ok {
 			pi.Start = o.Offset
 		}
@@ -121,10 +129,10 @@ func (c *cli) topicsDescribe(name string) error {
 		}
 	}
 	return c.print(info, func(w *tabwriter.Writer) {
-		fmt.Fprintf(w, "topic %s: %d partitions, replication factor %d\n\n", name, info.Count, info.Replicas)
-		fmt.Fprintln(w, "PARTITION\tLEADER\tREPLICAS\tSTART\tEND\tRECORDS")
+		fmt.Fprintf(w, "topic %s: %d partitions, replication factor %d, size %s\n\n", name, info.Count, info.Replicas, humanSize(info.Size))
+		fmt.Fprintln(w, "PARTITION\tLEADER\tREPLICAS\tSTART\tEND\tRECORDS\tSIZE")
 		for _, p := range info.Partitions {
-			fmt.Fprintf(w, "%d\t%d\t%v\t%d\t%d\t%d\n", p.Partition, p.Leader, p.Replicas, p.Start, p.End, p.End-p.Start)
+			fmt.Fprintf(w, "%d\t%d\t%v\t%d\t%d\t%d\t%s\n", p.Partition, p.Leader, p.Replicas, p.Start, p.End, p.End-p.Start, humanSize(p.Size))
 		}
 		keys := make([]string, 0, len(info.Configs))
 		for k := range info.Configs {
@@ -176,6 +184,45 @@ func (c *cli) topicsDelete(name string) error {
 		return fmt.Errorf("delete topic %s: %w", name, err)
 	}
 	return c.print(map[string]any{"deleted": name}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted topic %s\n", name) })
+}
+
+// partitionSizes asks each partition's leader for the partition's size on disk
+// (DescribeLogDirs). A cluster that does not answer gives no sizes.
+func (c *cli) partitionSizes(name string, td kadm.TopicDetail) map[int32]int64 {
+	set := kadm.TopicsSet{}
+	for p := range td.Partitions {
+		set.Add(name, p)
+	}
+	dirs, err := c.adm.DescribeAllLogDirs(c.ctx, set)
+	if err != nil {
+		return nil
+	}
+	sizes := map[int32]int64{}
+	for _, p := range td.Partitions {
+		if dir, ok := dirs[p.Leader]; ok {
+			if dp, ok := dir.LookupPartition(name, p.Partition); ok {
+				sizes[p.Partition] = dp.Size
+			}
+		}
+	}
+	return sizes
+}
+
+// humanSize prints bytes with a binary unit, or "-" for an unknown size.
+func humanSize(n int64) string {
+	if n < 0 {
+		return "-"
+	}
+	v, units := float64(n), []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
 }
 
 func isUnknown(err error) bool { return err == kerr.UnknownTopicOrPartition }
