@@ -22,7 +22,7 @@ type Transfer struct {
 	cfg     Config
 	log     *slog.Logger
 	sink    output.Sink
-	builder document.Builder
+	builder *document.Builder
 	m       *metrics
 
 	dlqMu sync.Mutex
@@ -47,7 +47,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Transfer{cfg: cfg, log: log, sink: sink, builder: document.Builder{IndexPattern: cfg.ES.Index}, m: newMetrics()}, nil
+	return &Transfer{cfg: cfg, log: log, sink: sink, builder: document.NewBuilder(cfg.ES.Index), m: newMetrics()}, nil
 }
 
 // Registry is the transfer's metrics registry.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -22,9 +23,22 @@ type Doc struct {
 }
 
 // Builder builds documents; IndexPattern may hold {topic} and {date} (yyyy.MM.dd, UTC,
-// of @timestamp).
+// of @timestamp). Its zero value works; NewBuilder's also remembers index names.
 type Builder struct {
 	IndexPattern string
+	names        *sync.Map // indexKey -> string; nil: computed every time
+}
+
+// indexKey is what an index name depends on.
+type indexKey struct {
+	topic string
+	day   int64 // days since the epoch, UTC
+}
+
+// NewBuilder returns a Builder for pattern that computes each index name once per
+// topic and day. It is safe for concurrent use.
+func NewBuilder(pattern string) *Builder {
+	return &Builder{IndexPattern: pattern, names: new(sync.Map)}
 }
 
 // Build makes the document of a record. The id depends only on where the line came
@@ -49,7 +63,7 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 	if m.Timestamp.IsZero() || ts.Year() < 1971 {
 		ts = time.Now().UTC()
 	}
-	var body []byte
+	body := make([]byte, 0, len(m.Value)+len(host)+len(path)+len(m.Topic)+256)
 	body = append(body, `{"@timestamp":"`...)
 	body = ts.AppendFormat(body, "2006-01-02T15:04:05.000Z07:00")
 	body = append(body, `","message":`...)
@@ -92,26 +106,43 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 // SHA-256 over host, file id and line offset (each separated by a zero byte) when the
 // record has those headers, else over "k", topic, partition and Kafka offset.
 func ID(topic string, partition int32, kafkaOffset int64, host, fileID, offset []byte) string {
-	h := sha256.New()
+	var buf [256]byte
+	in := buf[:0]
 	if host != nil && fileID != nil && offset != nil {
-		h.Write(host)
-		h.Write([]byte{0})
-		h.Write(fileID)
-		h.Write([]byte{0})
-		h.Write(offset)
+		in = append(in, host...)
+		in = append(in, 0)
+		in = append(in, fileID...)
+		in = append(in, 0)
+		in = append(in, offset...)
 	} else {
-		h.Write([]byte("k\x00"))
-		h.Write([]byte(topic))
-		h.Write([]byte{0})
-		h.Write(strconv.AppendInt(nil, int64(partition), 10))
-		h.Write([]byte{0})
-		h.Write(strconv.AppendInt(nil, kafkaOffset, 10))
+		in = append(in, "k\x00"...)
+		in = append(in, topic...)
+		in = append(in, 0)
+		in = strconv.AppendInt(in, int64(partition), 10)
+		in = append(in, 0)
+		in = strconv.AppendInt(in, kafkaOffset, 10)
 	}
-	var sum [sha256.Size]byte
-	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:15])
+	sum := sha256.Sum256(in)
+	return base64.RawURLEncoding.EncodeToString(sum[:15])
 }
 
 func (b Builder) index(topic string, ts time.Time) string {
+	if b.names == nil {
+		return b.indexName(topic, ts)
+	}
+	k := indexKey{topic, ts.Unix() / 86400}
+	if ts.Unix() < 0 {
+		return b.indexName(topic, ts)
+	}
+	if name, ok := b.names.Load(k); ok {
+		return name.(string)
+	}
+	name := b.indexName(topic, ts)
+	b.names.Store(k, name)
+	return name
+}
+
+func (b Builder) indexName(topic string, ts time.Time) string {
 	p := b.IndexPattern
 	if p == "" {
 		p = "{topic}-{date}"

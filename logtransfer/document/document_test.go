@@ -79,3 +79,18 @@ func FuzzBuild(f *testing.F) {
 		}
 	})
 }
+
+// TestNewBuilderSameAsZero: the caching builder names indexes as the plain one does,
+// across days and topics.
+func TestNewBuilderSameAsZero(t *testing.T) {
+	cached := NewBuilder("{topic}-{date}")
+	for _, topic := range []string{"Web_Log", "app"} {
+		for _, ts := range []time.Time{time.Date(2026, 11, 22, 23, 59, 59, 0, time.UTC), time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)} {
+			m := &sarama.ConsumerMessage{Topic: topic, Timestamp: ts, Value: []byte("x")}
+			want := Builder{IndexPattern: "{topic}-{date}"}.Build(m)
+			if got := cached.Build(m); got.Index != want.Index || got.ID != want.ID || string(got.Body) != string(want.Body) {
+				t.Fatalf("%s %v: %+v, want %+v", topic, ts, got, want)
+			}
+		}
+	}
+}

@@ -1,14 +1,15 @@
 package output
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -131,21 +132,39 @@ func (e *ES) Write(ctx context.Context, docs []document.Doc) ([]Result, error) {
 	for _, d := range docs {
 		n += len(d.Body) + len(d.Index) + len(d.ID) + 40
 	}
-	body := make([]byte, 0, n)
+	// A strings.Builder hands its bytes over as the request body without a copy.
+	var body strings.Builder
+	body.Grow(n)
 	for _, d := range docs {
-		body = append(body, `{"index":{"_index":`...)
-		body = strconv.AppendQuote(body, d.Index)
-		body = append(body, `,"_id":`...)
-		body = strconv.AppendQuote(body, d.ID)
-		body = append(body, "}}\n"...)
-		body = append(body, d.Body...)
-		body = append(body, '\n')
+		body.WriteString(`{"index":{"_index":`)
+		writeQuoted(&body, d.Index)
+		body.WriteString(`,"_id":`)
+		writeQuoted(&body, d.ID)
+		body.WriteString("}}\n")
+		body.Write(d.Body)
+		body.WriteByte('\n')
 	}
 	resp, err := e.c.PerformRequest(ctx, elastic.PerformRequestOptions{
-		Method: "POST", Path: "/_bulk", Body: string(body), ContentType: "application/x-ndjson",
+		Method: "POST", Path: "/_bulk", Body: body.String(), ContentType: "application/x-ndjson",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bulk request of %d documents: %w", len(docs), err)
+	}
+	results := make([]Result, len(docs))
+	// Most responses say no item failed: then the items need not be decoded, only
+	// counted (each has one "status").
+	failed, err := bulkErrors(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("bulk response: %w", err)
+	}
+	if !failed {
+		if n := bytes.Count(resp.Body, []byte(`"status"`)); n != len(docs) {
+			return nil, fmt.Errorf("bulk response has %d items for %d documents", n, len(docs))
+		}
+		for i := range results {
+			results[i] = Result{Outcome: Stored, Status: 200}
+		}
+		return results, nil
 	}
 	var br bulkResponse
 	if err := json.Unmarshal(resp.Body, &br); err != nil {
@@ -154,7 +173,6 @@ func (e *ES) Write(ctx context.Context, docs []document.Doc) ([]Result, error) {
 	if len(br.Items) != len(docs) {
 		return nil, fmt.Errorf("bulk response has %d items for %d documents", len(br.Items), len(docs))
 	}
-	results := make([]Result, len(docs))
 	for i, item := range br.Items {
 		for _, r := range item {
 			results[i] = Result{Outcome: classify(r.Status), Status: r.Status}
@@ -164,6 +182,46 @@ func (e *ES) Write(ctx context.Context, docs []document.Doc) ([]Result, error) {
 		}
 	}
 	return results, nil
+}
+
+// bulkErrors reads the top-level "errors" flag of a _bulk response, stopping there
+// (Elasticsearch writes it before the items).
+func bulkErrors(body []byte) (bool, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return false, fmt.Errorf("not a JSON object: %.80q", body)
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return false, err
+		}
+		if key == "errors" {
+			var failed bool
+			if err := dec.Decode(&failed); err != nil {
+				return false, fmt.Errorf("errors: %w", err)
+			}
+			return failed, nil
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return false, err
+		}
+	}
+	return false, errors.New(`no "errors" field`)
+}
+
+// writeQuoted writes s as a JSON string. Index names and ids need no escaping, but
+// an odd index pattern must not break the request.
+func writeQuoted(b *strings.Builder, s string) {
+	if strings.ContainsAny(s, "\"\\") || strings.IndexFunc(s, func(r rune) bool { return r < 0x20 }) >= 0 {
+		q, _ := json.Marshal(s)
+		b.Write(q)
+		return
+	}
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
 }
 
 // bulkResponse is the part of a _bulk response the sink reads.
