@@ -5,6 +5,7 @@ package logtransfer
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/logpipe/logpipe/internal/config"
@@ -40,6 +41,10 @@ type Config struct {
 		Template bool          `ini:"template"`
 		Timeout  time.Duration `ini:"timeout"`
 	} `ini:"es"`
+	Decode struct {
+		JSONTopics string `ini:"json_topics"` // topics whose lines are JSON objects; * = all
+		JSONTarget string `ini:"json_target"` // field for the decoded object; empty = top level
+	} `ini:"decode"`
 	Metrics struct {
 		Listen string `ini:"listen"`
 	} `ini:"metrics"`
@@ -69,6 +74,7 @@ func DefaultConfig() Config {
 	c.ES.Index = "{topic}-{date}"
 	c.ES.Template = true
 	c.ES.Timeout = 60 * time.Second
+	c.Decode.JSONTarget = "json"
 	c.Metrics.Listen = "127.0.0.1:9310"
 	c.Logging.Level = "info"
 	c.Logging.Format = "text"
@@ -112,6 +118,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("[output] type %q: want elasticsearch or file", c.Output.Type)
+	}
+	if t := c.Decode.JSONTarget; t != "" && (strings.ContainsAny(t, ".\"") || t == "@timestamp" || t == "message" || t == "host" || t == "log" || t == "kafka") {
+		return fmt.Errorf("[decode] json_target %q: want a plain field name that is not one of logpipe's own (@timestamp, message, host, log, kafka)", t)
 	}
 	if c.Output.BulkActions < 1 || c.Output.BulkBytes < 1 || c.Output.FlushInterval <= 0 || c.Output.BackoffMax <= 0 {
 		return fmt.Errorf("[output] bulk_actions, bulk_bytes, flush_interval and backoff_max must be positive")

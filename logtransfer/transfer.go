@@ -47,7 +47,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Transfer{cfg: cfg, log: log, sink: sink, builder: document.NewBuilder(cfg.ES.Index), m: newMetrics()}, nil
+	return &Transfer{cfg: cfg, log: log, sink: sink, builder: cfg.builder(), m: newMetrics()}, nil
+}
+
+// builder is the document builder the configuration asks for.
+func (c Config) builder() *document.Builder {
+	b := document.Builder{IndexPattern: c.ES.Index, JSONTarget: c.Decode.JSONTarget}
+	if topics := config.SplitList(c.Decode.JSONTopics); len(topics) > 0 {
+		b.JSON = map[string]bool{}
+		for _, t := range topics {
+			b.JSON[t] = true
+		}
+	}
+	return document.NewBuilder(b)
 }
 
 // Registry is the transfer's metrics registry.

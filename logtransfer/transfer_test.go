@@ -154,7 +154,7 @@ func TestIndexesEveryRecordOnce(t *testing.T) {
 	b := brokertest.Start(t, 6)
 	createTopic(t, b.Addr(), "web_log", 6)
 	es := startES(t)
-	const n = 20000
+	const n = 100000
 	produce(t, b.Addr(), "web_log", 0, n)
 	r := startTransfer(t, testConfig(b.Addr(), es.URL()))
 	waitFor(t, 60*time.Second, "every document", func() bool { return es.Count("*") >= n })
@@ -262,7 +262,13 @@ func TestElasticsearchOutage(t *testing.T) {
 	waitFor(t, 30*time.Second, "documents before the outage", func() bool { return es.Count("*") >= 1000 })
 	es.Down()
 	produce(t, b.Addr(), "web_log", 1000, 5000)
-	time.Sleep(3 * time.Second) // the outage: bulk requests fail meanwhile
+	// The outage lasts 20 s: bulk requests fail meanwhile, retried with backoff, and no
+	// offset is committed past what Elasticsearch acknowledged.
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if c := committed(t, b.Addr(), "logtransfer", "web_log"); c > 1000 {
+			t.Fatalf("%d offsets committed with 1000 documents indexed", c)
+		}
+	}
 	if err := es.Up(); err != nil {
 		t.Fatal(err)
 	}
@@ -274,6 +280,74 @@ func TestElasticsearchOutage(t *testing.T) {
 	es.SetRequestRule(nil)
 	waitFor(t, 60*time.Second, "documents after 503s", func() bool { return es.Count("*") >= 5500 })
 	checkDocs(t, es, 5500)
+}
+
+// committed is the sum of a group's committed offsets in topic.
+func committed(t testing.TB, addr, group, topic string) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil {
+			n += o.At
+		}
+	})
+	return n
+}
+
+// TestJSONLines decodes the lines of a topic listed in [decode] json_topics into the
+// document, and indexes a line that is not JSON with the failure tagged.
+func TestJSONLines(t *testing.T) {
+	b := brokertest.Start(t, 1)
+	es := startES(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	lines := []string{`{"level":"warn","msg":"slow","ms":812}`, `not json at all`, `{"level":"info","user":{"id":7}}`}
+	for _, topic := range []string{"app_json", "web_log"} {
+		for _, l := range lines {
+			if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Value: []byte(l)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cfg := testConfig(b.Addr(), es.URL())
+	cfg.Kafka.Topics = "app_json,web_log"
+	cfg.Decode.JSONTopics = "app_json"
+	startTransfer(t, cfg)
+	waitFor(t, 30*time.Second, "6 documents", func() bool { return es.Count("*") >= 6 })
+	byMessage := map[string]map[string]any{}
+	for _, d := range es.Docs("app_json-*") {
+		var doc map[string]any
+		if err := json.Unmarshal(d.Source, &doc); err != nil {
+			t.Fatal(err)
+		}
+		byMessage[doc["message"].(string)] = doc
+	}
+	if j, _ := byMessage[lines[0]]["json"].(map[string]any); j["level"] != "warn" || j["ms"] != 812.0 {
+		t.Errorf("decoded: %v", byMessage[lines[0]])
+	}
+	if j, _ := byMessage[lines[2]]["json"].(map[string]any); j["user"].(map[string]any)["id"] != 7.0 {
+		t.Errorf("decoded: %v", byMessage[lines[2]])
+	}
+	if tags, _ := byMessage[lines[1]]["tags"].([]any); len(tags) != 1 || tags[0] != "_jsonparsefailure" {
+		t.Errorf("not JSON: %v", byMessage[lines[1]])
+	}
+	for _, d := range es.Docs("web_log-*") {
+		if strings.Contains(string(d.Source), `"json"`) || strings.Contains(string(d.Source), "_jsonparsefailure") {
+			t.Errorf("web_log is not decoded: %s", d.Source)
+		}
+	}
 }
 
 func TestRejectedRecordGoesToDeadLetterTopic(t *testing.T) {

@@ -3,9 +3,12 @@
 package document
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +29,14 @@ type Doc struct {
 // of @timestamp). Its zero value works; NewBuilder's also remembers index names.
 type Builder struct {
 	IndexPattern string
-	names        *sync.Map // indexKey -> string; nil: computed every time
+	// JSON decodes the lines of these topics ("*": every topic) as JSON objects into
+	// the document (see Build).
+	JSON map[string]bool
+	// JSONTarget is the field the decoded object goes under; "" puts its keys at the
+	// top level of the document, beside (never over) logpipe's own fields.
+	JSONTarget string
+
+	names *sync.Map // indexKey -> string; nil: computed every time
 }
 
 // indexKey is what an index name depends on.
@@ -35,16 +45,26 @@ type indexKey struct {
 	day   int64 // days since the epoch, UTC
 }
 
-// NewBuilder returns a Builder for pattern that computes each index name once per
-// topic and day. It is safe for concurrent use.
-func NewBuilder(pattern string) *Builder {
-	return &Builder{IndexPattern: pattern, names: new(sync.Map)}
+// NewBuilder returns a copy of b that computes each index name once per topic and
+// day. It is safe for concurrent use.
+func NewBuilder(b Builder) *Builder {
+	b.names = new(sync.Map)
+	return &b
 }
+
+// ownFields are the document's fields that decoded JSON never replaces.
+var ownFields = map[string]bool{"@timestamp": true, "message": true, "host": true, "log": true, "kafka": true, "error": true, "tags": true}
 
 // Build makes the document of a record. The id depends only on where the line came
 // from: host, file incarnation and byte offset for lines from logagent, or topic,
 // partition and Kafka offset for records from other producers. Re-delivery of the same
 // record therefore overwrites its document instead of adding one.
+//
+// For a topic in b.JSON, a line that is a JSON object also has its fields in the
+// document, under b.JSONTarget (or at the top level, where logpipe's own fields win);
+// message keeps the line as it was. A line that is not a JSON object is indexed all
+// the same, with error.message saying why and the tag _jsonparsefailure (as Logstash
+// does), never dropped.
 func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 	var host, path, fileID, offset []byte
 	for _, h := range m.Headers {
@@ -97,9 +117,56 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 	body = strconv.AppendInt(body, int64(m.Partition), 10)
 	body = append(body, `,"offset":`...)
 	body = strconv.AppendInt(body, m.Offset, 10)
-	body = append(body, "}}"...)
+	body = append(body, '}')
+	if b.JSON != nil && (b.JSON[m.Topic] || b.JSON["*"]) {
+		body = b.appendJSON(body, m.Value)
+	}
+	body = append(body, '}')
 
 	return Doc{Index: b.index(m.Topic, ts), ID: ID(m.Topic, m.Partition, m.Offset, host, fileID, offset), Body: body}
+}
+
+// appendJSON adds the fields of a JSON object line, or the reason it is not one.
+func (b Builder) appendJSON(body, line []byte) []byte {
+	var fields map[string]json.RawMessage
+	trimmed := bytes.TrimSpace(line)
+	err := errors.New("not a JSON object")
+	if len(trimmed) > 0 && trimmed[0] == '{' {
+		err = json.Unmarshal(trimmed, &fields)
+	}
+	if err != nil {
+		body = append(body, `,"error":{"message":`...)
+		body = appendString(body, []byte("json: "+err.Error()))
+		return append(body, `},"tags":["_jsonparsefailure"]`...)
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		if b.JSONTarget != "" || !ownFields[k] {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	if b.JSONTarget != "" {
+		body = append(body, ',')
+		body = appendString(body, []byte(b.JSONTarget))
+		body = append(body, ":{"...)
+	}
+	for i, k := range keys {
+		if i > 0 || b.JSONTarget == "" {
+			body = append(body, ',')
+		}
+		body = appendString(body, []byte(k))
+		body = append(body, ':')
+		v := fields[k]
+		if !utf8.Valid(v) {
+			v = bytes.ToValidUTF8(v, []byte("\uFFFD"))
+		}
+		body = append(body, v...)
+	}
+	if b.JSONTarget != "" {
+		body = append(body, '}')
+	}
+	return body
 }
 
 // ID is a record's document id: base64url (no padding) of the first 15 bytes of

@@ -2,6 +2,7 @@ package document
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,7 +84,7 @@ func FuzzBuild(f *testing.F) {
 // TestNewBuilderSameAsZero: the caching builder names indexes as the plain one does,
 // across days and topics.
 func TestNewBuilderSameAsZero(t *testing.T) {
-	cached := NewBuilder("{topic}-{date}")
+	cached := NewBuilder(Builder{IndexPattern: "{topic}-{date}"})
 	for _, topic := range []string{"Web_Log", "app"} {
 		for _, ts := range []time.Time{time.Date(2026, 11, 22, 23, 59, 59, 0, time.UTC), time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)} {
 			m := &sarama.ConsumerMessage{Topic: topic, Timestamp: ts, Value: []byte("x")}
@@ -93,4 +94,87 @@ func TestNewBuilderSameAsZero(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestJSONDecoding(t *testing.T) {
+	rec := func(topic, line string) *sarama.ConsumerMessage {
+		return &sarama.ConsumerMessage{Topic: topic, Partition: 0, Offset: 1, Value: []byte(line), Timestamp: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	}
+	under := NewBuilder(Builder{JSON: map[string]bool{"app": true}, JSONTarget: "json"})
+	root := NewBuilder(Builder{JSON: map[string]bool{"*": true}})
+	line := `{"level":"error","msg":"disk \"full\"","code":507,"ctx":{"user":"ann","ids":[1,2]},"message":"theirs","host":"h9"}`
+	for _, c := range []struct {
+		name string
+		b    *Builder
+		rec  *sarama.ConsumerMessage
+		want map[string]any // top-level fields that must be there, JSON-compared
+		not  []string       // top-level fields that must not be there
+	}{
+		{"under target", under, rec("app", line), map[string]any{
+			"message": line,
+			"json":    map[string]any{"level": "error", "msg": `disk "full"`, "code": 507.0, "ctx": map[string]any{"user": "ann", "ids": []any{1.0, 2.0}}, "message": "theirs", "host": "h9"},
+		}, []string{"level", "error", "tags"}},
+		{"at the top level, own fields win", root, rec("any", line), map[string]any{
+			"message": line, "level": "error", "code": 507.0, "ctx": map[string]any{"user": "ann", "ids": []any{1.0, 2.0}},
+		}, []string{"json", "error", "tags"}},
+		{"other topic untouched", under, rec("web", line), map[string]any{"message": line}, []string{"json", "level", "tags"}},
+		{"not an object", under, rec("app", `[1,2]`), map[string]any{"message": "[1,2]", "tags": []any{"_jsonparsefailure"}}, []string{"json"}},
+		{"not JSON", under, rec("app", `GET /x 200`), map[string]any{"message": "GET /x 200", "tags": []any{"_jsonparsefailure"}}, []string{"json"}},
+		{"truncated", under, rec("app", `{"a":1`), map[string]any{"tags": []any{"_jsonparsefailure"}}, []string{"json"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := c.b.Build(c.rec)
+			var got map[string]any
+			if err := json.Unmarshal(d.Body, &got); err != nil {
+				t.Fatalf("invalid document %s: %v", d.Body, err)
+			}
+			for k, v := range c.want {
+				gj, _ := json.Marshal(got[k])
+				wj, _ := json.Marshal(v)
+				if string(gj) != string(wj) {
+					t.Errorf("%s = %s, want %s", k, gj, wj)
+				}
+			}
+			for _, k := range c.not {
+				if _, ok := got[k]; ok {
+					t.Errorf("%s present: %s", k, d.Body)
+				}
+			}
+			if h, ok := got["host"].(map[string]any); c.rec.Headers == nil && ok {
+				t.Errorf("host replaced: %v", h)
+			}
+			if tags, ok := got["tags"]; ok {
+				if e, _ := got["error"].(map[string]any); e == nil || !strings.HasPrefix(e["message"].(string), "json: ") {
+					t.Errorf("tags %v without error.message: %s", tags, d.Body)
+				}
+			}
+		})
+	}
+}
+
+// FuzzBuildJSON: whatever the line, with JSON decoding on or off, the document is valid
+// JSON and keeps the line in message.
+func FuzzBuildJSON(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `{"message":"x","b":[1,{"c":null}]}`, `[1]`, `{"a":"\xff"}`, "plain \x00 line", `{"a":1}{"b":2}`, `{"k":"\u2028"}`, ""} {
+		f.Add([]byte(s))
+	}
+	builders := []*Builder{
+		NewBuilder(Builder{}),
+		NewBuilder(Builder{JSON: map[string]bool{"t": true}, JSONTarget: "json"}),
+		NewBuilder(Builder{JSON: map[string]bool{"*": true}}),
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		for _, b := range builders {
+			d := b.Build(&sarama.ConsumerMessage{Topic: "t", Value: line, Timestamp: time.Unix(1_800_000_000, 0)})
+			var doc struct {
+				Message string `json:"message"`
+			}
+			if err := json.Unmarshal(d.Body, &doc); err != nil {
+				t.Fatalf("invalid document for %q: %v\n%s", line, err, d.Body)
+			}
+			if want := strings.ToValidUTF8(string(line), "\uFFFD"); doc.Message != want {
+				t.Fatalf("message %q, want %q", doc.Message, want)
+			}
+		}
+	})
 }
