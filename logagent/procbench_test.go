@@ -47,6 +47,81 @@ func BenchmarkAgentProcess(b *testing.B) {
 	}
 }
 
+// BenchmarkAgentIdle measures what tailed files that do not change cost the agent's
+// process: 1 file and 1,000 files of one line each, shipped, then watched for b.N
+// seconds (target: 1,000 idle files under 1% of a core).
+func BenchmarkAgentIdle(b *testing.B) {
+	bin := b.TempDir()
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "broker"), "github.com/logpipe/logpipe/cmd/broker").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "logagent"), "github.com/logpipe/logpipe/cmd/logagent").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	for _, n := range []int{1, 1000} {
+		b.Run(fmt.Sprintf("files=%d", n), func(b *testing.B) {
+			dir := b.TempDir()
+			etcd, err := embedetcd.Start(filepath.Join(dir, "etcd"), "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer etcd.Close()
+			addr := freeAddr(b)
+			broker := startProcess(b, dir, "broker", filepath.Join(bin, "broker"), fmt.Sprintf(
+				"[server]\nlisten = %s\n[log]\ndir = %s\nnum_partitions = 1\n[metrics]\nlisten =\n[logging]\nlevel = warn\n",
+				addr, filepath.Join(dir, "broker")))
+			defer stopProcess(broker)
+			for f := 0; f < n; f++ {
+				os.WriteFile(filepath.Join(dir, fmt.Sprintf("idle%04d.log", f)), []byte("one line\n"), 0o644)
+			}
+			if err := putKey(etcd.Endpoint(), "/logagent/bench/collect_config", fmt.Sprintf(`[{"path": %q, "topic": "bench"}]`, filepath.Join(dir, "*.log"))); err != nil {
+				b.Fatal(err)
+			}
+			adm := benchAdmin(b, addr)
+			agent := startProcess(b, dir, "logagent", filepath.Join(bin, "logagent"), fmt.Sprintf(
+				"[agent]\nhost = bench\ndata_dir = %s\n[etcd]\nendpoints = %s\n[kafka]\nbrokers = %s\n[metrics]\nlisten =\n[logging]\nlevel = warn\n",
+				filepath.Join(dir, "agent"), etcd.Endpoint(), addr))
+			defer stopProcess(agent)
+			deadline := time.Now().Add(time.Minute)
+			for shipped(adm) < int64(n) {
+				if time.Now().After(deadline) {
+					b.Fatalf("only %d of %d files shipped", shipped(adm), n)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(3 * time.Second) // the polls back off to max_idle_interval
+			b.ResetTimer()
+			cpu0, t0 := procCPU(b, agent.Process.Pid), time.Now()
+			time.Sleep(time.Duration(b.N) * time.Second)
+			b.ReportMetric(100*(procCPU(b, agent.Process.Pid)-cpu0)/time.Since(t0).Seconds(), "agent-%core")
+			b.ReportMetric(procPeakRSS(b, agent.Process.Pid)/(1<<20), "agent-peak-RSS-MiB")
+		})
+	}
+}
+
+// benchAdmin returns an admin client of the broker at addr, with the topic "bench"
+// created (a client that asked for it before it existed would not ask again for a
+// while: kgo's metadata min age).
+func benchAdmin(b *testing.B, addr string) *kadm.Client {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = adm.CreateTopic(ctx, 1, 1, nil, "bench")
+		cancel()
+		if err == nil {
+			return adm
+		}
+		if time.Since(start) > 30*time.Second {
+			b.Fatalf("create topic: %v", err)
+		}
+	}
+}
+
 func benchAgentProcess(b *testing.B, bin string, files, lineLen, rate int) {
 	dir := b.TempDir()
 	etcd, err := embedetcd.Start(filepath.Join(dir, "etcd"), "127.0.0.1:0")
@@ -78,25 +153,7 @@ func benchAgentProcess(b *testing.B, bin string, files, lineLen, rate int) {
 	if err := putKey(etcd.Endpoint(), "/logagent/bench/collect_config", fmt.Sprintf(`[{"path": %q, "topic": "bench"}]`, filepath.Join(dir, "*.log"))); err != nil {
 		b.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	// Create the topic first: a client that asked for it before it existed would not
-	// ask again for a while (kgo's metadata min age).
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err = adm.CreateTopic(ctx, 1, 1, nil, "bench")
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Since(start) > 30*time.Second {
-			b.Fatalf("create topic: %v", err)
-		}
-	}
+	adm := benchAdmin(b, addr)
 
 	b.ResetTimer()
 	agent := startProcess(b, dir, "logagent", filepath.Join(bin, "logagent"), fmt.Sprintf(
