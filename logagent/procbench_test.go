@@ -4,13 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/logpipe/logpipe/internal/embedetcd"
+	"github.com/logpipe/logpipe/internal/proctest"
 )
 
 // BenchmarkAgentProcess measures the agent alone: the logagent binary ships b.N lines
@@ -30,12 +27,7 @@ import (
 // per million lines, the cores it used on average and its peak RSS (targets at
 // 500,000 lines/s of ~120-byte lines: under one core and 64 MiB).
 func BenchmarkAgentProcess(b *testing.B) {
-	bin := b.TempDir()
-	for _, cmd := range []string{"broker", "logagent"} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, cmd), "github.com/logpipe/logpipe/cmd/"+cmd).CombinedOutput(); err != nil {
-			b.Fatalf("build %s: %v\n%s", cmd, err, out)
-		}
-	}
+	bin := proctest.Build(b, b.TempDir(), "broker", "logagent")
 	for _, c := range []struct{ files, lineLen, rate int }{{1, 120, 0}, {1, 1024, 0}, {100, 120, 0}, {1, 120, 500000}} {
 		name := fmt.Sprintf("files=%d/line=%dB", c.files, c.lineLen)
 		if c.rate > 0 {
@@ -51,13 +43,7 @@ func BenchmarkAgentProcess(b *testing.B) {
 // process: 1 file and 1,000 files of one line each, shipped, then watched for b.N
 // seconds (target: 1,000 idle files under 1% of a core).
 func BenchmarkAgentIdle(b *testing.B) {
-	bin := b.TempDir()
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "broker"), "github.com/logpipe/logpipe/cmd/broker").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "logagent"), "github.com/logpipe/logpipe/cmd/logagent").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := proctest.Build(b, b.TempDir(), "broker", "logagent")
 	for _, n := range []int{1, 1000} {
 		b.Run(fmt.Sprintf("files=%d", n), func(b *testing.B) {
 			dir := b.TempDir()
@@ -66,11 +52,11 @@ func BenchmarkAgentIdle(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer etcd.Close()
-			addr := freeAddr(b)
-			broker := startProcess(b, dir, "broker", filepath.Join(bin, "broker"), fmt.Sprintf(
+			addr := proctest.FreeAddr(b)
+			broker := proctest.Start(b, dir, "broker", filepath.Join(bin, "broker"), fmt.Sprintf(
 				"[server]\nlisten = %s\n[log]\ndir = %s\nnum_partitions = 1\n[metrics]\nlisten =\n[logging]\nlevel = warn\n",
 				addr, filepath.Join(dir, "broker")))
-			defer stopProcess(broker)
+			defer proctest.Stop(broker)
 			for f := 0; f < n; f++ {
 				os.WriteFile(filepath.Join(dir, fmt.Sprintf("idle%04d.log", f)), []byte("one line\n"), 0o644)
 			}
@@ -78,10 +64,10 @@ func BenchmarkAgentIdle(b *testing.B) {
 				b.Fatal(err)
 			}
 			adm := benchAdmin(b, addr)
-			agent := startProcess(b, dir, "logagent", filepath.Join(bin, "logagent"), fmt.Sprintf(
+			agent := proctest.Start(b, dir, "logagent", filepath.Join(bin, "logagent"), fmt.Sprintf(
 				"[agent]\nhost = bench\ndata_dir = %s\n[etcd]\nendpoints = %s\n[kafka]\nbrokers = %s\n[metrics]\nlisten =\n[logging]\nlevel = warn\n",
 				filepath.Join(dir, "agent"), etcd.Endpoint(), addr))
-			defer stopProcess(agent)
+			defer proctest.Stop(agent)
 			deadline := time.Now().Add(time.Minute)
 			for shipped(adm) < int64(n) {
 				if time.Now().After(deadline) {
@@ -91,10 +77,10 @@ func BenchmarkAgentIdle(b *testing.B) {
 			}
 			time.Sleep(3 * time.Second) // the polls back off to max_idle_interval
 			b.ResetTimer()
-			cpu0, t0 := procCPU(b, agent.Process.Pid), time.Now()
+			cpu0, t0 := proctest.CPU(b, agent.Process.Pid), time.Now()
 			time.Sleep(time.Duration(b.N) * time.Second)
-			b.ReportMetric(100*(procCPU(b, agent.Process.Pid)-cpu0)/time.Since(t0).Seconds(), "agent-%core")
-			b.ReportMetric(procPeakRSS(b, agent.Process.Pid)/(1<<20), "agent-peak-RSS-MiB")
+			b.ReportMetric(100*(proctest.CPU(b, agent.Process.Pid)-cpu0)/time.Since(t0).Seconds(), "agent-%core")
+			b.ReportMetric(proctest.PeakRSS(b, agent.Process.Pid)/(1<<20), "agent-peak-RSS-MiB")
 		})
 	}
 }
@@ -129,11 +115,11 @@ func benchAgentProcess(b *testing.B, bin string, files, lineLen, rate int) {
 		b.Fatal(err)
 	}
 	defer etcd.Close()
-	addr := freeAddr(b)
-	broker := startProcess(b, dir, "broker", filepath.Join(bin, "broker"), fmt.Sprintf(
+	addr := proctest.FreeAddr(b)
+	broker := proctest.Start(b, dir, "broker", filepath.Join(bin, "broker"), fmt.Sprintf(
 		"[server]\nlisten = %s\n[log]\ndir = %s\nnum_partitions = 1\n[metrics]\nlisten =\n[logging]\nlevel = warn\n",
 		addr, filepath.Join(dir, "broker")))
-	defer stopProcess(broker)
+	defer proctest.Stop(broker)
 
 	line := strings.Repeat("x", lineLen-30)
 	for f := 0; f < files; f++ {
@@ -156,10 +142,10 @@ func benchAgentProcess(b *testing.B, bin string, files, lineLen, rate int) {
 	adm := benchAdmin(b, addr)
 
 	b.ResetTimer()
-	agent := startProcess(b, dir, "logagent", filepath.Join(bin, "logagent"), fmt.Sprintf(
+	agent := proctest.Start(b, dir, "logagent", filepath.Join(bin, "logagent"), fmt.Sprintf(
 		"[agent]\nhost = bench\ndata_dir = %s\n[etcd]\nendpoints = %s\n[kafka]\nbrokers = %s\nrequired_acks = 1\ncompression = none\n[metrics]\nlisten =\n[logging]\nlevel = warn\n",
 		filepath.Join(dir, "agent"), etcd.Endpoint(), addr))
-	defer stopProcess(agent)
+	defer proctest.Stop(agent)
 	if rate > 0 {
 		// Append to the one file at rate lines/s, in ticks of 10 ms.
 		fh, err := os.OpenFile(filepath.Join(dir, "f000.log"), os.O_WRONLY|os.O_APPEND, 0)
@@ -189,7 +175,7 @@ func benchAgentProcess(b *testing.B, bin string, files, lineLen, rate int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	b.StopTimer()
-	cpu, rss := procCPU(b, agent.Process.Pid), procPeakRSS(b, agent.Process.Pid)
+	cpu, rss := proctest.CPU(b, agent.Process.Pid), proctest.PeakRSS(b, agent.Process.Pid)
 	elapsed := b.Elapsed().Seconds()
 	b.ReportMetric(float64(b.N)/elapsed, "lines/s")
 	b.ReportMetric(cpu/float64(b.N)*1e6, "agent-cpu-s/Mlines")
@@ -212,71 +198,6 @@ func shipped(adm *kadm.Client) int64 {
 		}
 	})
 	return n
-}
-
-func freeAddr(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startProcess runs a logpipe binary with an ini file written from conf.
-func startProcess(tb testing.TB, dir, name, path, conf string) *exec.Cmd {
-	ini := filepath.Join(dir, name+".ini")
-	if err := os.WriteFile(ini, []byte(conf), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	cmd := exec.Command(path, "-config", ini)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	return cmd
-}
-
-// stopProcess sends SIGTERM and waits (SIGKILL after 10 s).
-func stopProcess(cmd *exec.Cmd) {
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
-}
-
-// procCPU is the user+system CPU seconds of a running process, from /proc/PID/stat.
-func procCPU(tb testing.TB, pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	// Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ is 100 on Linux
-}
-
-// procPeakRSS is the peak resident set size of a running process in bytes (VmHWM).
-func procPeakRSS(tb testing.TB, pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb * 1024
-		}
-	}
-	tb.Fatal("no VmHWM in /proc status")
-	return 0
 }
 
 // putKey stores value at key in etcd.

@@ -20,7 +20,8 @@ type Config struct {
 		InitialOffset    string        `ini:"initial_offset"` // oldest | newest, for partitions with no commit
 		SessionTimeout   time.Duration `ini:"session_timeout"`
 		RebalanceTimeout time.Duration `ini:"rebalance_timeout"`
-		DLQTopic         string        `ini:"dlq_topic"` // {topic} is replaced by the record's topic
+		DLQTopic         string        `ini:"dlq_topic"`       // {topic} is replaced by the record's topic
+		CommitInterval   time.Duration `ini:"commit_interval"` // how often acknowledged offsets are committed
 	} `ini:"kafka"`
 	Output struct {
 		Type          string        `ini:"type"` // elasticsearch | file
@@ -64,6 +65,7 @@ func DefaultConfig() Config {
 	c.Kafka.SessionTimeout = 10 * time.Second
 	c.Kafka.RebalanceTimeout = 60 * time.Second
 	c.Kafka.DLQTopic = "{topic}.dlq"
+	c.Kafka.CommitInterval = time.Second
 	c.Output.Type = "elasticsearch"
 	c.Output.Dir = "./data/out"
 	c.Output.BulkActions = 5000
@@ -121,6 +123,9 @@ func (c Config) Validate() error {
 	}
 	if t := c.Decode.JSONTarget; t != "" && (strings.ContainsAny(t, ".\"") || t == "@timestamp" || t == "message" || t == "host" || t == "log" || t == "kafka") {
 		return fmt.Errorf("[decode] json_target %q: want a plain field name that is not one of logpipe's own (@timestamp, message, host, log, kafka)", t)
+	}
+	if c.Kafka.CommitInterval <= 0 {
+		return fmt.Errorf("[kafka] commit_interval must be positive")
 	}
 	if c.Output.BulkActions < 1 || c.Output.BulkBytes < 1 || c.Output.FlushInterval <= 0 || c.Output.BackoffMax <= 0 {
 		return fmt.Errorf("[output] bulk_actions, bulk_bytes, flush_interval and backoff_max must be positive")

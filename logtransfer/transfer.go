@@ -78,8 +78,8 @@ func (t *Transfer) saramaConfig() *sarama.Config {
 	sc.Consumer.Group.Heartbeat.Interval = t.cfg.Kafka.SessionTimeout / 3
 	sc.Consumer.Group.Rebalance.Timeout = t.cfg.Kafka.RebalanceTimeout
 	sc.Consumer.Return.Errors = true
-	sc.Consumer.Fetch.Default = 4 << 20
-	sc.ChannelBufferSize = 4096
+	sc.Consumer.Fetch.Default = 256 << 10 // of compressed batches: decoded, they can be ten times as many bytes
+	sc.ChannelBufferSize = 1024
 	sc.Consumer.MaxProcessingTime = time.Second
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Producer.Return.Successes = true
@@ -130,78 +130,135 @@ func (t *Transfer) Run(ctx context.Context) error {
 	return nil
 }
 
-// handler is the sarama.ConsumerGroupHandler: one ConsumeClaim per partition.
-type handler struct{ t *Transfer }
+// handler is the sarama.ConsumerGroupHandler: one ConsumeClaim per partition, and a
+// committer per session.
+type handler struct {
+	t             *Transfer
+	stopCommitter chan struct{}
+	committerDone chan struct{}
+}
 
+// Setup starts the session's committer: every commit interval it commits the offsets
+// ConsumeClaim marked, which it marks only once the output acknowledged their records.
+// Committing on a clock rather than after every bulk request keeps the bulk path free
+// of a broker round trip (and its fsync); a crash re-delivers at most one interval of
+// records, which the deterministic document ids overwrite.
 func (h *handler) Setup(s sarama.ConsumerGroupSession) error {
 	h.t.log.Info("partitions assigned", "claims", s.Claims(), "generation", s.GenerationID())
+	h.stopCommitter, h.committerDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(h.committerDone)
+		tick := time.NewTicker(h.t.cfg.Kafka.CommitInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-h.stopCommitter:
+				return
+			case <-tick.C:
+				s.Commit()
+			}
+		}
+	}()
 	return nil
 }
 
-func (h *handler) Cleanup(s sarama.ConsumerGroupSession) error { return nil }
+// Cleanup runs after every ConsumeClaim returned (each stored what it could): it
+// stops the committer and commits what is marked before the partitions go.
+func (h *handler) Cleanup(s sarama.ConsumerGroupSession) error {
+	close(h.stopCommitter)
+	<-h.committerDone
+	s.Commit()
+	return nil
+}
+
+// finalGrace is how long the stores of a partition may go on after its session ended
+// (rebalance or shutdown); what is not stored by then is not committed and goes to the
+// partition's next owner.
+const finalGrace = 5 * time.Second
 
 // ConsumeClaim batches the partition's records by count and bytes, up to what is
-// waiting (and at most the flush interval), stores each batch, and only then marks and
-// commits its offsets.
+// waiting (and at most the flush interval), and stores each batch, one at a time in
+// order, while the next batch fills: reading never waits for Elasticsearch unless a
+// full batch is ready. A batch's offsets are marked for the committer only once it is
+// stored.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	t := h.t
-	var batch []*sarama.ConsumerMessage
-	bytes := 0
+	lag := t.m.lag.WithLabelValues(claim.Topic(), strconv.Itoa(int(claim.Partition())))
+	storeCtx, cancelStore := context.WithCancel(context.Background())
+	defer cancelStore()
+	stopGrace := context.AfterFunc(sess.Context(), func() { time.AfterFunc(finalGrace, cancelStore) })
+	defer stopGrace()
+
+	var (
+		batch    []*sarama.ConsumerMessage
+		bytes    int
+		inflight *sarama.ConsumerMessage // the last record of the batch being stored
+		done     = make(chan bool, 1)    // the outcome of that store
+	)
+	send := func() {
+		b := batch
+		inflight, batch, bytes = b[len(b)-1], nil, 0
+		go func() { done <- t.store(storeCtx, b) }()
+	}
+	settle := func(ok bool) bool {
+		last := inflight
+		inflight = nil
+		if ok {
+			sess.MarkMessage(last, "") // committed by the session's committer
+			lag.Set(float64(max(0, claim.HighWaterMarkOffset()-last.Offset-1)))
+		}
+		return ok
+	}
+	finish := func() error {
+		if inflight != nil && !settle(<-done) {
+			return nil
+		}
+		if len(batch) > 0 {
+			send()
+			settle(<-done)
+		}
+		return nil
+	}
+
+	msgs := claim.Messages()
 	timer := time.NewTimer(t.cfg.Output.FlushInterval)
 	defer timer.Stop()
-	lag := t.m.lag.WithLabelValues(claim.Topic(), strconv.Itoa(int(claim.Partition())))
-	flush := func(ctx context.Context) bool {
-		if len(batch) == 0 {
-			return true
-		}
-		if !t.store(ctx, batch) {
-			return false
-		}
-		last := batch[len(batch)-1]
-		sess.MarkMessage(last, "")
-		sess.Commit()
-		lag.Set(float64(max(0, claim.HighWaterMarkOffset()-last.Offset-1)))
-		batch, bytes = batch[:0], 0
-		return true
-	}
+	due := false // the flush interval passed with records waiting
 	for {
+		full := len(batch) >= t.cfg.Output.BulkActions || bytes >= t.cfg.Output.BulkBytes
+		in := msgs
+		if full {
+			in = nil // a full batch waits for the store in flight
+		}
 		select {
-		case msg, ok := <-claim.Messages():
+		case msg, ok := <-in:
 			if !ok {
-				h.final(flush)
-				return nil
+				return finish()
 			}
 			t.m.consumed.Inc()
 			batch = append(batch, msg)
 			bytes += len(msg.Value) + 256
-			// Send when the batch is full, or when no more records are waiting: under
-			// load the channel stays full and bulks are large; when traffic is light a
-			// record does not wait for the flush interval.
-			if len(batch) >= t.cfg.Output.BulkActions || bytes >= t.cfg.Output.BulkBytes || len(claim.Messages()) == 0 {
-				if !flush(sess.Context()) {
-					return nil
-				}
-				timer.Reset(t.cfg.Output.FlushInterval)
-			}
-		case <-timer.C:
-			if !flush(sess.Context()) {
+		case ok := <-done:
+			if !settle(ok) {
 				return nil
 			}
-			timer.Reset(t.cfg.Output.FlushInterval)
+		case <-timer.C:
+			due = true
 		case <-sess.Context().Done():
-			h.final(flush)
-			return nil
+			return finish()
+		}
+		// Send when the batch is full, when no more records are waiting (under load the
+		// channel stays full and bulks are large; when traffic is light a record does
+		// not wait for the flush interval), or when the interval passed.
+		if inflight == nil && len(batch) > 0 && (len(batch) >= t.cfg.Output.BulkActions || bytes >= t.cfg.Output.BulkBytes || len(msgs) == 0 || due) {
+			send()
+			due = false
+			timer.Reset(t.cfg.Output.FlushInterval)
+		} else if due && len(batch) == 0 {
+			due = false
+			timer.Reset(t.cfg.Output.FlushInterval)
 		}
 	}
-}
-
-// final stores what is pending when the session ends (rebalance or shutdown), within
-// a bounded time; what it cannot store is not committed and goes to the partition's
-// next owner.
-func (h *handler) final(flush func(context.Context) bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	flush(ctx)
 }
 
 // store writes a batch until every record is stored or dead-lettered. It gives up

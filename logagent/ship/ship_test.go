@@ -353,3 +353,34 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestCompression produces with every codec: the broker takes the batches and a
+// consumer reads every record back.
+func TestCompression(t *testing.T) {
+	b := brokertest.Start(t, 1)
+	for _, codec := range []string{"gzip", "snappy", "lz4", "zstd"} {
+		t.Run(codec, func(t *testing.T) {
+			topic := "codec_" + codec
+			a := newAcks(func(uint64) string { return "" })
+			p := newProducer(t, b.Addr(), "all", func(c *Config) { c.Compression = codec })
+			for i := 0; i < 2000; i++ {
+				if err := p.Send(context.Background(), record(topic, "k", i), a, uint64(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, func() bool { return a.total() == 2000 })
+			if err := p.Close(5 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+			got := consumeAll(t, b.Addr(), topic, 2000)
+			for i, c := range got {
+				if c.value != fmt.Sprintf("line %d of k", i) {
+					t.Fatalf("record %d: %q", i, c.value)
+				}
+			}
+			if len(got) != 2000 {
+				t.Fatalf("consumed %d of 2000", len(got))
+			}
+		})
+	}
+}
