@@ -37,11 +37,16 @@ func BenchmarkTransferProcess(b *testing.B) {
 
 	b.ResetTimer()
 	tr := proctest.Start(b, dir, "logtransfer", filepath.Join(bin, "logtransfer"), fmt.Sprintf(
-		"[kafka]\nbrokers = %s\ntopics = web_log\n[output]\nbulk_actions = 5000\n[es]\nurls = %s\ntemplate = false\n[metrics]\nlisten =\n[logging]\nlevel = warn\n",
+		"[kafka]\nbrokers = %s\ntopics = web_log\nsession_timeout = 6s\n[output]\nbulk_actions = 5000\n[es]\nurls = %s\ntemplate = false\n[metrics]\nlisten =\n[logging]\nlevel = warn\n",
 		addr, es.URL()))
 	defer proctest.Stop(tr)
 	deadline = time.Now().Add(10 * time.Minute)
+	start := time.Now()
+	var first time.Duration
 	for es.BulkItems.Load() < int64(b.N) {
+		if first == 0 && es.BulkItems.Load() > 0 {
+			first = time.Since(start)
+		}
 		if time.Now().After(deadline) {
 			b.Fatalf("only %d of %d documents", es.BulkItems.Load(), b.N)
 		}
@@ -54,6 +59,7 @@ func BenchmarkTransferProcess(b *testing.B) {
 	b.ReportMetric(cpu/float64(b.N)*1e6, "transfer-cpu-s/Mdocs")
 	b.ReportMetric(cpu/elapsed, "transfer-cores")
 	b.ReportMetric(rss/(1<<20), "transfer-peak-RSS-MiB")
+	b.ReportMetric(float64(first.Milliseconds()), "first-doc-ms")
 }
 
 // brokerUp tells whether something listens at addr.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	"gopkg.in/ini.v1"
 )
@@ -33,6 +34,32 @@ func Load(path string, v any) error {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	clearEmptyStrings(f, v)
+	return setDurations(f, v)
+}
+
+// setDurations sets the duration fields the file gives: ini.v1 keeps the default for a
+// zero (or negative) duration, but "initial_rebalance_delay = 0s" must mean no delay.
+func setDurations(f *ini.File, v any) error {
+	durationType := reflect.TypeOf(time.Duration(0))
+	rv := reflect.ValueOf(v).Elem()
+	for i := 0; i < rv.NumField(); i++ {
+		sec := tagName(rv.Type().Field(i))
+		sv := rv.Field(i)
+		if sec == "" || sv.Kind() != reflect.Struct || !f.HasSection(sec) {
+			continue
+		}
+		for j := 0; j < sv.NumField(); j++ {
+			key := tagName(sv.Type().Field(j))
+			if key == "" || sv.Field(j).Type() != durationType || !f.Section(sec).HasKey(key) {
+				continue
+			}
+			d, err := time.ParseDuration(strings.TrimSpace(f.Section(sec).Key(key).String()))
+			if err != nil {
+				return fmt.Errorf("[%s] %s: %w", sec, key, err)
+			}
+			sv.Field(j).SetInt(int64(d))
+		}
+	}
 	return nil
 }
 

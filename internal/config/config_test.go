@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 type testConfig struct {
@@ -78,5 +79,27 @@ func TestSplitList(t *testing.T) {
 	}
 	if SplitList("") != nil {
 		t.Fatal("empty list should be nil")
+	}
+}
+
+// TestLoadZeroDuration: a duration the file sets to 0 (or a negative value) is that
+// value, not the default (ini.v1 alone keeps the default), and a bad one is an error.
+func TestLoadZeroDuration(t *testing.T) {
+	var c struct {
+		G struct {
+			Delay time.Duration `ini:"delay"`
+			Wait  time.Duration `ini:"wait"`
+			Keep  time.Duration `ini:"keep"`
+		} `ini:"g"`
+	}
+	c.G.Delay, c.G.Wait, c.G.Keep = 3*time.Second, time.Second, 5*time.Second
+	if err := Load(write(t, "[g]\ndelay = 0s\nwait = -2s\n"), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.G.Delay != 0 || c.G.Wait != -2*time.Second || c.G.Keep != 5*time.Second {
+		t.Fatalf("got %+v", c.G)
+	}
+	if err := Load(write(t, "[g]\ndelay = soon\n"), &c); err == nil {
+		t.Fatal("a bad duration was accepted")
 	}
 }
