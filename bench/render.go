@@ -235,7 +235,7 @@ func renderSVG(rep report) []byte {
 	}
 	y += 10
 	for _, h := range rep.header {
-		body(`<text x="10" y="%d" class="tick" text-anchor="start">%s</text>`+"\n", y, html.EscapeString(strings.TrimPrefix(h, "- ")))
+		body(`<text x="10" y="%d" class="note">%s</text>`+"\n", y, html.EscapeString(strings.TrimPrefix(h, "- ")))
 		y += 14
 	}
 
@@ -246,6 +246,7 @@ func renderSVG(rep report) []byte {
 .label { font-size: 11px; text-anchor: end; }
 .value { font-size: 10px; }
 .tick { font-size: 10px; fill: #555; text-anchor: middle; }
+.note { font-size: 10px; fill: #555; }
 .grid { stroke: #ddd; stroke-width: 1; }
 .target { stroke: #e45756; stroke-width: 2; stroke-dasharray: 5 3; }
 </style>
