@@ -13,8 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/logpipe/logpipe/internal/embedetcd"
 	"github.com/logpipe/logpipe/internal/proctest"
 )
@@ -52,15 +50,11 @@ func BenchmarkAgentIdle(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer etcd.Close()
-			addr := proctest.FreeAddr(b)
-			broker := proctest.Start(b, dir, "broker", filepath.Join(bin, "broker"), fmt.Sprintf(
-				"[server]\nlisten = %s\n[log]\ndir = %s\nnum_partitions = 1\n[metrics]\nlisten =\n[logging]\nlevel = warn\n",
-				addr, filepath.Join(dir, "broker")))
-			defer proctest.Stop(broker)
+			addr := benchBroker(b, bin, dir)
 			for f := 0; f < n; f++ {
 				os.WriteFile(filepath.Join(dir, fmt.Sprintf("idle%04d.log", f)), []byte("one line\n"), 0o644)
 			}
-			if err := putKey(etcd.Endpoint(), "/logagent/bench/collect_config", fmt.Sprintf(`[{"path": %q, "topic": "bench"}]`, filepath.Join(dir, "*.log"))); err != nil {
+			if err := etcd.Put("/logagent/bench/collect_config", fmt.Sprintf(`[{"path": %q, "topic": "bench"}]`, filepath.Join(dir, "*.log"))); err != nil {
 				b.Fatal(err)
 			}
 			adm := benchAdmin(b, addr)
@@ -83,6 +77,17 @@ func BenchmarkAgentIdle(b *testing.B) {
 			b.ReportMetric(proctest.PeakRSS(b, agent.Process.Pid)/(1<<20), "agent-peak-RSS-MiB")
 		})
 	}
+}
+
+// benchBroker runs the broker binary in bin with its data in dir until the benchmark
+// ends, and returns its address.
+func benchBroker(b *testing.B, bin, dir string) string {
+	addr := proctest.FreeAddr(b)
+	broker := proctest.Start(b, dir, "broker", filepath.Join(bin, "broker"), fmt.Sprintf(
+		"[server]\nlisten = %s\n[log]\ndir = %s\nnum_partitions = 1\n[metrics]\nlisten =\n[logging]\nlevel = warn\n",
+		addr, filepath.Join(dir, "broker")))
+	b.Cleanup(func() { proctest.Stop(broker) })
+	return addr
 }
 
 // benchAdmin returns an admin client of the broker at addr, with the topic "bench"
@@ -115,11 +120,7 @@ func benchAgentProcess(b *testing.B, bin string, files, lineLen, rate int) {
 		b.Fatal(err)
 	}
 	defer etcd.Close()
-	addr := proctest.FreeAddr(b)
-	broker := proctest.Start(b, dir, "broker", filepath.Join(bin, "broker"), fmt.Sprintf(
-		"[server]\nlisten = %s\n[log]\ndir = %s\nnum_partitions = 1\n[metrics]\nlisten =\n[logging]\nlevel = warn\n",
-		addr, filepath.Join(dir, "broker")))
-	defer proctest.Stop(broker)
+	addr := benchBroker(b, bin, dir)
 
 	line := strings.Repeat("x", lineLen-30)
 	for f := 0; f < files; f++ {
@@ -136,7 +137,7 @@ func benchAgentProcess(b *testing.B, bin string, files, lineLen, rate int) {
 		}
 		fh.Close()
 	}
-	if err := putKey(etcd.Endpoint(), "/logagent/bench/collect_config", fmt.Sprintf(`[{"path": %q, "topic": "bench"}]`, filepath.Join(dir, "*.log"))); err != nil {
+	if err := etcd.Put("/logagent/bench/collect_config", fmt.Sprintf(`[{"path": %q, "topic": "bench"}]`, filepath.Join(dir, "*.log"))); err != nil {
 		b.Fatal(err)
 	}
 	adm := benchAdmin(b, addr)
@@ -198,17 +199,4 @@ func shipped(adm *kadm.Client) int64 {
 		}
 	})
 	return n
-}
-
-// putKey stores value at key in etcd.
-func putKey(endpoint, key, value string) error {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err = cli.Put(ctx, key, value)
-	return err
 }

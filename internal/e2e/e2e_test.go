@@ -20,6 +20,7 @@ import (
 
 	"github.com/logpipe/logpipe/internal/embedetcd"
 	"github.com/logpipe/logpipe/internal/estest"
+	"github.com/logpipe/logpipe/internal/proctest"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -134,14 +135,6 @@ func build(t testing.TB, dir string) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	s, err := embedetcdFreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func TestPipelineExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole pipeline")
@@ -168,7 +161,7 @@ func TestPipelineExactlyOnce(t *testing.T) {
 	}
 	defer es.Close()
 
-	brokerAddr := freePort(t)
+	brokerAddr := proctest.FreeAddr(t)
 	conf := func(name, text string) string {
 		p := filepath.Join(root, name)
 		os.WriteFile(p, []byte(text), 0o644)

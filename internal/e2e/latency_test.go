@@ -13,6 +13,7 @@ import (
 
 	"github.com/logpipe/logpipe/internal/embedetcd"
 	"github.com/logpipe/logpipe/internal/estest"
+	"github.com/logpipe/logpipe/internal/proctest"
 )
 
 // BenchmarkEndToEndLatency writes 10,000 lines/s for b.N seconds to a file shipped by
@@ -33,7 +34,7 @@ func BenchmarkEndToEndLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer es.Close()
-	addr, _ := embedetcdFreeAddr()
+	addr := proctest.FreeAddr(b)
 	logPath := filepath.Join(root, "lat.log")
 	write := func(name, text string) string {
 		p := filepath.Join(root, name)
@@ -52,7 +53,7 @@ func BenchmarkEndToEndLatency(b *testing.B) {
 		p.start()
 		defer p.stop()
 	}
-	if err := putKey(etcd.Endpoint(), "/logagent/lat/collect_config", fmt.Sprintf(`[{"path": %q, "topic": "lat"}]`, logPath)); err != nil {
+	if err := etcd.Put("/logagent/lat/collect_config", fmt.Sprintf(`[{"path": %q, "topic": "lat"}]`, logPath)); err != nil {
 		b.Fatal(err)
 	}
 	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)

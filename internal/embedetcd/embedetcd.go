@@ -3,12 +3,14 @@
 package embedetcd
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
 	"sync"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -74,4 +76,19 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// Put stores value at key, through a client of its own (for tests and make run's seed).
+func (s *Server) Put(key, value string) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.endpoint}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return fmt.Errorf("etcd client: %w", err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Put(ctx, key, value); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
 }
