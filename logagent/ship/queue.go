@@ -301,7 +301,7 @@ func (q *queue) produce(b *batch) error {
 		client.RefreshMetadata(q.topic)
 		return fmt.Errorf("leader: %w", err)
 	}
-	if p.sc.Producer.Idempotent {
+	if p.idempotent {
 		pid, err := p.producerID(client)
 		if err != nil {
 			return err

@@ -50,9 +50,10 @@ func (c Config) SaramaConfig() (*sarama.Config, error) {
 	case "1", "local", "leader":
 		sc.Producer.RequiredAcks = sarama.WaitForLocal
 	case "all", "-1":
+		// Idempotent: see Producer.idempotent. Not sarama's Producer.Idempotent, which
+		// would hold the connection to one request in flight for all its partitions;
+		// the queues keep one in flight per partition themselves.
 		sc.Producer.RequiredAcks = sarama.WaitForAll
-		sc.Producer.Idempotent = true
-		sc.Net.MaxOpenRequests = 1
 	default:
 		return nil, fmt.Errorf("required_acks %q: want 0, 1 or all", c.RequiredAcks)
 	}
@@ -116,6 +117,7 @@ type Producer struct {
 	log        *slog.Logger
 	budget     *budget
 	version    int16 // of Produce requests
+	idempotent bool  // acks=all: batches carry a producer ID and sequence numbers
 	timeoutMs  int32 // the broker's wait for acks=all
 	batchLimit int64 // largest batch, in Record.wireSize bytes
 
@@ -171,6 +173,7 @@ func New(cfg Config, log *slog.Logger) (*Producer, error) {
 		cfg: cfg, sc: sc, log: log,
 		budget:     newBudget(cfg.MaxInFlightBytes),
 		version:    9, // Kafka 2.8's Produce; sarama lowers it to what the broker supports
+		idempotent: sc.Producer.RequiredAcks == sarama.WaitForAll,
 		timeoutMs:  int32(sc.Producer.Timeout / time.Millisecond),
 		batchLimit: int64(sc.Producer.MaxMessageBytes) - 61, // less the batch header
 		ctx:        ctx,
