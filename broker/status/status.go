@@ -153,9 +153,9 @@ type MemberStatus struct {
 type GroupPartition struct {
 	Topic     string `json:"topic"`
 	Partition int32  `json:"partition"`
-	Committed int64  `json:"committed"`
+	Committed int64  `json:"committed"` // -1: none
 	End       int64  `json:"end"`
-	Lag       int64  `json:"lag"`
+	Lag       int64  `json:"lag"` // -1: unknown (nothing committed)
 }
 
 // Snapshot gathers the status now.
@@ -196,6 +196,7 @@ func (p *Page) Snapshot() Status {
 			for _, m := range g.Members {
 				gs.Members = append(gs.Members, MemberStatus{ClientID: m.ClientID, Host: m.Host, Assigned: assigned(m.Assigned)})
 			}
+			seen := map[string]map[int32]bool{}
 			for _, c := range g.Committed {
 				gp := GroupPartition{Topic: c.Topic, Partition: c.Partition, Committed: c.Offset, End: -1, Lag: -1}
 				if e := ends[c.Topic]; int(c.Partition) < len(e) {
@@ -204,7 +205,33 @@ func (p *Page) Snapshot() Status {
 					gs.Lag += gp.Lag
 				}
 				gs.Partitions = append(gs.Partitions, gp)
+				if seen[c.Topic] == nil {
+					seen[c.Topic] = map[int32]bool{}
+				}
+				seen[c.Topic][c.Partition] = true
 			}
+			// Partitions a member is assigned but the group never committed: no committed
+			// offset and no lag to tell (-1, shown as "-"), as Kafka's tools do.
+			for _, m := range g.Members {
+				for topic, parts := range m.Assigned {
+					for _, p := range parts {
+						if seen[topic][p] {
+							continue
+						}
+						gp := GroupPartition{Topic: topic, Partition: p, Committed: -1, End: -1, Lag: -1}
+						if e := ends[topic]; int(p) < len(e) {
+							gp.End = e[p]
+						}
+						gs.Partitions = append(gs.Partitions, gp)
+					}
+				}
+			}
+			slices.SortFunc(gs.Partitions, func(a, b GroupPartition) int {
+				if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+					return c
+				}
+				return int(a.Partition - b.Partition)
+			})
 			st.Groups = append(st.Groups, gs)
 		}
 	}
@@ -300,7 +327,16 @@ var pageTemplate = template.Must(template.New("page.html").Funcs(template.FuncMa
 	"bytes": humanBytes,
 	"rate":  humanRate,
 	"num":   itoa,
+	"off":   offset,
 }).ParseFS(pageFS, "page.html"))
+
+// offset prints an offset or lag, or "-" for none (-1).
+func offset(n int64) string {
+	if n < 0 {
+		return "-"
+	}
+	return itoa(n)
+}
 
 func itoa(n int64) string {
 	s := []byte{}

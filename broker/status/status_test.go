@@ -162,7 +162,8 @@ func TestStatusJSONAndHTML(t *testing.T) {
 	if g.ID != "indexer" || g.State != "Stable" || len(g.Members) != 1 || g.Members[0].ClientID != "indexer-1" || g.Members[0].Assigned != "app-logs: 0,1,2" {
 		t.Fatalf("group: %+v", g)
 	}
-	want := []status.GroupPartition{{Topic: "app-logs", Partition: 0, Committed: 100, End: 100, Lag: 0}, {Topic: "app-logs", Partition: 1, Committed: 40, End: 100, Lag: 60}}
+	want := []status.GroupPartition{{Topic: "app-logs", Partition: 0, Committed: 100, End: 100, Lag: 0}, {Topic: "app-logs", Partition: 1, Committed: 40, End: 100, Lag: 60},
+		{Topic: "app-logs", Partition: 2, Committed: -1, End: 100, Lag: -1}} // assigned, never committed
 	if fmt.Sprint(g.Partitions) != fmt.Sprint(want) || g.Lag != 60 {
 		t.Fatalf("group partitions %+v lag %d, want %+v lag 60", g.Partitions, g.Lag, want)
 	}
@@ -253,6 +254,7 @@ func TestChromium(t *testing.T) {
 		`data-topic="app-logs" data-partition="1"`, `<td class="n end">100</td>`, `<td class="n end">50</td>`,
 		`data-group="indexer"`, "indexer-1", `<span class="lag total-lag">60</span>`,
 		`<td class="n lag-cell lag">60</td>`,
+		`data-topic="app-logs" data-partition="2"><td>app-logs</td><td class="n">2</td><td class="n">-</td><td class="n">100</td><td class="n lag-cell ok">-</td>`,
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered page lacks %q", want)
