@@ -33,13 +33,14 @@ func Load(path string, v any) error {
 	if err := f.StrictMapTo(v); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
-	clearEmptyStrings(f, v)
-	return setDurations(f, v)
+	return setExplicit(f, v)
 }
 
-// setDurations sets the duration fields the file gives: ini.v1 keeps the default for a
-// zero (or negative) duration, but "initial_rebalance_delay = 0s" must mean no delay.
-func setDurations(f *ini.File, v any) error {
+// setExplicit corrects two things ini.v1's mapping does for keys the file gives:
+// it keeps the default for an empty string, but "listen =" must mean "off"; and it
+// keeps the default for a zero (or negative) duration, but "initial_rebalance_delay =
+// 0s" must mean no delay.
+func setExplicit(f *ini.File, v any) error {
 	durationType := reflect.TypeOf(time.Duration(0))
 	rv := reflect.ValueOf(v).Elem()
 	for i := 0; i < rv.NumField(); i++ {
@@ -49,40 +50,24 @@ func setDurations(f *ini.File, v any) error {
 			continue
 		}
 		for j := 0; j < sv.NumField(); j++ {
-			key := tagName(sv.Type().Field(j))
-			if key == "" || sv.Field(j).Type() != durationType || !f.Section(sec).HasKey(key) {
+			key, field := tagName(sv.Type().Field(j)), sv.Field(j)
+			if key == "" || !f.Section(sec).HasKey(key) {
 				continue
 			}
-			d, err := time.ParseDuration(strings.TrimSpace(f.Section(sec).Key(key).String()))
-			if err != nil {
-				return fmt.Errorf("[%s] %s: %w", sec, key, err)
+			value := strings.TrimSpace(f.Section(sec).Key(key).String())
+			switch {
+			case field.Type() == durationType:
+				d, err := time.ParseDuration(value)
+				if err != nil {
+					return fmt.Errorf("[%s] %s: %w", sec, key, err)
+				}
+				field.SetInt(int64(d))
+			case field.Kind() == reflect.String && value == "":
+				field.SetString("")
 			}
-			sv.Field(j).SetInt(int64(d))
 		}
 	}
 	return nil
-}
-
-// clearEmptyStrings sets string fields whose key the file gives an empty value to "":
-// ini.v1 keeps the default for them, but "listen =" must mean "off".
-func clearEmptyStrings(f *ini.File, v any) {
-	rv := reflect.ValueOf(v).Elem()
-	for i := 0; i < rv.NumField(); i++ {
-		sec := tagName(rv.Type().Field(i))
-		sv := rv.Field(i)
-		if sec == "" || sv.Kind() != reflect.Struct || !f.HasSection(sec) {
-			continue
-		}
-		for j := 0; j < sv.NumField(); j++ {
-			key := tagName(sv.Type().Field(j))
-			if key == "" || sv.Field(j).Kind() != reflect.String || !f.Section(sec).HasKey(key) {
-				continue
-			}
-			if strings.TrimSpace(f.Section(sec).Key(key).String()) == "" {
-				sv.Field(j).SetString("")
-			}
-		}
-	}
 }
 
 // checkKnown rejects sections and keys that v has no field for.
