@@ -36,8 +36,19 @@ type Config struct {
 type ServerConfig struct {
 	Listen          string        `ini:"listen"`            // host:port to listen on
 	Advertised      string        `ini:"advertised"`        // host:port given to clients; empty = the listen address
-	MaxRequestBytes int32         `ini:"max_request_bytes"` // largest request accepted
+	MaxRequestBytes int32         `ini:"max_request_bytes"` // largest Produce request accepted
 	ShutdownTimeout time.Duration `ini:"shutdown_timeout"`  // how long requests in flight may finish on SIGTERM
+
+	// Limits on what clients can make the broker hold (README, "Limits").
+	MaxOtherRequestBytes      int32         `ini:"max_other_request_bytes"`      // largest request other than Produce
+	QueuedMaxRequestBytes     int64         `ini:"queued_max_request_bytes"`     // request bytes being read or queued, all connections
+	MaxUncompressedBatchBytes int64         `ini:"max_uncompressed_batch_bytes"` // what one produced batch may decompress to
+	MaxConnections            int           `ini:"max_connections"`
+	MaxConnectionsPerIP       int           `ini:"max_connections_per_ip"`
+	IdleTimeout               time.Duration `ini:"idle_timeout"`    // Kafka's connections.max.idle.ms
+	RequestTimeout            time.Duration `ini:"request_timeout"` // a request must arrive whole within this
+	WriteTimeout              time.Duration `ini:"write_timeout"`   // a client must take its response within this
+	MaxFetchWait              time.Duration `ini:"max_fetch_wait"`  // cap on a Fetch's long poll
 }
 
 // LogConfig is the [log] section: storage and topic defaults.
@@ -73,6 +84,16 @@ func DefaultConfig() Config {
 			Listen:          "127.0.0.1:9092",
 			MaxRequestBytes: server.DefaultMaxRequestBytes,
 			ShutdownTimeout: 5 * time.Second,
+
+			MaxOtherRequestBytes:      server.DefaultMaxOtherRequestBytes,
+			QueuedMaxRequestBytes:     server.DefaultQueuedMaxRequestBytes,
+			MaxUncompressedBatchBytes: server.DefaultMaxUncompressedBatchBytes,
+			MaxConnections:            server.DefaultMaxConnections,
+			MaxConnectionsPerIP:       server.DefaultMaxConnectionsPerIP,
+			IdleTimeout:               server.DefaultIdleTimeout,
+			RequestTimeout:            server.DefaultRequestTimeout,
+			WriteTimeout:              server.DefaultWriteTimeout,
+			MaxFetchWait:              server.DefaultMaxFetchWait,
 		},
 		Log: LogConfig{
 			Dir:                    "./data/broker",
@@ -116,6 +137,21 @@ func (c Config) Validate() error {
 	}
 	if c.Server.MaxRequestBytes < 1024 {
 		return fmt.Errorf("[server] max_request_bytes = %d: want at least 1024", c.Server.MaxRequestBytes)
+	}
+	sv := c.Server
+	switch {
+	case sv.MaxOtherRequestBytes < 1024:
+		return fmt.Errorf("[server] max_other_request_bytes = %d: want at least 1024", sv.MaxOtherRequestBytes)
+	case sv.QueuedMaxRequestBytes < int64(sv.MaxRequestBytes):
+		return fmt.Errorf("[server] queued_max_request_bytes = %d: want at least max_request_bytes (%d)", sv.QueuedMaxRequestBytes, sv.MaxRequestBytes)
+	case sv.MaxUncompressedBatchBytes < int64(c.Log.MaxMessageBytes):
+		return fmt.Errorf("[server] max_uncompressed_batch_bytes = %d: want at least [log] max_message_bytes (%d)", sv.MaxUncompressedBatchBytes, c.Log.MaxMessageBytes)
+	case sv.MaxConnections < 1 || sv.MaxConnectionsPerIP < 1:
+		return fmt.Errorf("[server] max_connections = %d, max_connections_per_ip = %d: want at least 1", sv.MaxConnections, sv.MaxConnectionsPerIP)
+	case sv.IdleTimeout < time.Second || sv.RequestTimeout < time.Second || sv.WriteTimeout < time.Second:
+		return fmt.Errorf("[server] idle_timeout, request_timeout and write_timeout must be at least 1s")
+	case sv.MaxFetchWait < 100*time.Millisecond:
+		return fmt.Errorf("[server] max_fetch_wait = %s: want at least 100ms", sv.MaxFetchWait)
 	}
 	if c.Log.Dir == "" {
 		return errors.New("[log] dir is empty")
@@ -244,9 +280,19 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		TopicDefaults:    defaults,
 		MaxRequestBytes:  cfg.Server.MaxRequestBytes,
 		BrokerConfigs:    brokerConfigs(cfg),
-		Groups:           groups,
-		Logger:           logger.With("component", "server"),
-		Registry:         reg,
+
+		MaxOtherRequestBytes:      cfg.Server.MaxOtherRequestBytes,
+		QueuedMaxRequestBytes:     cfg.Server.QueuedMaxRequestBytes,
+		MaxUncompressedBatchBytes: cfg.Server.MaxUncompressedBatchBytes,
+		MaxConnections:            cfg.Server.MaxConnections,
+		MaxConnectionsPerIP:       cfg.Server.MaxConnectionsPerIP,
+		IdleTimeout:               cfg.Server.IdleTimeout,
+		RequestTimeout:            cfg.Server.RequestTimeout,
+		WriteTimeout:              cfg.Server.WriteTimeout,
+		MaxFetchWait:              cfg.Server.MaxFetchWait,
+		Groups:                    groups,
+		Logger:                    logger.With("component", "server"),
+		Registry:                  reg,
 	})
 	if err != nil {
 		return fail(err)

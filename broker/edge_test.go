@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"io"
 	"net"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/logpipe/logpipe/broker"
+	"github.com/logpipe/logpipe/broker/recordbatch"
 )
 
 // rawConn speaks the Kafka protocol byte by byte, for requests no client sends.
@@ -100,35 +100,16 @@ func apiVersionsReq() *kmsg.ApiVersionsRequest {
 	return r
 }
 
-// batch builds an uncompressed record batch with n records, as a producer sends it.
+// batch builds a record batch with n records, as a producer sends it; attrs
+// sets the codec bits (the records are compressed with that codec).
 func batch(n int, attrs int16) []byte {
-	var recs []byte
-	for i := range n {
-		var rec []byte
-		rec = append(rec, 0)                     // attributes
-		rec = binary.AppendVarint(rec, 0)        // timestamp delta
-		rec = binary.AppendVarint(rec, int64(i)) // offset delta
-		rec = binary.AppendVarint(rec, -1)       // null key
-		rec = binary.AppendVarint(rec, 5)        // value length
-		rec = append(rec, "hello"...)            //
-		rec = binary.AppendVarint(rec, 0)        // headers
-		recs = append(binary.AppendVarint(recs, int64(len(rec))), rec...)
+	recs := make([]recordbatch.Record, n)
+	for i := range recs {
+		recs[i] = recordbatch.Record{Value: []byte("hello")}
 	}
-	b := make([]byte, 61, 61+len(recs))
-	binary.BigEndian.PutUint32(b[8:], uint32(61-12+len(recs)))
-	b[16] = 2
-	binary.BigEndian.PutUint16(b[21:], uint16(attrs))
-	binary.BigEndian.PutUint32(b[23:], uint32(n-1))
-	now := time.Now().UnixMilli()
-	binary.BigEndian.PutUint64(b[27:], uint64(now))
-	binary.BigEndian.PutUint64(b[35:], uint64(now))
-	binary.BigEndian.PutUint64(b[43:], ^uint64(0)) // producer id -1
-	binary.BigEndian.PutUint16(b[51:], 0xffff)
-	binary.BigEndian.PutUint32(b[53:], 0xffffffff)
-	binary.BigEndian.PutUint32(b[57:], uint32(n))
-	b = append(b, recs...)
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return b
+	b := recordbatch.New(time.Now().UnixMilli(), recs...)
+	b.Attributes = attrs
+	return recordbatch.Build(b)
 }
 
 func produceReq(topic string, acks int16, records []byte) *kmsg.ProduceRequest {
@@ -238,9 +219,7 @@ func TestProtocolEdgeCases(t *testing.T) {
 			t.Fatalf("unknown topic: %d", got)
 		}
 		big := batch(1, 0)
-		big = append(big[:61], make([]byte, 200<<10)...) // larger than max.message.bytes (garbage records)
-		binary.BigEndian.PutUint32(big[8:], uint32(len(big)-12))
-		binary.BigEndian.PutUint32(big[17:], crc32.Checksum(big[21:], crc32.MakeTable(crc32.Castagnoli)))
+		big = recordbatch.Reseal(append(big[:61], make([]byte, 200<<10)...)) // larger than max.message.bytes (garbage records)
 		if got := code(produceReq("edge", -1, big), 9); got != kerr.MessageTooLarge.Code && got != kerr.CorruptMessage.Code {
 			t.Fatalf("oversized batch: %d", got)
 		}

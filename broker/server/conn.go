@@ -29,6 +29,8 @@ type pending struct {
 	api       int16
 	start     time.Time
 
+	cost int64 // bytes of the request budget held until the response is written
+
 	frame []byte      // a complete frame, or
 	fetch *fetchFrame // a Fetch response with file slices
 	err   error       // close the connection instead of answering
@@ -72,6 +74,10 @@ type conn struct {
 
 	stopOnce sync.Once
 	stopped  chan struct{} // closed by stopReading (server shutdown)
+
+	// cost is the budget the request being dispatched holds; the reader hands it
+	// to the request's response slot, or releases it after dispatch.
+	cost int64
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -121,7 +127,11 @@ func (c *conn) serve() {
 	case <-c.stopped:
 		// Shutdown: let the writer finish the responses in flight.
 	default:
-		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		switch {
+		case errors.Is(err, errIdle):
+			c.s.metrics.limitHit("idle_timeout")
+			c.log.Debug("closing idle connection", "idle_timeout", c.s.cfg.IdleTimeout)
+		case err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
 			c.log.Warn("closing connection", "err", err)
 		}
 		c.abort()
@@ -142,32 +152,18 @@ func (c *conn) readLoop() (err error) {
 			c.log.Error("panic while handling a request", "panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("panic: %v", r)
 		}
+		c.releaseCost()
 	}()
-	br := bufio.NewReaderSize(c.nc, 64<<10)
-	var sizeBuf [4]byte
+	br := bufio.NewReaderSize(c.nc, 16<<10)
 	for {
-		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return errors.New("truncated frame size")
-			}
+		frame, err := c.readFrame(br)
+		if err != nil {
 			return err
-		}
-		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
-		if size < 8 || size > c.s.cfg.MaxRequestBytes {
-			return fmt.Errorf("request size %d out of range [8, %d]", size, c.s.cfg.MaxRequestBytes)
-		}
-		frame := getFrame(int(size))
-		if _, err := io.ReadFull(br, frame); err != nil {
-			return fmt.Errorf("read request of %d bytes: %w", size, err)
-		}
-		select {
-		case <-c.stopped:
-			return nil
-		default:
 		}
 		h, req, err := c.s.parseRequest(frame)
 		if errors.Is(err, errApiVersionsTooNew) {
 			c.respond(h, c.s.apiVersionsTooNew(), time.Now())
+			c.releaseCost()
 			continue
 		}
 		if err != nil {
@@ -177,15 +173,168 @@ func (c *conn) readLoop() (err error) {
 		if err := c.dispatch(h, req); err != nil {
 			return err
 		}
+		c.releaseCost()
 		if h.key == 0 {
 			putFrame(frame) // the batches are in the log now
 		}
 	}
 }
 
+// errIdle ends a connection that sent no request for IdleTimeout.
+var errIdle = errors.New("idle")
+
+// readFrame reads the next request frame, without its size prefix. It bounds
+// what the frame may cost before reading it: the size must be within the limit
+// for its API, the frame's bytes are claimed from the server's request budget
+// (waiting while it is spent), and the buffer grows only as bytes arrive. The
+// whole frame must arrive within RequestTimeout of its first byte; a connection
+// with nothing to say is closed after IdleTimeout.
+func (c *conn) readFrame(br *bufio.Reader) ([]byte, error) {
+	cfg := &c.s.cfg
+	if err := c.setReadDeadline(cfg.IdleTimeout); err != nil {
+		return nil, err
+	}
+	var head [6]byte // size, then the API key
+	if _, err := io.ReadFull(br, head[:1]); err != nil {
+		if isTimeout(err) {
+			return nil, errIdle
+		}
+		return nil, err
+	}
+	if err := c.setReadDeadline(cfg.RequestTimeout); err != nil {
+		return nil, err
+	}
+	if _, err := io.ReadFull(br, head[1:4]); err != nil {
+		return nil, c.frameErr(err, "request size", 4)
+	}
+	size := int64(int32(binary.BigEndian.Uint32(head[:4])))
+	if size < 8 || size > int64(cfg.MaxRequestBytes) {
+		c.s.metrics.limitHit("request_bytes")
+		return nil, fmt.Errorf("request of %d bytes, outside [8, %d] (max_request_bytes)", size, cfg.MaxRequestBytes)
+	}
+	if _, err := io.ReadFull(br, head[4:]); err != nil {
+		return nil, c.frameErr(err, "request header", size)
+	}
+	// Only Produce carries records; every other request is held to the smaller
+	// limit, since decoding its arrays costs a few times its size.
+	if key := int16(binary.BigEndian.Uint16(head[4:])); key != 0 && size > int64(cfg.MaxOtherRequestBytes) {
+		c.s.metrics.limitHit("request_bytes")
+		return nil, fmt.Errorf("%s request of %d bytes, above %d (max_other_request_bytes)", kmsg.NameForKey(key), size, cfg.MaxOtherRequestBytes)
+	}
+	// The buffer starts with what is likely already here and at most doubles at
+	// a time, so memory follows the bytes that actually arrived, and each growth
+	// is claimed from the server's budget first: a sender that declares a large
+	// request and stalls holds only what it sent, and only until RequestTimeout.
+	first := min(size, 64<<10)
+	if err := c.claim(first); err != nil {
+		return nil, err
+	}
+	frame := getFrame(int(first))
+	copy(frame, head[4:])
+	got := int64(2)
+	for got < size {
+		if got == int64(len(frame)) {
+			n := min(size, 2*got)
+			if err := c.claim(n - got); err != nil {
+				putFrame(frame)
+				return nil, err
+			}
+			bigger := getFrame(int(n))
+			copy(bigger, frame)
+			putFrame(frame)
+			frame = bigger
+		}
+		n, err := br.Read(frame[got:])
+		got += int64(n)
+		if err != nil && got < size {
+			return nil, c.frameErr(err, "request", size)
+		}
+	}
+	select {
+	case <-c.stopped:
+		return nil, io.EOF
+	default:
+	}
+	return frame, nil
+}
+
+// setReadDeadline arms the read deadline, unless the server is stopping (then
+// stopReading's deadline in the past must stand).
+func (c *conn) setReadDeadline(d time.Duration) error {
+	var t time.Time
+	if d > 0 {
+		t = time.Now().Add(d)
+	}
+	c.nc.SetReadDeadline(t)
+	select {
+	case <-c.stopped:
+		c.nc.SetReadDeadline(time.Now())
+		return io.EOF
+	default:
+		return nil
+	}
+}
+
+func (c *conn) frameErr(err error, what string, size int64) error {
+	select {
+	case <-c.stopped:
+		return io.EOF
+	default:
+	}
+	if isTimeout(err) {
+		c.s.metrics.limitHit("request_timeout")
+		return fmt.Errorf("%s of %d bytes not received within request_timeout (%s)", what, size, c.s.cfg.RequestTimeout)
+	}
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("read %s of %d bytes: %w", what, size, err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// claim takes n more bytes from the server's budget of request bytes being read
+// or queued, for the request being read. It waits while others hold the budget,
+// at most RequestTimeout.
+func (c *conn) claim(n int64) error {
+	n = min(n, c.s.budget.total-c.cost) // one request alone may use the whole budget
+	if n <= 0 || c.s.budget.tryAcquire(n) {
+		c.cost += max(n, 0)
+		return nil
+	}
+	c.s.metrics.limitHit("queued_request_bytes")
+	t := time.NewTimer(c.s.cfg.RequestTimeout)
+	defer t.Stop()
+	switch c.s.budget.acquire(n, c.stopped, c.ctx.Done(), t.C) {
+	case acquired:
+		c.cost += n
+		return nil
+	case timedOut:
+		return fmt.Errorf("request bytes budget (queued_max_request_bytes = %d) still spent after request_timeout", c.s.budget.total)
+	}
+	return io.EOF
+}
+
+// releaseCost returns the budget the current request still holds.
+func (c *conn) releaseCost() {
+	if c.cost > 0 {
+		c.s.budget.release(c.cost)
+		c.cost = 0
+	}
+}
+
+// takeCost hands the current request's budget to its response slot.
+func (c *conn) takeCost(p *pending) {
+	p.cost, c.cost = c.cost, 0
+}
+
 // push queues a response slot for the request with header h.
 func (c *conn) push(h header) *pending {
 	p := &pending{done: make(chan struct{}), api: h.key, start: time.Now()}
+	c.takeCost(p)
 	c.queue <- p
 	return p
 }
@@ -194,6 +343,7 @@ func (c *conn) push(h header) *pending {
 func (c *conn) respond(h header, resp kmsg.Response, start time.Time) {
 	p := &pending{done: make(chan struct{}), api: h.key, start: start, frame: responseFrame(h.corr, resp)}
 	p.complete()
+	c.takeCost(p)
 	c.queue <- p
 }
 
@@ -300,6 +450,7 @@ func (c *conn) writeLoop() {
 		case <-p.done:
 		default:
 			if !failed {
+				c.setWriteDeadline()
 				if err := bw.Flush(); err != nil {
 					failed = c.writeFailed(err)
 				}
@@ -307,12 +458,17 @@ func (c *conn) writeLoop() {
 			<-p.done
 		}
 		if !failed {
+			c.setWriteDeadline()
 			if err := c.write(bw, p); err != nil {
 				failed = c.writeFailed(err)
 			}
 		}
 		c.s.metrics.request(p.api, time.Since(p.start))
 		p.release()
+		if p.cost > 0 {
+			c.s.budget.release(p.cost)
+			p.cost = 0
+		}
 		if !failed && len(c.queue) == 0 {
 			if err := bw.Flush(); err != nil {
 				failed = c.writeFailed(err)
@@ -324,7 +480,19 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// setWriteDeadline gives the next write WriteTimeout to complete: a client that
+// stops reading loses its connection instead of holding its responses forever.
+func (c *conn) setWriteDeadline() {
+	if d := c.s.cfg.WriteTimeout; d > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(d))
+	}
+}
+
 func (c *conn) writeFailed(err error) bool {
+	if isTimeout(err) {
+		c.s.metrics.limitHit("write_timeout")
+		c.log.Warn("client did not read its responses within write_timeout; closing connection", "write_timeout", c.s.cfg.WriteTimeout)
+	}
 	if !errors.Is(err, net.ErrClosed) && !errors.Is(err, errCloseConn) {
 		c.log.Debug("write failed; closing connection", "err", err)
 	}

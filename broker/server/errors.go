@@ -5,6 +5,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/logpipe/logpipe/broker/recordbatch"
 	"github.com/logpipe/logpipe/broker/storage"
 )
 
@@ -26,7 +27,7 @@ func errorCode(err error) int16 {
 		return kerr.InvalidConfig.Code
 	case errors.Is(err, storage.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
-	case errors.Is(err, storage.ErrCorruptMessage):
+	case errors.Is(err, storage.ErrCorruptMessage), errors.Is(err, recordbatch.ErrCorrupt):
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, storage.ErrMessageTooLarge):
 		return kerr.MessageTooLarge.Code
@@ -34,7 +35,7 @@ func errorCode(err error) int16 {
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, storage.ErrInvalidProducerEpoch):
 		return kerr.InvalidProducerEpoch.Code
-	case errors.Is(err, storage.ErrInvalidRecord):
+	case errors.Is(err, storage.ErrInvalidRecord), errors.Is(err, recordbatch.ErrInvalidRecord):
 		return kerr.InvalidRecord.Code
 	case errors.Is(err, errInvalidRequest):
 		return kerr.InvalidRequest.Code

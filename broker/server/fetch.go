@@ -1,13 +1,14 @@
 package server
 
 import (
-	"encoding/binary"
 	"math"
+	"reflect"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/logpipe/logpipe/broker/recordbatch"
 	"github.com/logpipe/logpipe/broker/storage"
 )
 
@@ -23,7 +24,9 @@ func (c *conn) handleFetch(h header, r *kmsg.FetchRequest, p *pending) {
 		p.complete()
 		return
 	}
-	deadline := time.Now().Add(time.Duration(max(r.MaxWaitMillis, 0)) * time.Millisecond)
+	dropDuplicates(r)
+	wait := min(time.Duration(max(r.MaxWaitMillis, 0))*time.Millisecond, s.cfg.MaxFetchWait)
+	deadline := time.Now().Add(wait)
 	minBytes := int64(max(r.MinBytes, 0))
 	var timer *time.Timer
 	for {
@@ -58,36 +61,58 @@ type waitTarget struct {
 }
 
 // waitAny blocks until one partition gets new data, the timer fires, the
-// connection closes or the server stops.
+// connection closes or the server stops. One goroutine waits on all partitions,
+// however many the request names.
 func (c *conn) waitAny(waits []waitTarget, timeout <-chan time.Time) {
-	woke := make(chan struct{}, 1)
-	stop := make(chan struct{})
-	defer close(stop)
-	var only <-chan struct{}
 	if len(waits) == 1 {
-		only = waits[0].p.Wait(waits[0].offset)
-	} else {
-		for _, w := range waits {
-			ch := w.p.Wait(w.offset)
-			go func() {
-				select {
-				case <-ch:
-					select {
-					case woke <- struct{}{}:
-					default:
-					}
-				case <-stop:
-				}
-			}()
+		select {
+		case <-waits[0].p.Wait(waits[0].offset):
+		case <-timeout:
+		case <-c.ctx.Done():
+		case <-c.s.stopping:
+		}
+		return
+	}
+	cases := make([]reflect.SelectCase, 0, len(waits)+3)
+	for _, ch := range []any{timeout, c.ctx.Done(), c.s.stopping} {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+	}
+	for _, w := range waits {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w.p.Wait(w.offset))})
+	}
+	reflect.Select(cases)
+}
+
+// dropDuplicates removes repeated topics and partitions from a Fetch request, so
+// that each partition is read and answered once however often it is named.
+// Clients never repeat one; a request that does is built to multiply work.
+func dropDuplicates(r *kmsg.FetchRequest) {
+	type key struct {
+		topic     string
+		id        [16]byte
+		partition int32
+	}
+	n := 0
+	for _, t := range r.Topics {
+		n += len(t.Partitions)
+	}
+	seen := make(map[key]struct{}, n)
+	topics := r.Topics[:0]
+	for _, t := range r.Topics {
+		parts := t.Partitions[:0]
+		for _, p := range t.Partitions {
+			k := key{t.Topic, t.TopicID, p.Partition}
+			if _, dup := seen[k]; !dup {
+				seen[k] = struct{}{}
+				parts = append(parts, p)
+			}
+		}
+		if len(parts) > 0 {
+			t.Partitions = parts
+			topics = append(topics, t)
 		}
 	}
-	select {
-	case <-only:
-	case <-woke:
-	case <-timeout:
-	case <-c.ctx.Done():
-	case <-c.s.stopping:
-	}
+	r.Topics = topics
 }
 
 // readFetch reads what the request asks for. It reports the bytes read, what to
@@ -154,18 +179,18 @@ func (s *Server) readFetch(r *kmsg.FetchRequest) (topics []fetchTopic, total int
 func countRecords(sl recordSlice) int64 {
 	f := sl.File()
 	pos, end := sl.Pos(), sl.Pos()+sl.Len()
-	var hdr [batchHeaderSize]byte
+	var hdr [recordbatch.HeaderSize]byte
 	var n int64
-	for pos+batchHeaderSize <= end {
+	for pos+recordbatch.HeaderSize <= end {
 		if _, err := f.ReadAt(hdr[:], pos); err != nil {
 			break
 		}
-		size := int64(int32(binary.BigEndian.Uint32(hdr[batchLengthOffset:]))) + 12
-		if size < batchHeaderSize {
+		h := recordbatch.ParseHeader(hdr[:])
+		if h.Length < recordbatch.HeaderSize {
 			break
 		}
-		n += int64(int32(binary.BigEndian.Uint32(hdr[batchCountOffset:])))
-		pos += size
+		n += int64(h.NumRecords)
+		pos += h.Length
 	}
 	return n
 }

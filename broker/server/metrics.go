@@ -23,6 +23,7 @@ type serverMetrics struct {
 	recordsOut  *prometheus.CounterVec
 	syncLatency prometheus.Histogram
 	conns       prometheus.Gauge
+	limits      *prometheus.CounterVec
 
 	traffic sync.Map // topic name -> *topicTraffic, for Server.Traffic
 }
@@ -88,11 +89,15 @@ func newServerMetrics(reg prometheus.Registerer, store *storage.Store) (*serverM
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "logpipe_broker_connections", Help: "Open client connections.",
 		}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "logpipe_broker_limit_hits_total",
+			Help: "Times a limit refused or slowed a client, by limit (the README's Limits section names them).",
+		}, []string{"limit"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.syncLatency, m.conns, logCollector{store}} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.syncLatency, m.conns, m.limits, logCollector{store}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -101,7 +106,10 @@ func newServerMetrics(reg prometheus.Registerer, store *storage.Store) (*serverM
 }
 
 func (m *serverMetrics) connOpened() { m.conns.Inc() }
-func (m *serverMetrics) connClosed() { m.conns.Dec() }
+
+// limitHit counts one refusal or wait by the named limit.
+func (m *serverMetrics) limitHit(limit string) { m.limits.WithLabelValues(limit).Inc() }
+func (m *serverMetrics) connClosed()           { m.conns.Dec() }
 
 func (m *serverMetrics) request(api int16, d time.Duration) {
 	name := kmsg.NameForKey(api)

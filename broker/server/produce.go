@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
@@ -9,16 +8,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/logpipe/logpipe/broker/recordbatch"
 	"github.com/logpipe/logpipe/broker/storage"
-)
-
-// Record batch v2 header offsets (kafka-protocol.md §4).
-const (
-	batchHeaderSize   = 61
-	batchLengthOffset = 8
-	batchMagicOffset  = 16
-	batchAttrOffset   = 21
-	batchCountOffset  = 57
 )
 
 // syncTarget is a partition appended by an acks=all produce, waiting for its fsync.
@@ -144,7 +135,8 @@ func (s *Server) syncAll(resp *kmsg.ProduceResponse, syncs []syncTarget, c *conn
 }
 
 // appendBatch checks the produce-level rules the storage does not know (exactly
-// one batch, compression allowed at this version) and appends.
+// one batch, compression allowed at this version, every record well-formed) and
+// appends. Nothing that a client could fail to decode is ever stored.
 func (s *Server) appendBatch(t *storage.Topic, partition int32, records []byte, version int16) (*storage.Partition, storage.AppendResult, error) {
 	var res storage.AppendResult
 	if t == nil {
@@ -154,34 +146,45 @@ func (s *Server) appendBatch(t *storage.Topic, partition int32, records []byte, 
 	if p == nil {
 		return nil, res, storage.ErrUnknownTopic
 	}
-	if len(records) < batchHeaderSize {
-		return p, res, fmt.Errorf("%w: %d bytes of records, want a record batch", storage.ErrCorruptMessage, len(records))
-	}
-	size := int64(int32(binary.BigEndian.Uint32(records[batchLengthOffset:]))) + 12
+	size := recordbatch.Size(records)
 	switch {
-	case size < batchHeaderSize || size > int64(len(records)):
-		return p, res, fmt.Errorf("%w: batch length %d does not match %d bytes", storage.ErrCorruptMessage, size, len(records))
+	case len(records) < recordbatch.HeaderSize || size < recordbatch.HeaderSize || size > int64(len(records)):
+		return p, res, fmt.Errorf("%w: batch length %d does not match %d bytes of records", storage.ErrCorruptMessage, size, len(records))
 	case size < int64(len(records)):
 		return p, res, fmt.Errorf("%w: more than one record batch in a produce v3+ partition", storage.ErrInvalidRecord)
+	case int64(len(records)) > int64(t.Config().MaxMessageBytes):
+		return p, res, fmt.Errorf("%w: %d bytes, limit %d", storage.ErrMessageTooLarge, len(records), t.Config().MaxMessageBytes)
 	}
-	if magic := records[batchMagicOffset]; magic != 2 {
-		return p, res, fmt.Errorf("%w: record batch magic %d, want 2", storage.ErrInvalidRecord, magic)
-	}
-	switch codec := records[batchAttrOffset+1] & 7; {
-	case codec > 4:
+	switch codec := recordbatch.Codec(records[recordbatch.OffAttributes+1] & recordbatch.AttrCodecMask); {
+	case codec > recordbatch.Zstd:
 		return p, res, errUnsupportedCompression
-	case codec == 4 && version < 7:
+	case codec == recordbatch.Zstd && version < 7:
 		return p, res, errUnsupportedCompression
 	}
-	n := int32(binary.BigEndian.Uint32(records[batchCountOffset:]))
-	res, err := p.Append(records)
+	h, err := s.validateBatch(records)
+	if err != nil {
+		s.metrics.limitHit("invalid_batch")
+		return p, res, err
+	}
+	res, err = p.Append(records)
 	if err != nil {
 		return p, res, err
 	}
 	if !res.Duplicate {
-		s.metrics.produced(t.Name(), len(records), int(n))
+		s.metrics.produced(t.Name(), len(records), int(h.NumRecords))
 	}
 	return p, res, nil
+}
+
+// validateBatch checks a produced batch and every record in it. Compressed
+// batches are decompressed (as a stream, into at most MaxUncompressedBatchBytes)
+// by at most decompressSlots goroutines at once.
+func (s *Server) validateBatch(b []byte) (recordbatch.Header, error) {
+	if recordbatch.Codec(b[recordbatch.OffAttributes+1]&recordbatch.AttrCodecMask) != recordbatch.None {
+		s.decompressSlots <- struct{}{}
+		defer func() { <-s.decompressSlots }()
+	}
+	return recordbatch.Validate(b, s.cfg.MaxUncompressedBatchBytes)
 }
 
 // errUnsupportedCompression is answered with UNSUPPORTED_COMPRESSION_TYPE.

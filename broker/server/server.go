@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -23,9 +24,20 @@ import (
 	"github.com/logpipe/logpipe/broker/storage"
 )
 
-// DefaultMaxRequestBytes is the default largest request frame accepted (Kafka's
-// socket.request.max.bytes).
-const DefaultMaxRequestBytes = 100 << 20
+// Defaults of the limits in Config. Each bounds what one client, or all of them,
+// can make the broker hold; the README's "Limits" section explains them.
+const (
+	DefaultMaxRequestBytes           = 100 << 20 // Kafka's socket.request.max.bytes
+	DefaultMaxOtherRequestBytes      = 1 << 20
+	DefaultQueuedMaxRequestBytes     = 256 << 20
+	DefaultMaxUncompressedBatchBytes = 32 << 20
+	DefaultMaxConnections            = 10000
+	DefaultMaxConnectionsPerIP       = 1000
+	DefaultIdleTimeout               = 10 * time.Minute // Kafka's connections.max.idle.ms
+	DefaultRequestTimeout            = 30 * time.Second
+	DefaultWriteTimeout              = 30 * time.Second
+	DefaultMaxFetchWait              = 30 * time.Second
+)
 
 // Config configures a Server.
 type Config struct {
@@ -42,7 +54,19 @@ type Config struct {
 	// (the store's defaults); CreateTopics configs are applied on top of it.
 	TopicDefaults storage.TopicConfig
 
-	MaxRequestBytes int32 // largest request frame; 0 = DefaultMaxRequestBytes
+	// Limits; a zero value means the default above. MaxRequestBytes bounds a
+	// Produce request, MaxOtherRequestBytes every other request (they carry no
+	// records; decoding their arrays costs a few times their size).
+	MaxRequestBytes           int32
+	MaxOtherRequestBytes      int32
+	QueuedMaxRequestBytes     int64         // request bytes being read or awaiting their response, all connections
+	MaxUncompressedBatchBytes int64         // what one produced batch may decompress to
+	MaxConnections            int           // open connections, all clients
+	MaxConnectionsPerIP       int           // open connections from one address
+	IdleTimeout               time.Duration // close a connection that sends nothing this long
+	RequestTimeout            time.Duration // a request must arrive whole within this of its first byte
+	WriteTimeout              time.Duration // a response must be taken by the client within this
+	MaxFetchWait              time.Duration // cap on a Fetch's MaxWaitMillis
 
 	// BrokerConfigs is what DescribeConfigs reports for this broker, by Kafka name.
 	BrokerConfigs map[string]string
@@ -66,12 +90,16 @@ type Server struct {
 	advHost string
 	advPort int32
 
+	budget          *budget       // bytes of requests being read or queued
+	decompressSlots chan struct{} // bounds concurrent decompression of produced batches
+
 	stopping chan struct{} // closed when Close begins: no new requests, long polls end
 	stopOnce sync.Once
 
 	mu    sync.Mutex
 	lns   map[net.Listener]struct{}
 	conns map[*conn]struct{}
+	perIP map[string]int // open connections by remote address
 	wg    sync.WaitGroup // accept loops and connections
 }
 
@@ -89,19 +117,29 @@ func New(cfg Config) (*Server, error) {
 	if cfg.NumPartitions <= 0 {
 		cfg.NumPartitions = 1
 	}
-	if cfg.MaxRequestBytes <= 0 {
-		cfg.MaxRequestBytes = DefaultMaxRequestBytes
-	}
+	setDefault(&cfg.MaxRequestBytes, DefaultMaxRequestBytes)
+	setDefault(&cfg.MaxOtherRequestBytes, DefaultMaxOtherRequestBytes)
+	setDefault(&cfg.QueuedMaxRequestBytes, DefaultQueuedMaxRequestBytes)
+	setDefault(&cfg.MaxUncompressedBatchBytes, DefaultMaxUncompressedBatchBytes)
+	setDefault(&cfg.MaxConnections, DefaultMaxConnections)
+	setDefault(&cfg.MaxConnectionsPerIP, DefaultMaxConnectionsPerIP)
+	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&cfg.RequestTimeout, DefaultRequestTimeout)
+	setDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&cfg.MaxFetchWait, DefaultMaxFetchWait)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:      cfg,
-		store:    cfg.Store,
-		log:      cfg.Logger,
-		stopping: make(chan struct{}),
-		lns:      map[net.Listener]struct{}{},
-		conns:    map[*conn]struct{}{},
+		cfg:             cfg,
+		budget:          newBudget(cfg.QueuedMaxRequestBytes),
+		decompressSlots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		perIP:           map[string]int{},
+		store:           cfg.Store,
+		log:             cfg.Logger,
+		stopping:        make(chan struct{}),
+		lns:             map[net.Listener]struct{}{},
+		conns:           map[*conn]struct{}{},
 	}
 	s.versions, s.apiKeys = buildVersions(cfg.Groups)
 	if cfg.Advertised != "" {
@@ -179,7 +217,15 @@ func (s *Server) Serve(ln net.Listener) error {
 			return nil
 		default:
 		}
+		if limit := s.admit(c.client.Host); limit != "" {
+			s.mu.Unlock()
+			s.metrics.limitHit(limit)
+			s.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "limit", limit)
+			nc.Close()
+			continue
+		}
 		s.conns[c] = struct{}{}
+		s.perIP[c.client.Host]++
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
@@ -187,8 +233,30 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.serve()
 			s.mu.Lock()
 			delete(s.conns, c)
+			if s.perIP[c.client.Host]--; s.perIP[c.client.Host] <= 0 {
+				delete(s.perIP, c.client.Host)
+			}
 			s.mu.Unlock()
 		}()
+	}
+}
+
+// admit reports which connection limit a new connection from host would
+// exceed, or "". s.mu is held.
+func (s *Server) admit(host string) string {
+	switch {
+	case len(s.conns) >= s.cfg.MaxConnections:
+		return "max_connections"
+	case s.perIP[host] >= s.cfg.MaxConnectionsPerIP:
+		return "max_connections_per_ip"
+	}
+	return ""
+}
+
+// setDefault sets *v to def if it is zero or negative.
+func setDefault[T int | int32 | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 

@@ -1,17 +1,9 @@
 package server
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
-	"fmt"
-	"io"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/snappy/xerial"
-	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
-
+	"github.com/logpipe/logpipe/broker/recordbatch"
 	"github.com/logpipe/logpipe/broker/storage"
 )
 
@@ -43,15 +35,15 @@ func recordAtTimestamp(p *storage.Partition, offset, ts int64) (int64, int64, bo
 		return 0, 0, false
 	}
 	defer sl.Release()
-	if sl.Len() < batchHeaderSize {
+	if sl.Len() < recordbatch.HeaderSize {
 		return 0, 0, false
 	}
-	var hdr [batchHeaderSize]byte
+	var hdr [recordbatch.HeaderSize]byte
 	if _, err := sl.File().ReadAt(hdr[:], sl.Pos()); err != nil {
 		return 0, 0, false
 	}
-	size := int64(int32(binary.BigEndian.Uint32(hdr[batchLengthOffset:]))) + 12
-	if size < batchHeaderSize || size > sl.Len() {
+	size := recordbatch.Size(hdr[:])
+	if size < recordbatch.HeaderSize || size > sl.Len() {
 		return 0, 0, false
 	}
 	batch := make([]byte, size)
@@ -65,76 +57,29 @@ func recordAtTimestamp(p *storage.Partition, offset, ts int64) (int64, int64, bo
 	return o, t, true
 }
 
-var errNoRecord = errors.New("no record at or after the timestamp")
+var (
+	errNoRecord = errors.New("no record at or after the timestamp")
+	errFound    = errors.New("found")
+)
 
 // findTimestamp scans the records of one batch for the first with timestamp >= ts.
 func findTimestamp(batch []byte, ts int64) (offset, timestamp int64, err error) {
-	base := int64(binary.BigEndian.Uint64(batch))
-	baseTs := int64(binary.BigEndian.Uint64(batch[27:]))
-	count := int32(binary.BigEndian.Uint32(batch[batchCountOffset:]))
-	records, err := decompress(batch[batchAttrOffset+1]&7, batch[batchHeaderSize:])
-	if err != nil {
+	if len(batch) < recordbatch.HeaderSize {
+		return 0, 0, errNoRecord
+	}
+	h := recordbatch.ParseHeader(batch)
+	_, err = recordbatch.Records(batch, maxDecompressed, func(r recordbatch.Record) error {
+		if t := h.BaseTimestamp + r.TimestampDelta; t >= ts {
+			offset, timestamp = h.BaseOffset+int64(r.OffsetDelta), t
+			return errFound
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errFound):
+		return offset, timestamp, nil
+	case err != nil:
 		return 0, 0, err
 	}
-	for range count {
-		length, n := binary.Varint(records)
-		if n <= 0 || length < 0 || int64(len(records)-n) < length {
-			return 0, 0, errors.New("malformed record")
-		}
-		rec := records[n : n+int(length)]
-		records = records[n+int(length):]
-		if len(rec) < 1 {
-			return 0, 0, errors.New("malformed record")
-		}
-		rec = rec[1:] // attributes
-		tsDelta, n := binary.Varint(rec)
-		if n <= 0 {
-			return 0, 0, errors.New("malformed record")
-		}
-		offDelta, n2 := binary.Varint(rec[n:])
-		if n2 <= 0 {
-			return 0, 0, errors.New("malformed record")
-		}
-		if baseTs+tsDelta >= ts {
-			return base + offDelta, baseTs + tsDelta, nil
-		}
-	}
 	return 0, 0, errNoRecord
-}
-
-// decompress returns the records of a batch compressed with codec.
-func decompress(codec byte, src []byte) ([]byte, error) {
-	var r io.Reader
-	switch codec {
-	case 0:
-		return src, nil
-	case 1:
-		zr, err := gzip.NewReader(bytes.NewReader(src))
-		if err != nil {
-			return nil, err
-		}
-		defer zr.Close()
-		r = zr
-	case 2:
-		return xerial.DecodeCapped(make([]byte, 0, min(maxDecompressed, 64*len(src)+64<<10)), src)
-	case 3:
-		r = lz4.NewReader(bytes.NewReader(src))
-	case 4:
-		zr, err := zstd.NewReader(bytes.NewReader(src), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxDecompressed))
-		if err != nil {
-			return nil, err
-		}
-		defer zr.Close()
-		r = zr
-	default:
-		return nil, fmt.Errorf("unknown compression codec %d", codec)
-	}
-	out, err := io.ReadAll(io.LimitReader(r, maxDecompressed+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(out) > maxDecompressed {
-		return nil, errors.New("batch decompresses to more than 32 MiB")
-	}
-	return out, nil
 }

@@ -1,64 +1,32 @@
 package server
 
 import (
-	"bytes"
-	"encoding/binary"
 	"testing"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/snappy/xerial"
-	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
+
+	"github.com/logpipe/logpipe/broker/recordbatch"
 )
 
-// testBatch builds a batch of n records with timestamps base+10*i, compressed
-// with codec (the CRC is not needed here).
+// testBatch builds a batch of n records at offsets 1000.. with timestamps
+// base+10*i, compressed with codec (22: snappy in xerial framing, as Java clients
+// send it).
 func testBatch(t *testing.T, codec byte, n int, base int64) []byte {
 	t.Helper()
-	var recs []byte
-	for i := range n {
-		var r []byte
-		r = append(r, 0)
-		r = binary.AppendVarint(r, int64(10*i))
-		r = binary.AppendVarint(r, int64(i))
-		r = binary.AppendVarint(r, -1)
-		r = binary.AppendVarint(r, 3)
-		r = append(r, "abc"...)
-		r = binary.AppendVarint(r, 0)
-		recs = append(binary.AppendVarint(recs, int64(len(r))), r...)
+	recs := make([]recordbatch.Record, n)
+	for i := range recs {
+		recs[i] = recordbatch.Record{TimestampDelta: int64(10 * i), Value: []byte("abc")}
 	}
-	var buf bytes.Buffer
-	switch codec {
-	case 0:
-		buf.Write(recs)
-	case 1:
-		w := gzip.NewWriter(&buf)
-		w.Write(recs)
-		w.Close()
-	case 2:
-		buf.Write(snappy.Encode(nil, recs))
-	case 22: // xerial-framed snappy, as Java clients send it
-		buf.Write(xerial.Encode(nil, recs))
-		codec = 2
-	case 3:
-		w := lz4.NewWriter(&buf)
-		w.Write(recs)
-		w.Close()
-	case 4:
-		w, _ := zstd.NewWriter(&buf)
-		w.Write(recs)
-		w.Close()
+	b := recordbatch.New(base, recs...)
+	b.BaseOffset = 1000
+	if codec != 22 {
+		b.Attributes = int16(codec)
+		return recordbatch.Build(b)
 	}
-	b := make([]byte, batchHeaderSize, batchHeaderSize+buf.Len())
-	binary.BigEndian.PutUint64(b, 1000)
-	b[16] = 2
-	b[22] = codec
-	binary.BigEndian.PutUint64(b[27:], uint64(base))
-	binary.BigEndian.PutUint32(b[57:], uint32(n))
-	b = append(b, buf.Bytes()...)
-	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
-	return b
+	raw := recordbatch.Build(b)
+	out := append(raw[:recordbatch.HeaderSize:recordbatch.HeaderSize], xerial.Encode(nil, raw[recordbatch.HeaderSize:])...)
+	out[recordbatch.OffAttributes+1] = byte(recordbatch.Snappy)
+	return recordbatch.Reseal(out)
 }
 
 func TestFindTimestamp(t *testing.T) {
@@ -76,7 +44,7 @@ func TestFindTimestamp(t *testing.T) {
 	}
 	// Garbage never panics.
 	b := testBatch(t, 0, 5, 0)
-	for i := batchHeaderSize; i < len(b); i++ {
+	for i := recordbatch.HeaderSize; i < len(b); i++ {
 		c := append([]byte(nil), b...)
 		c[i] ^= 0xff
 		findTimestamp(c, 30)

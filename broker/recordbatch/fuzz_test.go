@@ -1,0 +1,43 @@
+package recordbatch
+
+import (
+	"errors"
+	"testing"
+)
+
+// FuzzValidate feeds arbitrary bytes, as a producer could send them, to Validate
+// and Records. Neither may panic or allocate far more than the input (the bound
+// on decompression is 1 MiB here); a batch Validate accepts must be readable by
+// Records, with the count its header states.
+func FuzzValidate(f *testing.F) {
+	for _, c := range []Codec{None, Gzip, Snappy, LZ4, Zstd} {
+		b := New(1, sample(3)...)
+		b.Attributes = int16(c)
+		f.Add(Build(b))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		const bound = 1 << 20
+		// A first run fills the decoder pools (an lz4 or zstd decoder's buffers
+		// are a fixed cost per decoder, not per input); the second is measured.
+		Validate(b, bound)
+		var before, after runtimeMem
+		before.read()
+		h, verr := Validate(b, bound)
+		after.read()
+		if grew := after.total - before.total; grew > 4<<20+64*uint64(len(b)) {
+			t.Fatalf("Validate allocated %d bytes for %d input bytes", grew, len(b))
+		}
+		n := int32(0)
+		_, rerr := Records(b, bound, func(Record) error { n++; return nil })
+		if verr == nil {
+			if rerr != nil {
+				t.Fatalf("Validate accepted, Records: %v", rerr)
+			}
+			if !h.IsControl() && n != h.NumRecords {
+				t.Fatalf("Records saw %d records, header says %d", n, h.NumRecords)
+			}
+		} else if !errors.Is(verr, ErrCorrupt) && !errors.Is(verr, ErrInvalidRecord) {
+			t.Fatalf("Validate error %v wraps neither ErrCorrupt nor ErrInvalidRecord", verr)
+		}
+	})
+}
