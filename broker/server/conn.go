@@ -29,7 +29,7 @@ type pending struct {
 	api       int16
 	start     time.Time
 
-	cost int64 // bytes of the request budget held until the response is written
+	held claim // request bytes held until the response is written
 
 	frame []byte      // a complete frame, or
 	fetch *fetchFrame // a Fetch response with file slices
@@ -75,9 +75,24 @@ type conn struct {
 	stopOnce sync.Once
 	stopped  chan struct{} // closed by stopReading (server shutdown)
 
-	// cost is the budget the request being dispatched holds; the reader hands it
-	// to the request's response slot, or releases it after dispatch.
-	cost int64
+	// cur is what the request being read or dispatched holds of a budget; the
+	// reader hands it to the request's response slot, or releases it after
+	// dispatch. queued is what all of the connection's requests hold; the
+	// reader waits while it is at maxConnQueuedBytes, woken by released.
+	cur      claim
+	queued   atomic.Int64
+	released chan struct{}
+}
+
+// maxConnQueuedBytes bounds the request bytes one connection may hold at once
+// (pipelined requests awaiting their responses), so that no single client can
+// take a whole budget; one request larger than this is still served, alone.
+const maxConnQueuedBytes = 16 << 20
+
+// claim is an amount held of one of the server's budgets.
+type claim struct {
+	pool *budget
+	n    int64
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -87,14 +102,15 @@ func newConn(s *Server, nc net.Conn) *conn {
 		host = h
 	}
 	return &conn{
-		s:       s,
-		nc:      nc,
-		log:     s.log.With("remote", nc.RemoteAddr().String()),
-		client:  Client{Host: host},
-		ctx:     ctx,
-		cancel:  cancel,
-		queue:   make(chan *pending, maxInFlight),
-		stopped: make(chan struct{}),
+		s:        s,
+		nc:       nc,
+		log:      s.log.With("remote", nc.RemoteAddr().String()),
+		client:   Client{Host: host},
+		ctx:      ctx,
+		cancel:   cancel,
+		queue:    make(chan *pending, maxInFlight),
+		stopped:  make(chan struct{}),
+		released: make(chan struct{}, 1),
 	}
 }
 
@@ -156,6 +172,9 @@ func (c *conn) readLoop() (err error) {
 	}()
 	br := bufio.NewReaderSize(c.nc, 16<<10)
 	for {
+		if err := c.waitQueued(); err != nil {
+			return err
+		}
 		frame, err := c.readFrame(br)
 		if err != nil {
 			return err
@@ -216,10 +235,16 @@ func (c *conn) readFrame(br *bufio.Reader) ([]byte, error) {
 		return nil, c.frameErr(err, "request header", size)
 	}
 	// Only Produce carries records; every other request is held to the smaller
-	// limit, since decoding its arrays costs a few times its size.
-	if key := int16(binary.BigEndian.Uint16(head[4:])); key != 0 && size > int64(cfg.MaxOtherRequestBytes) {
-		c.s.metrics.limitHit("request_bytes")
-		return nil, fmt.Errorf("%s request of %d bytes, above %d (max_other_request_bytes)", kmsg.NameForKey(key), size, cfg.MaxOtherRequestBytes)
+	// limit, since decoding its arrays costs a few times its size, and draws on
+	// a budget of its own, so that a crowd of parked Fetches cannot starve
+	// producers, nor stalled producers everyone else.
+	c.cur.pool = c.s.produceBudget
+	if key := int16(binary.BigEndian.Uint16(head[4:])); key != 0 {
+		if size > int64(cfg.MaxOtherRequestBytes) {
+			c.s.metrics.limitHit("request_bytes")
+			return nil, fmt.Errorf("%s request of %d bytes, above %d (max_other_request_bytes)", kmsg.NameForKey(key), size, cfg.MaxOtherRequestBytes)
+		}
+		c.cur.pool = c.s.otherBudget
 	}
 	// The buffer starts with what is likely already here and at most doubles at
 	// a time, so memory follows the bytes that actually arrived, and each growth
@@ -296,39 +321,68 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// claim takes n more bytes from the server's budget of request bytes being read
-// or queued, for the request being read. It waits while others hold the budget,
-// at most RequestTimeout.
+// claim takes n more bytes of the current request's budget for the request
+// being read. It waits while others hold the budget, at most RequestTimeout.
 func (c *conn) claim(n int64) error {
-	n = min(n, c.s.budget.total-c.cost) // one request alone may use the whole budget
-	if n <= 0 || c.s.budget.tryAcquire(n) {
-		c.cost += max(n, 0)
+	pool := c.cur.pool
+	n = min(n, pool.total-c.cur.n) // one request alone may use the whole budget
+	if n <= 0 {
 		return nil
 	}
-	c.s.metrics.limitHit("queued_request_bytes")
-	t := time.NewTimer(c.s.cfg.RequestTimeout)
-	defer t.Stop()
-	switch c.s.budget.acquire(n, c.stopped, c.ctx.Done(), t.C) {
-	case acquired:
-		c.cost += n
-		return nil
-	case timedOut:
-		return fmt.Errorf("request bytes budget (queued_max_request_bytes = %d) still spent after request_timeout", c.s.budget.total)
+	if !pool.tryAcquire(n) {
+		c.s.metrics.limitHit("queued_request_bytes")
+		t := time.NewTimer(c.s.cfg.RequestTimeout)
+		defer t.Stop()
+		switch pool.acquire(n, c.stopped, c.ctx.Done(), t.C) {
+		case stopped:
+			return io.EOF
+		case timedOut:
+			return fmt.Errorf("request budget (queued_max_request_bytes = %d) still spent after request_timeout", pool.total)
+		}
 	}
-	return io.EOF
+	c.cur.n += n
+	c.queued.Add(n)
+	return nil
 }
 
-// releaseCost returns the budget the current request still holds.
+// releaseCost returns what the current request still holds.
 func (c *conn) releaseCost() {
-	if c.cost > 0 {
-		c.s.budget.release(c.cost)
-		c.cost = 0
+	c.release(c.cur)
+	c.cur = claim{}
+}
+
+// takeCost hands the current request's claim to its response slot.
+func (c *conn) takeCost(p *pending) {
+	p.held, c.cur = c.cur, claim{}
+}
+
+// release gives h back to its budget and wakes the reader if it waits for the
+// connection's own requests.
+func (c *conn) release(h claim) {
+	if h.n <= 0 {
+		return
+	}
+	h.pool.release(h.n)
+	c.queued.Add(-h.n)
+	select {
+	case c.released <- struct{}{}:
+	default:
 	}
 }
 
-// takeCost hands the current request's budget to its response slot.
-func (c *conn) takeCost(p *pending) {
-	p.cost, c.cost = c.cost, 0
+// waitQueued waits while the connection's requests hold maxConnQueuedBytes.
+func (c *conn) waitQueued() error {
+	for c.queued.Load() >= maxConnQueuedBytes {
+		c.s.metrics.limitHit("conn_queued_bytes")
+		select {
+		case <-c.released:
+		case <-c.stopped:
+			return io.EOF
+		case <-c.ctx.Done():
+			return io.EOF
+		}
+	}
+	return nil
 }
 
 // push queues a response slot for the request with header h.
@@ -465,10 +519,8 @@ func (c *conn) writeLoop() {
 		}
 		c.s.metrics.request(p.api, time.Since(p.start))
 		p.release()
-		if p.cost > 0 {
-			c.s.budget.release(p.cost)
-			p.cost = 0
-		}
+		c.release(p.held)
+		p.held = claim{}
 		if !failed && len(c.queue) == 0 {
 			if err := bw.Flush(); err != nil {
 				failed = c.writeFailed(err)

@@ -59,7 +59,7 @@ type Config struct {
 	// records; decoding their arrays costs a few times their size).
 	MaxRequestBytes           int32
 	MaxOtherRequestBytes      int32
-	QueuedMaxRequestBytes     int64         // request bytes being read or awaiting their response, all connections
+	QueuedMaxRequestBytes     int64         // request bytes being read or awaiting their response, all connections; Produce and the rest each have this much
 	MaxUncompressedBatchBytes int64         // what one produced batch may decompress to
 	MaxConnections            int           // open connections, all clients
 	MaxConnectionsPerIP       int           // open connections from one address
@@ -90,7 +90,8 @@ type Server struct {
 	advHost string
 	advPort int32
 
-	budget          *budget       // bytes of requests being read or queued
+	produceBudget   *budget       // bytes of Produce requests being read or queued
+	otherBudget     *budget       // the same for every other request
 	decompressSlots chan struct{} // bounds concurrent decompression of produced batches
 
 	stopping chan struct{} // closed when Close begins: no new requests, long polls end
@@ -132,7 +133,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:             cfg,
-		budget:          newBudget(cfg.QueuedMaxRequestBytes),
+		produceBudget:   newBudget(cfg.QueuedMaxRequestBytes),
+		otherBudget:     newBudget(cfg.QueuedMaxRequestBytes),
 		decompressSlots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		perIP:           map[string]int{},
 		store:           cfg.Store,
@@ -152,6 +154,18 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if cfg.Registry != nil {
+		for name, b := range map[string]*budget{"produce": s.produceBudget, "other": s.otherBudget} {
+			g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "logpipe_broker_queued_request_bytes",
+				Help:        "Bytes of requests being read or awaiting their response (limit: queued_max_request_bytes).",
+				ConstLabels: prometheus.Labels{"requests": name},
+			}, func() float64 { return float64(b.inUse()) })
+			if err := cfg.Registry.Register(g); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return s, nil
 }
 
