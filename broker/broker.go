@@ -205,7 +205,7 @@ type Broker struct {
 	srv     *server.Server
 	ln      net.Listener
 	metrics *metrics.Server
-	groups  groupCoordinator
+	groups  *group.Coordinator // nil until started
 
 	done       chan struct{} // closed when serving stops
 	stopStatus chan struct{} // stops the status page's sampler
@@ -213,14 +213,6 @@ type Broker struct {
 	closeMu    sync.Mutex
 	closed     bool
 	wg         sync.WaitGroup
-}
-
-// groupCoordinator is what the broker needs from the consumer-group coordinator
-// beyond server.Groups.
-type groupCoordinator interface {
-	server.Groups
-	Snapshot() []group.GroupInfo
-	Close() error
 }
 
 // Start opens the store in cfg.Log.Dir (recovering it if the last shutdown was not
@@ -268,10 +260,6 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return fail(fmt.Errorf("start group coordinator: %w", err))
 	}
-	var groups server.Groups
-	if b.groups != nil {
-		groups = b.groups
-	}
 	b.srv, err = server.New(server.Config{
 		Store:            b.store,
 		Advertised:       cfg.Server.Advertised,
@@ -290,7 +278,7 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		RequestTimeout:            cfg.Server.RequestTimeout,
 		WriteTimeout:              cfg.Server.WriteTimeout,
 		MaxFetchWait:              cfg.Server.MaxFetchWait,
-		Groups:                    groups,
+		Groups:                    b.groups,
 		Logger:                    logger.With("component", "server"),
 		Registry:                  reg,
 	})

@@ -40,8 +40,10 @@ func DefaultGroupConfig() GroupConfig {
 	}
 }
 
-// newGroups starts the consumer-group coordinator on store.
-func newGroups(store *storage.Store, cfg GroupConfig, logger *slog.Logger, reg prometheus.Registerer) (groupCoordinator, error) {
+// newGroups starts the consumer-group coordinator on store. It returns the
+// concrete type, so that a failure is a plain nil (an interface holding a nil
+// pointer would not compare equal to nil, and cleanup would call Close on it).
+func newGroups(store *storage.Store, cfg GroupConfig, logger *slog.Logger, reg prometheus.Registerer) (*group.Coordinator, error) {
 	delay := cfg.InitialRebalanceDelay
 	if delay <= 0 {
 		delay = -1 // group.Config: negative = none, 0 = default

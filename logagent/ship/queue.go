@@ -50,7 +50,7 @@ func (q *queue) add(r *Record, ack ackRef, wire, mem int64) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.stopped {
-		return errors.New("producer closed")
+		return ErrClosed
 	}
 	cfg := &q.p.cfg
 	if q.cur != nil && q.cur.wire+wire > q.p.batchLimit {
@@ -178,9 +178,7 @@ func (q *queue) run() {
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	for {
-		p.mu.Lock()
-		closing := p.closing
-		p.mu.Unlock()
+		closing := p.closing.Load()
 		q.mu.Lock()
 		if q.cur != nil && (closing || time.Since(q.cur.created) >= p.cfg.FlushFrequency) {
 			q.seal()

@@ -26,6 +26,9 @@ import (
 	"github.com/logpipe/logpipe/internal/partition"
 )
 
+// ErrClosed is returned by Send and by the queues once the producer is closed.
+var ErrClosed = errors.New("producer closed")
+
 // Config configures the producer.
 type Config struct {
 	Brokers          []string
@@ -131,10 +134,12 @@ type Producer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the senders
 
-	mu      sync.Mutex
-	client  sarama.Client
-	closing bool
-	topics  map[string]*topic
+	closing atomic.Bool // set once, by Close; read by every sender on each loop
+
+	dialMu sync.Mutex // one dial at a time; never held with mu
+	mu     sync.Mutex // guards client and topics; held only briefly, never across IO
+	client sarama.Client
+	topics map[string]*topic
 
 	pidMu sync.Mutex
 	pid   producerID
@@ -249,8 +254,8 @@ func (p *Producer) refreshTopic(ctx context.Context, name string) (*topic, error
 		if err == nil && len(parts) > 0 {
 			p.mu.Lock()
 			defer p.mu.Unlock()
-			if p.closing {
-				return nil, errors.New("producer closed")
+			if p.closing.Load() {
+				return nil, ErrClosed
 			}
 			t := p.topics[name]
 			if t == nil {
@@ -278,31 +283,41 @@ func (p *Producer) refreshTopic(ctx context.Context, name string) (*topic, error
 }
 
 // connect returns the sarama client, connecting with backoff while Kafka is
-// unreachable.
+// unreachable. Dialing holds only dialMu, so that senders and Close, which take
+// mu, never wait for the network.
 func (p *Producer) connect(ctx context.Context) (sarama.Client, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.dialMu.Lock()
+	defer p.dialMu.Unlock()
 	backoff := 250 * time.Millisecond
-	for p.client == nil {
-		if p.closing {
-			return nil, errors.New("producer closed")
+	for {
+		p.mu.Lock()
+		client := p.client
+		p.mu.Unlock()
+		if client != nil {
+			return client, nil
+		}
+		if p.closing.Load() {
+			return nil, ErrClosed
 		}
 		client, err := sarama.NewClient(p.cfg.Brokers, p.sc)
 		if err == nil {
+			p.mu.Lock()
+			if p.closing.Load() { // Close ran while dialing: it did not see this client
+				p.mu.Unlock()
+				client.Close()
+				return nil, ErrClosed
+			}
 			p.client = client
+			p.mu.Unlock()
 			p.log.Info("connected to kafka", "brokers", p.cfg.Brokers)
-			break
+			return client, nil
 		}
 		p.log.Warn("kafka unreachable; reading is paused", "brokers", p.cfg.Brokers, "err", err, "retry_in", backoff)
-		p.mu.Unlock()
-		ok := sleep(ctx, backoff)
-		p.mu.Lock()
-		if !ok {
+		if !sleep(ctx, backoff) {
 			return nil, ctx.Err()
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
-	return p.client, nil
 }
 
 // producerID returns the idempotent producer's identity, asking Kafka for one if it
@@ -338,7 +353,7 @@ func (p *Producer) resetProducerID(gen uint64) {
 // before them, so they are read again at the next start.
 func (p *Producer) Close(timeout time.Duration) error {
 	p.mu.Lock()
-	p.closing = true
+	p.closing.Store(true)
 	var queues []*queue
 	for _, t := range p.topics {
 		queues = append(queues, t.queues...)
@@ -419,7 +434,7 @@ func (b *budget) acquire(ctx context.Context, n int64) error {
 	defer b.mu.Unlock()
 	for b.used > 0 && b.used+n > b.max {
 		if b.closed {
-			return errors.New("producer closed")
+			return ErrClosed
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -427,7 +442,7 @@ func (b *budget) acquire(ctx context.Context, n int64) error {
 		b.cond.Wait()
 	}
 	if b.closed {
-		return errors.New("producer closed")
+		return ErrClosed
 	}
 	b.used += n
 	return nil
