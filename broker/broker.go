@@ -52,6 +52,9 @@ type LogConfig struct {
 	MaxMessageBytes        int32         `ini:"max_message_bytes"`
 	IndexIntervalBytes     int32         `ini:"index_interval_bytes"`
 	RetentionCheckInterval time.Duration `ini:"retention_check_interval"`
+	MaxOpenSegments        int           `ini:"max_open_segments"` // sealed segment files open at once; 0 = 1000 capped at RLIMIT_NOFILE/4
+	MaxTopics              int           `ini:"max_topics"`        // -1 = unlimited
+	MaxPartitions          int           `ini:"max_partitions"`    // of all topics; -1 = unlimited
 }
 
 // MetricsConfig is the [metrics] section.
@@ -85,6 +88,9 @@ func DefaultConfig() Config {
 			MaxMessageBytes:        d.MaxMessageBytes,
 			IndexIntervalBytes:     d.IndexIntervalBytes,
 			RetentionCheckInterval: 5 * time.Minute,
+			MaxOpenSegments:        storage.DefaultMaxOpenSegments,
+			MaxTopics:              storage.DefaultMaxTopics,
+			MaxPartitions:          storage.DefaultMaxPartitions,
 		},
 		Metrics: MetricsConfig{Listen: "127.0.0.1:9308"},
 		Logging: LoggingConfig{Level: "info", Format: "text"},
@@ -128,6 +134,15 @@ func (c Config) Validate() error {
 	}
 	if c.Log.SegmentHours < 1 {
 		return fmt.Errorf("[log] segment_hours = %d: want at least 1", c.Log.SegmentHours)
+	}
+	if c.Log.MaxOpenSegments < 0 {
+		return fmt.Errorf("[log] max_open_segments = %d: want 0 (automatic) or more", c.Log.MaxOpenSegments)
+	}
+	if c.Log.MaxTopics == 0 || c.Log.MaxTopics < -1 {
+		return fmt.Errorf("[log] max_topics = %d: want -1 (unlimited) or at least 1", c.Log.MaxTopics)
+	}
+	if c.Log.MaxPartitions == 0 || c.Log.MaxPartitions < -1 {
+		return fmt.Errorf("[log] max_partitions = %d: want -1 (unlimited) or at least 1", c.Log.MaxPartitions)
 	}
 	if c.Log.MaxMessageBytes > c.Server.MaxRequestBytes {
 		return fmt.Errorf("[log] max_message_bytes = %d exceeds [server] max_request_bytes = %d", c.Log.MaxMessageBytes, c.Server.MaxRequestBytes)
@@ -211,6 +226,9 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		Defaults:               defaults,
 		Logger:                 logger.With("component", "storage"),
 		RetentionCheckInterval: cfg.Log.RetentionCheckInterval,
+		MaxOpenSegments:        cfg.Log.MaxOpenSegments,
+		MaxTopics:              cfg.Log.MaxTopics,
+		MaxPartitions:          cfg.Log.MaxPartitions,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open log dir %s: %w", cfg.Log.Dir, err)

@@ -23,6 +23,7 @@ type serverMetrics struct {
 	recordsOut  *prometheus.CounterVec
 	syncLatency prometheus.Histogram
 	conns       prometheus.Gauge
+	refused     *prometheus.CounterVec
 
 	traffic sync.Map // topic name -> *topicTraffic, for Server.Traffic
 }
@@ -88,11 +89,15 @@ func newServerMetrics(reg prometheus.Registerer, store *storage.Store) (*serverM
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "logpipe_broker_connections", Help: "Open client connections.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "logpipe_broker_refused_total",
+			Help: "Requests or parts of requests refused to protect the broker's resources, by reason.",
+		}, []string{"reason"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.syncLatency, m.conns, logCollector{store}} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.syncLatency, m.conns, m.refused, logCollector{store}, storeCollector{store}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
