@@ -36,9 +36,9 @@ type segment struct {
 	dir     string
 	cache   *fileCache
 	file    *fileRef // the open log file of the active segment; nil once sealed
-	size    int64 // bytes of whole batches in log
-	next    int64 // one past the last offset stored
-	maxTS   int64 // largest batch max timestamp, -1 when none
+	size    int64    // bytes of whole batches in log
+	next    int64    // one past the last offset stored
+	maxTS   int64    // largest batch max timestamp, -1 when none
 	created time.Time
 
 	sealed      bool
