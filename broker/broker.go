@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/logpipe/logpipe/broker/group"
@@ -234,6 +235,7 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("open log dir %s: %w", cfg.Log.Dir, err)
 	}
 	logger.Info("storage opened", "dir", cfg.Log.Dir, "topics", len(b.store.Topics()), "took", time.Since(start).Round(time.Millisecond))
+	warnDescriptors(cfg, logger)
 
 	fail := func(err error) (*Broker, error) {
 		if b.ln != nil {
@@ -311,6 +313,19 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 	}()
 	logger.Info("broker listening", "addr", b.Addr(), "advertised", cfg.Server.Advertised, "metrics", b.MetricsAddr())
 	return b, nil
+}
+
+// warnDescriptors warns when the descriptor limit cannot hold an open file for
+// every partition allowed ([log] max_partitions) besides the segment cache.
+func warnDescriptors(cfg Config, logger *slog.Logger) {
+	var rl syscall.Rlimit
+	if cfg.Log.MaxPartitions < 0 || syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) != nil || rl.Cur > 1<<30 {
+		return
+	}
+	if need := uint64(cfg.Log.MaxPartitions) + uint64(rl.Cur)/4; need > rl.Cur {
+		logger.Warn("the descriptor limit is lower than [log] max_partitions needs: raise LimitNOFILE (ulimit -n) or lower max_partitions",
+			"nofile", rl.Cur, "max_partitions", cfg.Log.MaxPartitions)
+	}
 }
 
 // brokerConfigs is what DescribeConfigs reports for broker 0.
