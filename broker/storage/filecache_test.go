@@ -255,3 +255,29 @@ func TestFileCacheEvictsInUse(t *testing.T) {
 		t.Fatalf("%d cached after dropping all", c.cachedCount())
 	}
 }
+
+// FuzzTopicConfigSet feeds arbitrary names and values to the config parser (what
+// CreateTopics and broker.ini give it): it never panics, never allocates more than a
+// few times its input, and what it accepts respects the minimums.
+func FuzzTopicConfigSet(f *testing.F) {
+	for _, s := range [][2]string{
+		{"segment.bytes", "14"}, {"segment.bytes", "1048576"}, {"segment.ms", "1"},
+		{"segment.ms", "60000"}, {"retention.ms", "-1"}, {"cleanup.policy", "compact"},
+		{"max.message.bytes", "99999999999999999999"}, {"x", ""},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, name, value string) {
+		c := DefaultTopicConfig()
+		allocs := testing.AllocsPerRun(1, func() { c = DefaultTopicConfig(); _ = c.Set(name, value) })
+		if allocs > 16 {
+			t.Fatalf("Set(%q, %q) allocated %v times", name, value, allocs)
+		}
+		if c.SegmentBytes < MinSegmentBytes || c.SegmentMs < MinSegmentMs {
+			t.Fatalf("Set(%q, %q) accepted %+v", name, value, c)
+		}
+		if err := c.Set(name, value); err == nil && c.Entries() == nil {
+			t.Fatal("no entries")
+		}
+	})
+}
