@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -280,4 +281,74 @@ func FuzzTopicConfigSet(f *testing.F) {
 			t.Fatal("no entries")
 		}
 	})
+}
+
+// TestConcurrentReadsWithEviction: readers of many segments through a cache of 4,
+// while retention deletes the oldest, always get whole batches or out of range, and
+// every file is closed once all is released.
+func TestConcurrentReadsWithEviction(t *testing.T) {
+	dir := t.TempDir()
+	base := openFDs(t)
+	s, err := Open(Options{Dir: dir, MaxOpenSegments: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateTopic("c", 1, DefaultTopicConfig()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	const segments = 200
+	layoutSegments(t, filepath.Join(dir, "c-0"), segments)
+	s, err = Open(Options{Dir: dir, MaxOpenSegments: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.Topic("c").Partition(0)
+	done := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 400; i++ {
+				off := int64((i*37 + g*11) % segments)
+				sl, err := p.Read(off, 1<<20)
+				if errors.Is(err, ErrOffsetOutOfRange) {
+					continue
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+				buf := make([]byte, sl.Len())
+				err = sl.ReadAt(buf)
+				sl.Release()
+				if err != nil {
+					done <- err
+					return
+				}
+				if _, err := validateBatch(buf[:parseHeader(buf).length]); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	cfg := DefaultTopicConfig()
+	cfg.RetentionBytes = int64(segments/2) * p.Size() / segments
+	for i := 0; i < 8; i++ {
+		p.applyRetention(cfg, time.Now())
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.cache.cachedCount(); n > 4 {
+		t.Fatalf("%d files cached, bound 4", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := openFDs(t) - base; n > 2 {
+		t.Fatalf("%d descriptors left open", n)
+	}
 }
