@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/logpipe/logpipe/broker/group"
@@ -63,6 +64,9 @@ type LogConfig struct {
 	MaxMessageBytes        int32         `ini:"max_message_bytes"`
 	IndexIntervalBytes     int32         `ini:"index_interval_bytes"`
 	RetentionCheckInterval time.Duration `ini:"retention_check_interval"`
+	MaxOpenSegments        int           `ini:"max_open_segments"` // sealed segment files open at once; 0 = 1000 capped at RLIMIT_NOFILE/4
+	MaxTopics              int           `ini:"max_topics"`        // -1 = unlimited
+	MaxPartitions          int           `ini:"max_partitions"`    // of all topics; -1 = unlimited
 }
 
 // MetricsConfig is the [metrics] section.
@@ -106,6 +110,9 @@ func DefaultConfig() Config {
 			MaxMessageBytes:        d.MaxMessageBytes,
 			IndexIntervalBytes:     d.IndexIntervalBytes,
 			RetentionCheckInterval: 5 * time.Minute,
+			MaxOpenSegments:        storage.DefaultMaxOpenSegments,
+			MaxTopics:              storage.DefaultMaxTopics,
+			MaxPartitions:          storage.DefaultMaxPartitions,
 		},
 		Metrics: MetricsConfig{Listen: "127.0.0.1:9308"},
 		Logging: LoggingConfig{Level: "info", Format: "text"},
@@ -164,6 +171,15 @@ func (c Config) Validate() error {
 	}
 	if c.Log.SegmentHours < 1 {
 		return fmt.Errorf("[log] segment_hours = %d: want at least 1", c.Log.SegmentHours)
+	}
+	if c.Log.MaxOpenSegments < 0 {
+		return fmt.Errorf("[log] max_open_segments = %d: want 0 (automatic) or more", c.Log.MaxOpenSegments)
+	}
+	if c.Log.MaxTopics == 0 || c.Log.MaxTopics < -1 {
+		return fmt.Errorf("[log] max_topics = %d: want -1 (unlimited) or at least 1", c.Log.MaxTopics)
+	}
+	if c.Log.MaxPartitions == 0 || c.Log.MaxPartitions < -1 {
+		return fmt.Errorf("[log] max_partitions = %d: want -1 (unlimited) or at least 1", c.Log.MaxPartitions)
 	}
 	if c.Log.MaxMessageBytes > c.Server.MaxRequestBytes {
 		return fmt.Errorf("[log] max_message_bytes = %d exceeds [server] max_request_bytes = %d", c.Log.MaxMessageBytes, c.Server.MaxRequestBytes)
@@ -239,11 +255,15 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		Defaults:               defaults,
 		Logger:                 logger.With("component", "storage"),
 		RetentionCheckInterval: cfg.Log.RetentionCheckInterval,
+		MaxOpenSegments:        cfg.Log.MaxOpenSegments,
+		MaxTopics:              cfg.Log.MaxTopics,
+		MaxPartitions:          cfg.Log.MaxPartitions,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open log dir %s: %w", cfg.Log.Dir, err)
 	}
 	logger.Info("storage opened", "dir", cfg.Log.Dir, "topics", len(b.store.Topics()), "took", time.Since(start).Round(time.Millisecond))
+	warnDescriptors(cfg, logger)
 
 	fail := func(err error) (*Broker, error) {
 		if b.ln != nil {
@@ -327,6 +347,19 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 	}()
 	logger.Info("broker listening", "addr", b.Addr(), "advertised", cfg.Server.Advertised, "metrics", b.MetricsAddr())
 	return b, nil
+}
+
+// warnDescriptors warns when the descriptor limit cannot hold an open file for
+// every partition allowed ([log] max_partitions) besides the segment cache.
+func warnDescriptors(cfg Config, logger *slog.Logger) {
+	var rl syscall.Rlimit
+	if cfg.Log.MaxPartitions < 0 || syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) != nil || rl.Cur > 1<<30 {
+		return
+	}
+	if need := uint64(cfg.Log.MaxPartitions) + uint64(rl.Cur)/4; need > rl.Cur {
+		logger.Warn("the descriptor limit is lower than [log] max_partitions needs: raise LimitNOFILE (ulimit -n) or lower max_partitions",
+			"nofile", rl.Cur, "max_partitions", cfg.Log.MaxPartitions)
+	}
 }
 
 // brokerConfigs is what DescribeConfigs reports for broker 0.

@@ -500,13 +500,19 @@ func (c *Coordinator) offsetCommit(r *kmsg.OffsetCommitRequest) kmsg.Response {
 	if r.Version >= 7 {
 		instance = nonEmpty(r.InstanceID)
 	}
-	// v0 has no generation or member: like Kafka (which stored v0 commits in ZooKeeper),
-	// nothing is validated.
-	if g := c.lookup(r.Group); r.Version > 0 && g != nil {
-		if code := g.checkCommit(r.Generation, r.MemberID, instance); code != 0 {
+	// v0 has no generation or member: it is a simple consumer's commit, accepted only
+	// while the group has no members, so that it can never move the offsets of a
+	// group whose members are consuming (their next commits would silently overwrite
+	// it, or it theirs).
+	gen, member := r.Generation, r.MemberID
+	if r.Version == 0 {
+		gen, member = -1, ""
+	}
+	if g := c.lookup(r.Group); g != nil {
+		if code := g.checkCommit(gen, member, instance); code != 0 {
 			return setAll(code)
 		}
-	} else if r.Version > 0 && r.Generation >= 0 {
+	} else if gen >= 0 {
 		return setAll(errIllegalGeneration)
 	}
 

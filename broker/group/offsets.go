@@ -60,7 +60,7 @@ func openOffsets(st *storage.Store, partitions int32, threshold int64, now func(
 		tc.RetentionMs = -1
 		tc.RetentionBytes = retentionFor(threshold, 0)
 		var err error
-		t, err = st.CreateTopic(OffsetsTopic, partitions, tc)
+		t, err = st.CreateInternalTopic(OffsetsTopic, partitions, tc)
 		if err != nil && !errors.Is(err, storage.ErrTopicExists) {
 			return nil, fmt.Errorf("create %s: %w", OffsetsTopic, err)
 		}

@@ -61,6 +61,14 @@ func TestEveryVersion(t *testing.T) {
 			t.Fatalf("v%d: heartbeat: %d", v, code)
 		}
 		cv := at(8, v)
+		if cv == 0 {
+			// v0 carries no generation or member: refused while the group has members.
+			cr := h.do(commitReq(0, group, id, 1, map[int32]int64{0: 1})).(*kmsg.OffsetCommitResponse)
+			if code := cr.Topics[0].Partitions[0].ErrorCode; code != errUnknownMemberID {
+				t.Fatalf("v0 commit to a group with members: error %d, want UNKNOWN_MEMBER_ID", code)
+			}
+			cv = 1
+		}
 		cr := h.do(commitReq(cv, group, id, 1, map[int32]int64{0: int64(v) + 100})).(*kmsg.OffsetCommitResponse)
 		if code := cr.Topics[0].Partitions[0].ErrorCode; code != 0 {
 			t.Fatalf("v%d: commit v%d: %d", v, cv, code)

@@ -98,7 +98,7 @@ func (s *Server) createTopic(rt *kmsg.CreateTopicsRequestTopic, validateOnly boo
 		}
 	}
 	if validateOnly {
-		return nil, cfg, n, nil
+		return nil, cfg, n, s.store.CheckCreate(n)
 	}
 	t, err := s.store.CreateTopic(rt.Topic, n, cfg)
 	if err != nil {
@@ -149,9 +149,9 @@ func (s *Server) handleDeleteTopics(r *kmsg.DeleteTopicsRequest) kmsg.Response {
 		}
 		name := t.Name()
 		out.Topic, out.TopicID = &name, t.ID()
-		if name == consumerOffsetsTopic {
-			out.ErrorCode = kerr.InvalidRequest.Code
-			out.ErrorMessage = errMessage(fmt.Errorf("the internal topic %s cannot be deleted", name))
+		if err := s.refuseInternal("deleted", name); err != nil {
+			out.ErrorCode = errorCode(err)
+			out.ErrorMessage = errMessage(err)
 			resp.Topics = append(resp.Topics, out)
 			continue
 		}
@@ -177,9 +177,12 @@ func (s *Server) handleCreatePartitions(r *kmsg.CreatePartitionsRequest) kmsg.Re
 		switch {
 		case t == nil:
 			err = fmt.Errorf("%w: %q", storage.ErrUnknownTopic, rt.Topic)
+		case storage.IsInternalTopic(rt.Topic):
+			err = s.refuseInternal("given partitions", rt.Topic)
 		case int(rt.Count) <= len(t.Partitions()):
 			err = fmt.Errorf("%w: topic %q has %d partitions, asked for %d", storage.ErrInvalidPartitions, rt.Topic, len(t.Partitions()), rt.Count)
 		case r.ValidateOnly:
+			err = s.store.CheckGrow(rt.Topic, rt.Count)
 		default:
 			err = s.store.CreatePartitions(rt.Topic, rt.Count)
 		}

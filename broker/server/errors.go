@@ -43,6 +43,10 @@ func errorCode(err error) int16 {
 		return kerr.InvalidReplicationFactor.Code
 	case errors.Is(err, errInvalidReplicaAssignment):
 		return kerr.InvalidReplicaAssignment.Code
+	case errors.Is(err, storage.ErrPolicyViolation):
+		return kerr.PolicyViolation.Code
+	case errors.Is(err, errInternalTopic):
+		return kerr.InvalidTopicException.Code
 	case errors.Is(err, errUnsupportedCompression):
 		return kerr.UnsupportedCompressionType.Code
 	default:

@@ -89,7 +89,7 @@ func (s *Server) handleMetadata(r *kmsg.MetadataRequest) kmsg.Response {
 			switch {
 			case !validTopicName(name):
 				err = storage.ErrInvalidTopic
-			case autoCreate && name != consumerOffsetsTopic:
+			case autoCreate && !storage.IsInternalTopic(name):
 				// The group coordinator creates its internal topic itself.
 				t, err = s.autoCreate(name)
 			default:

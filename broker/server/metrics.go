@@ -97,7 +97,7 @@ func newServerMetrics(reg prometheus.Registerer, store *storage.Store) (*serverM
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.syncLatency, m.conns, m.limits, logCollector{store}} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.syncLatency, m.conns, m.limits, logCollector{store}, storeCollector{store}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

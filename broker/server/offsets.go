@@ -9,9 +9,22 @@ import (
 
 // handleListOffsets answers ListOffsets (v1+): -1 = latest (high watermark, which
 // is also the last stable offset), -2 = earliest, else the first offset whose
-// timestamp is at or after the given one.
+// timestamp is at or after the given one. A partition listed more than once is
+// answered INVALID_REQUEST at each place, as Kafka does, and costs no look-up: a
+// request cannot make the broker read the same batch over and over.
 func (s *Server) handleListOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.ListOffsetsResponse)
+	type tp struct {
+		topic     string
+		partition int32
+	}
+	seen := make(map[tp]int)
+	dups := 0
+	for _, rt := range r.Topics {
+		for _, rp := range rt.Partitions {
+			seen[tp{rt.Topic, rp.Partition}]++
+		}
+	}
 	for _, rt := range r.Topics {
 		t := s.store.Topic(rt.Topic)
 		ot := kmsg.NewListOffsetsResponseTopic()
@@ -25,6 +38,10 @@ func (s *Server) handleListOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
 				part = t.Partition(rp.Partition)
 			}
 			switch {
+			case seen[tp{rt.Topic, rp.Partition}] > 1:
+				op.ErrorCode = kerr.InvalidRequest.Code
+				op.LeaderEpoch = -1
+				dups++
 			case part == nil:
 				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				op.LeaderEpoch = -1
@@ -46,6 +63,9 @@ func (s *Server) handleListOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
 			ot.Partitions = append(ot.Partitions, op)
 		}
 		resp.Topics = append(resp.Topics, ot)
+	}
+	if dups > 0 {
+		s.metrics.limits.WithLabelValues("duplicate_partition").Add(float64(dups))
 	}
 	return resp
 }

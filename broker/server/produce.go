@@ -142,6 +142,9 @@ func (s *Server) appendBatch(t *storage.Topic, partition int32, records []byte, 
 	if t == nil {
 		return nil, res, storage.ErrUnknownTopic
 	}
+	if err := s.checkProduceTopic(t.Name()); err != nil {
+		return nil, res, err
+	}
 	p := t.Partition(partition)
 	if p == nil {
 		return nil, res, storage.ErrUnknownTopic

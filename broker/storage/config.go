@@ -2,8 +2,26 @@ package storage
 
 import (
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 )
+
+// Lower bounds of segment.bytes and segment.ms. Kafka accepts segments of 14 bytes
+// and a roll every millisecond, so one client could make a segment, with its three
+// files, for every batch it sends. At 1 MiB a client has to store a mebibyte for each
+// new segment, so segments grow with the data kept (which retention bounds) rather
+// than with the number of requests; at one minute, rolling by age makes at most 10,080
+// segments per partition in a week of retention.
+const (
+	MinSegmentBytes = 1 << 20
+	MinSegmentMs    = 60 * 1000
+)
+
+// IsInternalTopic reports whether a topic is the broker's own (its name starts with
+// "__", like __consumer_offsets): clients may not produce to it, delete it or add
+// partitions to it.
+func IsInternalTopic(name string) bool { return strings.HasPrefix(name, "__") }
 
 // TopicConfig is the log configuration of one topic. The broker's defaults come from
 // broker.ini; CreateTopics and AlterConfigs can override them per topic.
@@ -50,11 +68,14 @@ func (c *TopicConfig) Set(name, value string) error {
 	var v int64
 	switch name {
 	case "segment.bytes":
-		if v, err = num(14); err == nil {
+		if v, err = num(MinSegmentBytes); err == nil {
+			if v > math.MaxInt32 {
+				return fmt.Errorf("%w: %s = %q: at most %d", ErrInvalidConfig, name, value, math.MaxInt32)
+			}
 			c.SegmentBytes = v
 		}
 	case "segment.ms":
-		if v, err = num(1); err == nil {
+		if v, err = num(MinSegmentMs); err == nil {
 			c.SegmentMs = v
 		}
 	case "retention.ms":

@@ -20,6 +20,16 @@
 // written, everything fsynced) and a new segment starts at the log end offset. Sealed
 // index files are searched on disk, so memory does not grow with the data stored.
 //
+// # Open files
+//
+// Only active segments keep their log file open. A sealed segment's file is opened on
+// demand through a cache shared by the store (Options.MaxOpenSegments, least recently
+// used closed first), and Open does not open the sealed segments whose indexes are
+// sound, so the descriptors the store holds do not grow with the number of segments.
+// Open files are reference-counted: one evicted or deleted while a Slice holds it is
+// closed when the Slice is released. Topics and partitions are bounded by
+// Options.MaxTopics and MaxPartitions (ErrPolicyViolation).
+//
 // # Durability and recovery
 //
 // Append writes a batch with one write(2); it is readable at once. Sync fsyncs the

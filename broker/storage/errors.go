@@ -17,4 +17,5 @@ var (
 	ErrInvalidProducerEpoch = errors.New("producer epoch is older than the current one")
 	ErrInvalidRecord        = errors.New("invalid record")
 	ErrClosed               = errors.New("storage is closed")
+	ErrPolicyViolation      = errors.New("refused by the broker's limits")
 )

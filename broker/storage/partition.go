@@ -22,6 +22,7 @@ type Partition struct {
 	log   *slog.Logger
 	now   func() time.Time
 	cfg   func() TopicConfig // the topic's current config
+	cache *fileCache         // open files of sealed segments
 
 	mu      sync.RWMutex
 	segs    []*segment // ascending base offsets; the last is active
@@ -38,9 +39,10 @@ type Partition struct {
 }
 
 // Slice is a range of bytes of one segment file: whole batches as stored. It keeps the
-// segment's file open until Release, even if retention deletes the segment meanwhile.
+// segment's file open until Release, even if retention deletes the segment or the
+// cache of open files evicts it meanwhile.
 type Slice struct {
-	seg  *segment
+	file *fileRef
 	pos  int64
 	size int64
 }
@@ -50,10 +52,10 @@ func (s Slice) Len() int64 { return s.size }
 
 // File is the segment file, for sendfile. Use it with Pos, never with its own offset.
 func (s Slice) File() *os.File {
-	if s.seg == nil {
+	if s.file == nil {
 		return nil
 	}
-	return s.seg.log
+	return s.file.f
 }
 
 // Pos is the position of the slice in File.
@@ -67,16 +69,16 @@ func (s Slice) ReadAt(dst []byte) error {
 	if int64(len(dst)) < s.size {
 		return fmt.Errorf("read slice: buffer of %d bytes for %d", len(dst), s.size)
 	}
-	if _, err := s.seg.log.ReadAt(dst[:s.size], s.pos); err != nil {
-		return fmt.Errorf("read %s at %d: %w", s.seg.log.Name(), s.pos, err)
+	if _, err := s.file.f.ReadAt(dst[:s.size], s.pos); err != nil {
+		return fmt.Errorf("read %s at %d: %w", s.file.f.Name(), s.pos, err)
 	}
 	return nil
 }
 
 // Release lets the segment go; call it exactly once per Slice from Read.
 func (s Slice) Release() {
-	if s.seg != nil {
-		s.seg.release()
+	if s.file != nil {
+		s.file.release()
 	}
 }
 
@@ -192,7 +194,7 @@ func (p *Partition) roll() (*segment, error) {
 	if err := writeSnapshot(p.dir, p.next, p.prods); err != nil {
 		p.log.Warn("producer snapshot failed; a restart will replay more of the log", "partition", p.dir, "err", err)
 	}
-	s, err := createSegment(p.dir, p.next, p.now())
+	s, err := createSegment(p.dir, p.next, p.now(), p.cache)
 	if err != nil {
 		return nil, fmt.Errorf("roll %s-%d: %w", p.topic, p.index, err)
 	}
@@ -227,15 +229,21 @@ func (p *Partition) Sync(offset int64) error {
 
 		p.mu.RLock()
 		target, active, closed := p.next, p.segs[len(p.segs)-1], p.closed
-		active.refs.Add(1)
+		var file *fileRef
+		if !closed {
+			file = active.file // the active segment's file is always open
+			file.acquire()
+		}
 		p.mu.RUnlock()
 		var err error
 		if closed {
 			err = ErrClosed
-		} else if err = active.log.Sync(); err != nil {
-			err = fmt.Errorf("fsync %s: %w", active.log.Name(), err)
+		} else {
+			if err = file.f.Sync(); err != nil {
+				err = fmt.Errorf("fsync %s: %w", active.logName(), err)
+			}
+			file.release()
 		}
-		active.release()
 
 		p.syncMu.Lock()
 		p.syncing = false
@@ -267,15 +275,17 @@ func (p *Partition) Read(offset int64, maxBytes int32) (Slice, error) {
 	seg := p.segs[i]
 	pos, err := seg.lookup(offset)
 	limit := seg.size
-	seg.refs.Add(1)
+	var file *fileRef
+	if err == nil {
+		file, err = seg.acquire()
+	}
 	p.mu.RUnlock()
 	if err != nil {
-		seg.release()
-		return Slice{}, err
+		return Slice{}, fmt.Errorf("%s-%d: %w", p.topic, p.index, err)
 	}
-	s, err := scanRange(seg, pos, limit, offset, int64(maxBytes))
+	s, err := scanRange(file, pos, limit, offset, int64(maxBytes))
 	if err != nil || s.size == 0 {
-		seg.release()
+		file.release()
 		if err == nil && i+1 < len(p.segs) {
 			// offset lies in a gap at the end of this segment; it cannot: segments are contiguous.
 			err = fmt.Errorf("%s-%d: offset %d not found in segment %d", p.topic, p.index, offset, seg.base)
@@ -287,10 +297,10 @@ func (p *Partition) Read(offset int64, maxBytes int32) (Slice, error) {
 
 // scanRange walks batch headers from pos to find the batch holding offset, then takes
 // whole batches up to maxBytes (at least one).
-func scanRange(seg *segment, pos, limit, offset, maxBytes int64) (Slice, error) {
+func scanRange(file *fileRef, pos, limit, offset, maxBytes int64) (Slice, error) {
 	var buf [batchHeaderSize]byte
 	for pos < limit {
-		h, err := readHeader(seg.log, pos, limit, &buf)
+		h, err := readHeader(file.f, pos, limit, &buf)
 		if err != nil {
 			return Slice{}, err
 		}
@@ -299,9 +309,9 @@ func scanRange(seg *segment, pos, limit, offset, maxBytes int64) (Slice, error) 
 		}
 		pos += h.length
 	}
-	s := Slice{seg: seg, pos: pos}
+	s := Slice{file: file, pos: pos}
 	for p := pos; p < limit; {
-		h, err := readHeader(seg.log, p, limit, &buf)
+		h, err := readHeader(file.f, p, limit, &buf)
 		if err != nil {
 			return Slice{}, err
 		}
@@ -347,15 +357,18 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, ok bo
 	}
 	pos, err := seg.timeLookup(ts)
 	limit := seg.size
-	seg.refs.Add(1)
+	var file *fileRef
+	if err == nil {
+		file, err = seg.acquire()
+	}
 	p.mu.RUnlock()
-	defer seg.release()
 	if err != nil {
 		return 0, 0, false, err
 	}
+	defer file.release()
 	var buf [batchHeaderSize]byte
 	for pos < limit {
-		h, err := readHeader(seg.log, pos, limit, &buf)
+		h, err := readHeader(file.f, pos, limit, &buf)
 		if err != nil {
 			return 0, 0, false, err
 		}
@@ -380,7 +393,7 @@ func (p *Partition) applyRetention(cfg TopicConfig, now time.Time) {
 		s := p.segs[n]
 		ts := s.maxTS
 		if ts < 0 {
-			if fi, err := s.log.Stat(); err == nil {
+			if fi, err := os.Stat(s.logName()); err == nil {
 				ts = fi.ModTime().UnixMilli()
 			}
 		}
@@ -397,8 +410,8 @@ func (p *Partition) applyRetention(cfg TopicConfig, now time.Time) {
 	p.mu.Unlock()
 	for _, s := range gone {
 		p.log.Info("retention deleted segment", "partition", p.dir, "base_offset", s.base, "bytes", s.size)
+		s.letGo()
 		removeSegmentFiles(s.dir, s.base)
-		s.release()
 	}
 }
 
@@ -420,14 +433,14 @@ func (p *Partition) close() error {
 	close(p.waitCh)
 	active := p.segs[len(p.segs)-1]
 	err := active.writeIndexes()
-	if serr := active.log.Sync(); err == nil && serr != nil {
-		err = fmt.Errorf("fsync %s: %w", active.log.Name(), serr)
+	if serr := active.file.f.Sync(); err == nil && serr != nil {
+		err = fmt.Errorf("fsync %s: %w", active.logName(), serr)
 	}
 	if err == nil {
 		err = writeSnapshot(p.dir, p.next, p.prods)
 	}
 	for _, s := range p.segs {
-		s.release()
+		s.letGo()
 	}
 	return err
 }
@@ -439,7 +452,7 @@ func (p *Partition) remove() error {
 		p.closed = true
 		close(p.waitCh)
 		for _, s := range p.segs {
-			s.release()
+			s.letGo()
 		}
 	}
 	p.mu.Unlock()

@@ -21,12 +21,12 @@ import (
 // shutdown (clean is false) every batch of the active segment is validated and the log
 // is cut at the first invalid byte; segments before it were fsynced when they were
 // rolled. Index files that are missing or damaged are rebuilt from the log either way.
-func openPartition(dir, topic string, index int32, cfg func() TopicConfig, clean bool, log *slog.Logger, now func() time.Time) (*Partition, error) {
+func openPartition(dir, topic string, index int32, cfg func() TopicConfig, clean bool, cache *fileCache, log *slog.Logger, now func() time.Time) (*Partition, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create partition directory: %w", err)
 	}
 	p := &Partition{
-		topic: topic, index: index, dir: dir, log: log, now: now, cfg: cfg,
+		topic: topic, index: index, dir: dir, log: log, now: now, cfg: cfg, cache: cache,
 		waitCh: make(chan struct{}),
 	}
 	p.syncCnd = sync.NewCond(&p.syncMu)
@@ -39,36 +39,40 @@ func openPartition(dir, topic string, index int32, cfg func() TopicConfig, clean
 		return nil, err
 	}
 	interval := cfg().IndexIntervalBytes
+	// Sealed segments whose indexes are sound are not opened at all (their files are
+	// opened on demand, through the cache); the others are opened to be scanned, then
+	// sealed into the cache, which keeps a bounded number of them open.
 	for i, base := range bases {
 		active := i == len(bases)-1
-		f, err := os.OpenFile(segmentPath(dir, base, ".log"), os.O_RDWR, 0)
+		path := segmentPath(dir, base, ".log")
+		fi, err := os.Stat(path)
 		if err != nil {
-			p.releaseAll()
-			return nil, fmt.Errorf("open segment: %w", err)
-		}
-		fi, err := f.Stat()
-		if err != nil {
-			f.Close()
 			p.releaseAll()
 			return nil, fmt.Errorf("stat segment: %w", err)
 		}
-		s := &segment{base: base, dir: dir, log: f, size: fi.Size(), next: base, maxTS: -1, lastIndexTS: -1, created: now()}
-		s.refs.Store(1)
-		p.segs = append(p.segs, s)
+		s := &segment{base: base, dir: dir, cache: cache, size: fi.Size(), next: base, maxTS: -1, lastIndexTS: -1, created: now()}
 		if !active && indexesValid(s) {
+			p.segs = append(p.segs, s)
 			s.sealed = true
 			s.next = bases[i+1]
 			s.maxTS = lastTimeIndexTS(s)
 			continue
 		}
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			p.releaseAll()
+			return nil, fmt.Errorf("open segment: %w", err)
+		}
+		s.file = newFileRef(f, 1)
+		p.segs = append(p.segs, s)
 		// Rebuild the indexes (and, where the log may be torn, validate it).
 		cut, err := scanSegment(s, !clean || !active, interval)
 		if err != nil {
 			p.releaseAll()
-			return nil, fmt.Errorf("recover %s: %w", f.Name(), err)
+			return nil, fmt.Errorf("recover %s: %w", path, err)
 		}
 		if cut {
-			log.Warn("truncated log at the first invalid batch", "segment", f.Name(), "valid_bytes", s.size, "file_bytes", fi.Size())
+			log.Warn("truncated log at the first invalid batch", "segment", path, "valid_bytes", s.size, "file_bytes", fi.Size())
 			if !active {
 				// Everything after corruption in a sealed segment is unusable.
 				for _, later := range bases[i+1:] {
@@ -82,7 +86,7 @@ func openPartition(dir, topic string, index int32, cfg func() TopicConfig, clean
 		if !active {
 			if s.next != bases[i+1] {
 				p.releaseAll()
-				return nil, fmt.Errorf("recover %s: ends at offset %d but the next segment starts at %d", f.Name(), s.next, bases[i+1])
+				return nil, fmt.Errorf("recover %s: ends at offset %d but the next segment starts at %d", path, s.next, bases[i+1])
 			}
 			if s.maxTS > s.lastIndexTS {
 				s.timeIndex = append(s.timeIndex, make([]byte, timeEntrySize)...)
@@ -98,13 +102,13 @@ func openPartition(dir, topic string, index int32, cfg func() TopicConfig, clean
 		}
 	}
 	if len(p.segs) == 0 {
-		s, err := createSegment(dir, 0, now())
+		s, err := createSegment(dir, 0, now(), cache)
 		if err != nil {
 			return nil, err
 		}
 		p.segs = append(p.segs, s)
 		if err := atomicfile.SyncDir(dir); err != nil {
-			s.release()
+			s.letGo()
 			return nil, fmt.Errorf("fsync %s: %w", dir, err)
 		}
 	}
@@ -119,7 +123,7 @@ func openPartition(dir, topic string, index int32, cfg func() TopicConfig, clean
 
 func (p *Partition) releaseAll() {
 	for _, s := range p.segs {
-		s.release()
+		s.letGo()
 	}
 	p.segs = nil
 }
@@ -152,7 +156,7 @@ func scanSegment(s *segment, validate bool, interval int32) (cut bool, err error
 	var buf []byte
 	var pos int64
 	for pos < s.size {
-		h, err := readHeader(s.log, pos, s.size, &hdr)
+		h, err := readHeader(s.file.f, pos, s.size, &hdr)
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			break
 		}
@@ -167,7 +171,7 @@ func scanSegment(s *segment, validate bool, interval int32) (cut bool, err error
 				buf = make([]byte, h.length)
 			}
 			buf = buf[:h.length]
-			if _, err := s.log.ReadAt(buf, pos); err != nil {
+			if _, err := s.file.f.ReadAt(buf, pos); err != nil {
 				return false, fmt.Errorf("read batch at %d: %w", pos, err)
 			}
 			if _, err := validateBatch(buf); err != nil {
@@ -180,10 +184,10 @@ func scanSegment(s *segment, validate bool, interval int32) (cut bool, err error
 		pos += h.length
 	}
 	if pos < s.size {
-		if err := s.log.Truncate(pos); err != nil {
+		if err := s.file.f.Truncate(pos); err != nil {
 			return false, fmt.Errorf("truncate to %d: %w", pos, err)
 		}
-		if err := s.log.Sync(); err != nil {
+		if err := s.file.f.Sync(); err != nil {
 			return false, fmt.Errorf("fsync after truncate: %w", err)
 		}
 		s.size = pos
@@ -254,30 +258,43 @@ func (p *Partition) loadProducers() error {
 	if from < p.segs[0].base {
 		ps, from = producers{}, p.segs[0].base // the snapshot predates retention; replay what is left
 	}
-	var hdr [batchHeaderSize]byte
 	for _, s := range p.segs {
 		if s.next <= from {
 			continue
 		}
-		pos := int64(0)
-		if from > s.base {
-			var err error
-			if pos, err = s.lookup(from); err != nil {
-				return fmt.Errorf("replay producer state of %s: %w", p.dir, err)
-			}
-		}
-		for pos < s.size {
-			h, err := readHeader(s.log, pos, s.size, &hdr)
-			if err != nil {
-				return fmt.Errorf("replay producer state of %s: %w", p.dir, err)
-			}
-			if h.baseOffset >= from {
-				ps.update(h, h.maxTimestamp)
-			}
-			pos += h.length
+		if err := replayProducers(s, from, ps); err != nil {
+			return fmt.Errorf("replay producer state of %s: %w", p.dir, err)
 		}
 	}
 	ps.expire(p.now().UnixMilli())
 	p.prods = ps
+	return nil
+}
+
+// replayProducers applies the headers of the batches of s from offset from on to ps.
+func replayProducers(s *segment, from int64, ps producers) error {
+	pos := int64(0)
+	if from > s.base {
+		var err error
+		if pos, err = s.lookup(from); err != nil {
+			return err
+		}
+	}
+	file, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer file.release()
+	var hdr [batchHeaderSize]byte
+	for pos < s.size {
+		h, err := readHeader(file.f, pos, s.size, &hdr)
+		if err != nil {
+			return err
+		}
+		if h.baseOffset >= from {
+			ps.update(h, h.maxTimestamp)
+		}
+		pos += h.length
+	}
 	return nil
 }

@@ -156,13 +156,18 @@ func FuzzRecover(f *testing.F) {
 		p.mu.RLock()
 		defer p.mu.RUnlock()
 		sg := p.segs[0]
+		file, err := sg.acquire()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer file.release()
 		for pos := int64(0); pos < sg.size; {
-			h, err := readHeader(sg.log, pos, sg.size, &hdr)
+			h, err := readHeader(file.f, pos, sg.size, &hdr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			buf := make([]byte, h.length)
-			sg.log.ReadAt(buf, pos)
+			file.f.ReadAt(buf, pos)
 			if _, err := validateBatch(buf); err != nil {
 				t.Fatalf("recovered log serves an invalid batch at %d: %v", pos, err)
 			}

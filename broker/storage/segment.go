@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"container/list"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync/atomic"
 	"time"
 
 	"github.com/logpipe/logpipe/internal/atomicfile"
@@ -24,15 +24,21 @@ const (
 // a sealed segment is immutable and its index files are searched on disk, so memory
 // does not grow with the amount stored.
 //
+// The active segment keeps its log file open (file); a sealed one opens it on demand
+// through the store's fileCache, so the number of open files does not grow with the
+// number of segments.
+//
 // Bytes below size never change, so readers may pread them without the partition lock.
-// All other fields are guarded by the partition's lock.
+// cached, elem and dropped are guarded by the cache's lock; all other fields by the
+// partition's lock.
 type segment struct {
 	base    int64 // offset of the first batch; also the file name
 	dir     string
-	log     *os.File
-	size    int64 // bytes of whole batches in log
-	next    int64 // one past the last offset stored
-	maxTS   int64 // largest batch max timestamp, -1 when none
+	cache   *fileCache
+	file    *fileRef // the open log file of the active segment; nil once sealed
+	size    int64    // bytes of whole batches in log
+	next    int64    // one past the last offset stored
+	maxTS   int64    // largest batch max timestamp, -1 when none
 	created time.Time
 
 	sealed      bool
@@ -41,7 +47,9 @@ type segment struct {
 	sinceIndex  int64  // bytes appended since the last index entry
 	lastIndexTS int64  // timestamp of the last time-index entry
 
-	refs atomic.Int32 // the partition's reference plus open Slices
+	cached  *fileRef      // the sealed segment's open file in the cache, or nil
+	elem    *list.Element // its place in the cache's LRU list
+	dropped bool          // deleted or closed: never cached again
 }
 
 func segmentPath(dir string, base int64, ext string) string {
@@ -49,30 +57,46 @@ func segmentPath(dir string, base int64, ext string) string {
 }
 
 // createSegment creates an empty active segment with base offset base.
-func createSegment(dir string, base int64, now time.Time) (*segment, error) {
+func createSegment(dir string, base int64, now time.Time, cache *fileCache) (*segment, error) {
 	f, err := os.OpenFile(segmentPath(dir, base, ".log"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
-	s := &segment{base: base, dir: dir, log: f, next: base, maxTS: -1, lastIndexTS: -1, created: now}
-	s.refs.Store(1)
-	return s, nil
+	return &segment{base: base, dir: dir, cache: cache, file: newFileRef(f, 1), next: base, maxTS: -1, lastIndexTS: -1, created: now}, nil
 }
 
-// release drops one reference; the last one closes the log file.
-func (s *segment) release() {
-	if s.refs.Add(-1) == 0 {
-		s.log.Close()
+// logName is the path of the segment's log file, for messages.
+func (s *segment) logName() string { return segmentPath(s.dir, s.base, ".log") }
+
+// acquire returns the segment's open log file with a reference for the caller, who
+// must release it. A sealed segment's file is opened through the cache if needed.
+// The caller holds the partition's lock (read or write).
+func (s *segment) acquire() (*fileRef, error) {
+	if s.file != nil {
+		s.file.acquire()
+		return s.file, nil
 	}
+	return s.cache.open(s)
+}
+
+// letGo drops the partition's hold on the segment's file: the active segment's file
+// reference, or a sealed segment's place in the cache. Readers holding the file keep
+// it open until they release it.
+func (s *segment) letGo() {
+	if s.file != nil {
+		s.file.release()
+		s.file = nil
+	}
+	s.cache.drop(s)
 }
 
 // appendBatch writes a batch whose offsets are already assigned. h is its header.
 func (s *segment) appendBatch(b []byte, h batchHeader, interval int32) error {
 	pos := s.size
-	if _, err := s.log.WriteAt(b, pos); err != nil {
+	if _, err := s.file.f.WriteAt(b, pos); err != nil {
 		// Cut anything partially written so the file ends with a whole batch.
-		s.log.Truncate(pos)
-		return fmt.Errorf("append to %s: %w", s.log.Name(), err)
+		s.file.f.Truncate(pos)
+		return fmt.Errorf("append to %s: %w", s.logName(), err)
 	}
 	s.size += int64(len(b))
 	s.indexBatch(h, pos, interval)
@@ -102,7 +126,8 @@ func (s *segment) indexBatch(h batchHeader, pos int64, interval int32) {
 }
 
 // seal writes the in-memory indexes to their files and fsyncs the segment, which then
-// takes no more appends.
+// takes no more appends. Its open file goes to the cache, which closes it when other
+// segments are used more recently.
 func (s *segment) seal() error {
 	if s.sealed {
 		return nil
@@ -110,10 +135,12 @@ func (s *segment) seal() error {
 	if err := s.writeIndexes(); err != nil {
 		return err
 	}
-	if err := s.log.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", s.log.Name(), err)
+	if err := s.file.f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", s.logName(), err)
 	}
 	s.sealed, s.index, s.timeIndex = true, nil, nil
+	s.cache.adopt(s, s.file)
+	s.file = nil
 	return nil
 }
 

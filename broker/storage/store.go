@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,6 +36,34 @@ type Options struct {
 	Logger                 *slog.Logger  // nil discards
 	RetentionCheckInterval time.Duration // how often retention runs; default 5 minutes
 	Now                    func() time.Time
+
+	// MaxOpenSegments bounds the sealed segments whose log file is open at once;
+	// 0 = DefaultMaxOpenSegments, capped at a quarter of RLIMIT_NOFILE.
+	MaxOpenSegments int
+	// MaxTopics and MaxPartitions bound the topics and the partitions (of all topics)
+	// that CreateTopic and CreatePartitions make; 0 = DefaultMaxTopics and
+	// DefaultMaxPartitions, -1 = unlimited. Internal topics made with
+	// CreateInternalTopic count but are never refused.
+	MaxTopics     int
+	MaxPartitions int
+}
+
+// Defaults of Options.MaxTopics and Options.MaxPartitions.
+const (
+	DefaultMaxTopics     = 1000
+	DefaultMaxPartitions = 10000
+)
+
+// MaxPartitionsPerTopic is the most partitions one topic may have.
+const MaxPartitionsPerTopic = 10000
+
+// Stats are counters of the store's resource limits.
+type Stats struct {
+	OpenSegmentFiles  int   // sealed segments whose file the cache holds open
+	SegmentFileOpens  int64 // sealed segment files opened on demand since Open
+	SegmentEvictions  int64 // files the cache closed to stay within MaxOpenSegments
+	TopicsRefused     int64 // topics not created because of MaxTopics
+	PartitionsRefused int64 // creations refused because of MaxPartitions
 }
 
 // Store is the broker's storage: every topic and partition under one directory.
@@ -43,9 +72,13 @@ type Store struct {
 	log  *slog.Logger
 	lock *os.File
 
+	cache *fileCache
+
 	mu     sync.RWMutex
 	topics map[string]*Topic
 	closed bool
+
+	topicsRefused, partitionsRefused atomic.Int64
 
 	pidMu   sync.Mutex
 	pidNext int64 // next producer ID to hand out
@@ -91,6 +124,12 @@ func Open(opts Options) (*Store, error) {
 	if opts.Defaults == (TopicConfig{}) {
 		opts.Defaults = DefaultTopicConfig()
 	}
+	if opts.MaxTopics == 0 {
+		opts.MaxTopics = DefaultMaxTopics
+	}
+	if opts.MaxPartitions == 0 {
+		opts.MaxPartitions = DefaultMaxPartitions
+	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -102,7 +141,7 @@ func Open(opts Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("data directory %s is in use by another broker: %w", opts.Dir, err)
 	}
-	s := &Store{opts: opts, log: opts.Logger, lock: lock, topics: map[string]*Topic{}, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{opts: opts, log: opts.Logger, lock: lock, cache: newFileCache(opts.MaxOpenSegments), topics: map[string]*Topic{}, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := s.load(); err != nil {
 		s.closePartitions()
 		lock.Close()
@@ -140,14 +179,14 @@ func (s *Store) load() error {
 		if _, err := hex.Decode(t.id[:], []byte(m.ID)); err != nil {
 			return fmt.Errorf("topic %s: bad id %q", name, m.ID)
 		}
-		cfg, err := s.configFor(m.Configs)
+		cfg, err := s.loadedConfig(name, m.Configs)
 		if err != nil {
 			return fmt.Errorf("topic %s: %w", name, err)
 		}
 		t.cfg = cfg
 		s.topics[name] = t
 		for i := int32(0); i < m.Partitions; i++ {
-			p, err := openPartition(s.partitionDir(name, i), name, i, t.Config, clean, s.log, s.opts.Now)
+			p, err := openPartition(s.partitionDir(name, i), name, i, t.Config, clean, s.cache, s.log, s.opts.Now)
 			if err != nil {
 				return fmt.Errorf("open %s-%d: %w", name, i, err)
 			}
@@ -184,12 +223,32 @@ func (s *Store) partitionDir(topic string, i int32) string {
 	return filepath.Join(s.opts.Dir, topic+"-"+strconv.Itoa(int(i)))
 }
 
-// configFor applies a topic's overrides to the store defaults.
-func (s *Store) configFor(overrides map[string]string) (TopicConfig, error) {
+// loadedConfig applies the overrides stored in topics.json to the store defaults.
+// Values below the minimums of segment.bytes and segment.ms, accepted by older
+// versions, are raised to the minimum with a warning; internal topics (named "__…")
+// keep what the broker itself set.
+func (s *Store) loadedConfig(topic string, overrides map[string]string) (TopicConfig, error) {
 	cfg := s.opts.Defaults
 	for k, v := range overrides {
-		if err := cfg.Set(k, v); err != nil {
+		err := cfg.Set(k, v)
+		if err == nil {
+			continue
+		}
+		n, perr := strconv.ParseInt(v, 10, 64)
+		switch {
+		case perr != nil || n < 1:
 			return cfg, err
+		case k == "segment.bytes":
+			cfg.SegmentBytes = n
+		case k == "segment.ms":
+			cfg.SegmentMs = n
+		default:
+			return cfg, err
+		}
+		if !IsInternalTopic(topic) {
+			cfg.SegmentBytes = max(cfg.SegmentBytes, MinSegmentBytes)
+			cfg.SegmentMs = max(cfg.SegmentMs, MinSegmentMs)
+			s.log.Warn("raised a topic config below the minimum", "topic", topic, "config", k, "was", v)
 		}
 	}
 	return cfg, nil
@@ -231,12 +290,70 @@ func ValidateTopicName(name string) error {
 }
 
 // CreateTopic creates a topic with the given number of partitions and configuration.
+// It fails with ErrPolicyViolation when the topic would exceed MaxTopics or
+// MaxPartitions.
 func (s *Store) CreateTopic(name string, partitions int32, cfg TopicConfig) (*Topic, error) {
+	return s.createTopic(name, partitions, cfg, true)
+}
+
+// CreateInternalTopic is CreateTopic for the broker's own topics
+// (__consumer_offsets): the topic counts towards MaxTopics and MaxPartitions but is
+// never refused because of them, so clients cannot lock the broker out of it.
+func (s *Store) CreateInternalTopic(name string, partitions int32, cfg TopicConfig) (*Topic, error) {
+	return s.createTopic(name, partitions, cfg, false)
+}
+
+// CheckCreate reports whether a topic of the given partitions could be created now
+// within MaxTopics and MaxPartitions (for requests that only validate).
+func (s *Store) CheckCreate(partitions int32) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.checkLimitsLocked(1, int(partitions), false)
+}
+
+// checkLimitsLocked checks that newTopics more topics and newParts more partitions
+// stay within the limits; count says whether a refusal is counted in Stats.
+func (s *Store) checkLimitsLocked(newTopics, newParts int, count bool) error {
+	if max := s.opts.MaxTopics; max >= 0 && newTopics > 0 && len(s.topics)+newTopics > max {
+		if count {
+			s.topicsRefused.Add(1)
+		}
+		return fmt.Errorf("%w: the broker has %d topics, the limit is %d ([log] max_topics)", ErrPolicyViolation, len(s.topics), max)
+	}
+	if max := s.opts.MaxPartitions; max >= 0 && newParts > 0 {
+		have := 0
+		for _, t := range s.topics {
+			t.mu.RLock()
+			have += len(t.parts)
+			t.mu.RUnlock()
+		}
+		if have+newParts > max {
+			if count {
+				s.partitionsRefused.Add(1)
+			}
+			return fmt.Errorf("%w: the broker has %d partitions, %d more would exceed the limit of %d ([log] max_partitions)", ErrPolicyViolation, have, newParts, max)
+		}
+	}
+	return nil
+}
+
+// Stats returns the counters of the store's resource limits.
+func (s *Store) Stats() Stats {
+	return Stats{
+		OpenSegmentFiles:  s.cache.cachedCount(),
+		SegmentFileOpens:  s.cache.opens.Load(),
+		SegmentEvictions:  s.cache.evictions.Load(),
+		TopicsRefused:     s.topicsRefused.Load(),
+		PartitionsRefused: s.partitionsRefused.Load(),
+	}
+}
+
+func (s *Store) createTopic(name string, partitions int32, cfg TopicConfig, limited bool) (*Topic, error) {
 	if err := ValidateTopicName(name); err != nil {
 		return nil, err
 	}
-	if partitions < 1 || partitions > 10000 {
-		return nil, fmt.Errorf("%w: %d", ErrInvalidPartitions, partitions)
+	if partitions < 1 || partitions > MaxPartitionsPerTopic {
+		return nil, fmt.Errorf("%w: %d, want 1 to %d", ErrInvalidPartitions, partitions, MaxPartitionsPerTopic)
 	}
 	if cfg == (TopicConfig{}) {
 		cfg = s.opts.Defaults
@@ -249,13 +366,18 @@ func (s *Store) CreateTopic(name string, partitions int32, cfg TopicConfig) (*To
 	if _, ok := s.topics[name]; ok {
 		return nil, fmt.Errorf("%w: %s", ErrTopicExists, name)
 	}
+	if limited {
+		if err := s.checkLimitsLocked(1, int(partitions), true); err != nil {
+			return nil, err
+		}
+	}
 	t := &Topic{name: name, cfg: cfg, overrides: s.overridesOf(cfg)}
 	if _, err := rand.Read(t.id[:]); err != nil {
 		return nil, fmt.Errorf("topic id: %w", err)
 	}
 	for i := int32(0); i < partitions; i++ {
 		os.RemoveAll(s.partitionDir(name, i)) // a leftover of a deleted topic of the same name
-		p, err := openPartition(s.partitionDir(name, i), name, i, t.Config, true, s.log, s.opts.Now)
+		p, err := openPartition(s.partitionDir(name, i), name, i, t.Config, true, s.cache, s.log, s.opts.Now)
 		if err != nil {
 			for _, p := range t.parts {
 				p.remove()
@@ -298,24 +420,41 @@ func (s *Store) DeleteTopic(name string) error {
 	return nil
 }
 
+// CheckGrow reports whether CreatePartitions(name, total) would be accepted now.
+func (s *Store) CheckGrow(name string, total int32) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, err := s.checkGrowLocked(name, total, false)
+	return err
+}
+
+func (s *Store) checkGrowLocked(name string, total int32, count bool) (*Topic, error) {
+	t, ok := s.topics[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	t.mu.RLock()
+	have := int32(len(t.parts))
+	t.mu.RUnlock()
+	if total <= have || total > MaxPartitionsPerTopic {
+		return nil, fmt.Errorf("%w: topic %s has %d partitions, asked for %d (at most %d)", ErrInvalidPartitions, name, have, total, MaxPartitionsPerTopic)
+	}
+	return t, s.checkLimitsLocked(0, int(total-have), count)
+}
+
 // CreatePartitions grows a topic to total partitions.
 func (s *Store) CreatePartitions(name string, total int32) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.topics[name]
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	t, err := s.checkGrowLocked(name, total, true)
+	if err != nil {
+		return err
 	}
-	t.mu.Lock()
-	have := int32(len(t.parts))
-	t.mu.Unlock()
-	if total <= have || total > 10000 {
-		return fmt.Errorf("%w: topic %s has %d partitions, asked for %d", ErrInvalidPartitions, name, have, total)
-	}
+	have := int32(len(t.Partitions()))
 	var added []*Partition
 	for i := have; i < total; i++ {
 		os.RemoveAll(s.partitionDir(name, i))
-		p, err := openPartition(s.partitionDir(name, i), name, i, t.Config, true, s.log, s.opts.Now)
+		p, err := openPartition(s.partitionDir(name, i), name, i, t.Config, true, s.cache, s.log, s.opts.Now)
 		if err != nil {
 			for _, p := range added {
 				p.remove()
