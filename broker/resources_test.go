@@ -300,7 +300,7 @@ func TestListOffsetsDuplicates(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "ts", Partition: 0, Value: []byte("a")}, &kgo.Record{Topic: "ts", Partition: 1, Value: []byte("b")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	const dups = 100000
+	const dups = 50000 // 16 bytes each: within max_other_request_bytes
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
 	rt := kmsg.NewListOffsetsRequestTopic()
