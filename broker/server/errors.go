@@ -5,7 +5,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/logpipe/logpipe/broker/recordbatch"
 	"github.com/logpipe/logpipe/broker/storage"
 )
 
@@ -27,7 +26,7 @@ func errorCode(err error) int16 {
 		return kerr.InvalidConfig.Code
 	case errors.Is(err, storage.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
-	case errors.Is(err, storage.ErrCorruptMessage), errors.Is(err, recordbatch.ErrCorrupt):
+	case errors.Is(err, storage.ErrCorruptMessage): // = recordbatch.ErrCorrupt
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, storage.ErrMessageTooLarge):
 		return kerr.MessageTooLarge.Code
@@ -35,7 +34,7 @@ func errorCode(err error) int16 {
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, storage.ErrInvalidProducerEpoch):
 		return kerr.InvalidProducerEpoch.Code
-	case errors.Is(err, storage.ErrInvalidRecord), errors.Is(err, recordbatch.ErrInvalidRecord):
+	case errors.Is(err, storage.ErrInvalidRecord): // = recordbatch.ErrInvalidRecord
 		return kerr.InvalidRecord.Code
 	case errors.Is(err, errInvalidRequest):
 		return kerr.InvalidRequest.Code

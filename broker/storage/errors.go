@@ -1,6 +1,10 @@
 package storage
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/logpipe/logpipe/broker/recordbatch"
+)
 
 // Sentinel errors. Storage wraps them with context; test with errors.Is. The
 // protocol server maps each to its Kafka error code.
@@ -11,11 +15,11 @@ var (
 	ErrInvalidPartitions    = errors.New("invalid number of partitions")
 	ErrInvalidConfig        = errors.New("invalid topic config")
 	ErrOffsetOutOfRange     = errors.New("offset out of range")
-	ErrCorruptMessage       = errors.New("corrupt record batch")
+	ErrCorruptMessage       = recordbatch.ErrCorrupt
 	ErrMessageTooLarge      = errors.New("record batch larger than max.message.bytes")
 	ErrOutOfOrderSequence   = errors.New("out of order sequence number")
 	ErrInvalidProducerEpoch = errors.New("producer epoch is older than the current one")
-	ErrInvalidRecord        = errors.New("invalid record")
+	ErrInvalidRecord        = recordbatch.ErrInvalidRecord
 	ErrClosed               = errors.New("storage is closed")
 	ErrPolicyViolation      = errors.New("refused by the broker's limits")
 )

@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"github.com/logpipe/logpipe/broker/recordbatch"
+
 	"errors"
 	"fmt"
 	"os"
@@ -47,7 +49,7 @@ func layoutSegments(t testing.TB, dir string, n int) {
 	ts := time.Now().UnixMilli()
 	for i := 0; i < n; i++ {
 		b := makeBatch(t, batchSpec{value: fmt.Sprintf("v%d", i), ts: ts})
-		setBaseOffset(b, int64(i))
+		recordbatch.SetBaseOffset(b, int64(i))
 		if err := os.WriteFile(segmentPath(dir, int64(i), ".log"), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -193,9 +195,9 @@ func checkSlice(t testing.TB, sl Slice, off int64, want string) {
 	if err := sl.ReadAt(buf); err != nil {
 		t.Fatalf("offset %d: %v", off, err)
 	}
-	h, err := validateBatch(buf[:parseHeader(buf).length])
-	if err != nil || h.baseOffset != off {
-		t.Fatalf("offset %d: batch at %d, %v", off, h.baseOffset, err)
+	h, err := recordbatch.CheckFrame(buf[:recordbatch.ParseHeader(buf).Length])
+	if err != nil || h.BaseOffset != off {
+		t.Fatalf("offset %d: batch at %d, %v", off, h.BaseOffset, err)
 	}
 	if !containsString(buf, want) {
 		t.Fatalf("offset %d: batch does not hold %q", off, want)
@@ -324,7 +326,7 @@ func TestConcurrentReadsWithEviction(t *testing.T) {
 					done <- err
 					return
 				}
-				if _, err := validateBatch(buf[:parseHeader(buf).length]); err != nil {
+				if _, err := recordbatch.CheckFrame(buf[:recordbatch.ParseHeader(buf).Length]); err != nil {
 					done <- err
 					return
 				}

@@ -1,9 +1,9 @@
 package storage
 
 import (
-	"encoding/binary"
+	"github.com/logpipe/logpipe/broker/recordbatch"
+
 	"fmt"
-	"hash/crc32"
 	"testing"
 	"time"
 
@@ -33,34 +33,17 @@ func makeBatch(t testing.TB, s batchSpec) []byte {
 	if s.pid == 0 {
 		s.pid, s.epoch, s.seq = -1, -1, -1
 	}
-	var records []byte
-	for i := 0; i < s.n; i++ {
+	recs := make([]recordbatch.Record, s.n)
+	for i := range recs {
 		v := fmt.Sprintf("%s-%d", s.value, i)
 		for len(v) < s.valueLen {
 			v += "x"
 		}
-		r := kmsg.Record{OffsetDelta: int32(i), Value: []byte(v), Key: []byte("k")}
-		// Length counts the bytes after itself; encoded as 0 it takes one byte.
-		r.Length = int32(len(r.AppendTo(nil)) - 1)
-		records = r.AppendTo(records)
+		recs[i] = recordbatch.Record{Value: []byte(v), Key: []byte("k")}
 	}
-	b := kmsg.RecordBatch{
-		FirstOffset:          0,
-		PartitionLeaderEpoch: -1,
-		Magic:                2,
-		LastOffsetDelta:      int32(s.n - 1),
-		FirstTimestamp:       s.ts,
-		MaxTimestamp:         s.ts,
-		ProducerID:           s.pid,
-		ProducerEpoch:        s.epoch,
-		FirstSequence:        s.seq,
-		NumRecords:           int32(s.n),
-		Records:              records,
-	}
-	raw := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
-	return raw
+	b := recordbatch.New(s.ts, recs...)
+	b.ProducerID, b.ProducerEpoch, b.BaseSequence = s.pid, s.epoch, s.seq
+	return recordbatch.Build(b)
 }
 
 func varintLen(v int64) int {

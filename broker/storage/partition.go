@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"github.com/logpipe/logpipe/broker/recordbatch"
+
 	"fmt"
 	"log/slog"
 	"math"
@@ -151,29 +153,29 @@ func (p *Partition) Append(batch []byte) (AppendResult, error) {
 			return res, err
 		}
 	}
-	setBaseOffset(batch, p.next)
-	h.baseOffset = p.next
+	recordbatch.SetBaseOffset(batch, p.next)
+	h.BaseOffset = p.next
 	if err := active.appendBatch(batch, h, cfg.IndexIntervalBytes); err != nil {
 		return res, err
 	}
-	p.next = h.lastOffset() + 1
+	p.next = h.LastOffset() + 1
 	p.prods.update(h, p.now().UnixMilli())
 	if p.waiting {
 		close(p.waitCh)
 		p.waitCh, p.waiting = make(chan struct{}), false
 	}
-	res.BaseOffset, res.LastOffset = h.baseOffset, h.lastOffset()
+	res.BaseOffset, res.LastOffset = h.BaseOffset, h.LastOffset()
 	return res, nil
 }
 
-func (p *Partition) shouldRoll(s *segment, n int64, h batchHeader, cfg TopicConfig) bool {
+func (p *Partition) shouldRoll(s *segment, n int64, h recordbatch.Header, cfg TopicConfig) bool {
 	if s.size == 0 {
 		return false
 	}
 	return s.size+n > cfg.SegmentBytes ||
 		p.now().Sub(s.created) > time.Duration(cfg.SegmentMs)*time.Millisecond ||
 		s.size+n > math.MaxInt32 || // positions are 4 bytes in the index
-		p.next+int64(h.lastOffsetDelta)-s.base > math.MaxInt32 // so are relative offsets
+		p.next+int64(h.LastOffsetDelta)-s.base > math.MaxInt32 // so are relative offsets
 }
 
 // roll seals the active segment and starts a new one at the log end offset. It writes
@@ -298,16 +300,16 @@ func (p *Partition) Read(offset int64, maxBytes int32) (Slice, error) {
 // scanRange walks batch headers from pos to find the batch holding offset, then takes
 // whole batches up to maxBytes (at least one).
 func scanRange(file *fileRef, pos, limit, offset, maxBytes int64) (Slice, error) {
-	var buf [batchHeaderSize]byte
+	var buf [recordbatch.HeaderSize]byte
 	for pos < limit {
 		h, err := readHeader(file.f, pos, limit, &buf)
 		if err != nil {
 			return Slice{}, err
 		}
-		if h.lastOffset() >= offset {
+		if h.LastOffset() >= offset {
 			break
 		}
-		pos += h.length
+		pos += h.Length
 	}
 	s := Slice{file: file, pos: pos}
 	for p := pos; p < limit; {
@@ -315,11 +317,11 @@ func scanRange(file *fileRef, pos, limit, offset, maxBytes int64) (Slice, error)
 		if err != nil {
 			return Slice{}, err
 		}
-		if s.size > 0 && s.size+h.length > maxBytes {
+		if s.size > 0 && s.size+h.Length > maxBytes {
 			break
 		}
-		s.size += h.length
-		p += h.length
+		s.size += h.Length
+		p += h.Length
 	}
 	return s, nil
 }
@@ -366,16 +368,16 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, ok bo
 		return 0, 0, false, err
 	}
 	defer file.release()
-	var buf [batchHeaderSize]byte
+	var buf [recordbatch.HeaderSize]byte
 	for pos < limit {
 		h, err := readHeader(file.f, pos, limit, &buf)
 		if err != nil {
 			return 0, 0, false, err
 		}
-		if h.maxTimestamp >= ts {
-			return h.baseOffset, h.maxTimestamp, true, nil
+		if h.MaxTimestamp >= ts {
+			return h.BaseOffset, h.MaxTimestamp, true, nil
 		}
-		pos += h.length
+		pos += h.Length
 	}
 	return 0, 0, false, nil
 }

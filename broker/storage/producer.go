@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"github.com/logpipe/logpipe/broker/recordbatch"
+
 	"encoding/json"
 	"fmt"
 	"math"
@@ -52,59 +54,59 @@ func lastSeq(first int32, delta int32) int32 {
 // check applies Kafka's idempotence rules to a batch before it is appended. It returns
 // the remembered batch when h is a retry of it (the caller answers with its offsets and
 // appends nothing).
-func (ps producers) check(h batchHeader) (*batchMeta, error) {
-	if h.producerID < 0 {
+func (ps producers) check(h recordbatch.Header) (*batchMeta, error) {
+	if h.ProducerID < 0 {
 		return nil, nil
 	}
-	e := ps[h.producerID]
+	e := ps[h.ProducerID]
 	if e == nil {
 		return nil, nil // unknown producer (new, or expired): any sequence is accepted
 	}
 	switch {
-	case h.producerEpoch < e.Epoch:
-		return nil, fmt.Errorf("%w: producer %d epoch %d, current %d", ErrInvalidProducerEpoch, h.producerID, h.producerEpoch, e.Epoch)
-	case h.producerEpoch > e.Epoch:
-		if h.baseSequence != 0 {
-			return nil, fmt.Errorf("%w: producer %d new epoch %d starts at sequence %d, want 0", ErrOutOfOrderSequence, h.producerID, h.producerEpoch, h.baseSequence)
+	case h.ProducerEpoch < e.Epoch:
+		return nil, fmt.Errorf("%w: producer %d epoch %d, current %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, e.Epoch)
+	case h.ProducerEpoch > e.Epoch:
+		if h.BaseSequence != 0 {
+			return nil, fmt.Errorf("%w: producer %d new epoch %d starts at sequence %d, want 0", ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, h.BaseSequence)
 		}
 		return nil, nil
 	}
-	last := lastSeq(h.baseSequence, h.lastOffsetDelta)
+	last := lastSeq(h.BaseSequence, h.LastOffsetDelta)
 	for i := range e.Batches {
-		if b := &e.Batches[i]; b.FirstSeq == h.baseSequence && b.LastSeq == last {
+		if b := &e.Batches[i]; b.FirstSeq == h.BaseSequence && b.LastSeq == last {
 			return b, nil
 		}
 	}
 	if n := len(e.Batches); n > 0 {
 		want := lastSeq(e.Batches[n-1].LastSeq, 1)
-		if h.baseSequence != want {
-			return nil, fmt.Errorf("%w: producer %d epoch %d sent sequence %d, want %d", ErrOutOfOrderSequence, h.producerID, h.producerEpoch, h.baseSequence, want)
+		if h.BaseSequence != want {
+			return nil, fmt.Errorf("%w: producer %d epoch %d sent sequence %d, want %d", ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, h.BaseSequence, want)
 		}
 	}
 	return nil, nil
 }
 
 // update remembers an appended batch (whose offsets are assigned), seen at seenMs.
-func (ps producers) update(h batchHeader, seenMs int64) {
-	if h.producerID < 0 {
+func (ps producers) update(h recordbatch.Header, seenMs int64) {
+	if h.ProducerID < 0 {
 		return
 	}
-	e := ps[h.producerID]
-	if e == nil || e.Epoch != h.producerEpoch {
-		e = &producerEntry{Epoch: h.producerEpoch}
-		ps[h.producerID] = e
+	e := ps[h.ProducerID]
+	if e == nil || e.Epoch != h.ProducerEpoch {
+		e = &producerEntry{Epoch: h.ProducerEpoch}
+		ps[h.ProducerID] = e
 	}
 	if len(e.Batches) == retainedBatches {
 		copy(e.Batches, e.Batches[1:])
 		e.Batches = e.Batches[:retainedBatches-1]
 	}
 	e.Batches = append(e.Batches, batchMeta{
-		FirstSeq:   h.baseSequence,
-		LastSeq:    lastSeq(h.baseSequence, h.lastOffsetDelta),
-		BaseOffset: h.baseOffset,
-		LastOffset: h.lastOffset(),
+		FirstSeq:   h.BaseSequence,
+		LastSeq:    lastSeq(h.BaseSequence, h.LastOffsetDelta),
+		BaseOffset: h.BaseOffset,
+		LastOffset: h.LastOffset(),
 	})
-	e.LastSeen = max(seenMs, h.maxTimestamp)
+	e.LastSeen = max(seenMs, h.MaxTimestamp)
 }
 
 // expire drops producers not seen since nowMs - producerExpiryMs.

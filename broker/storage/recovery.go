@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"github.com/logpipe/logpipe/broker/recordbatch"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -152,7 +154,7 @@ func segmentBases(dir string) ([]int64, error) {
 // first batch that fails, and cut reports that.
 func scanSegment(s *segment, validate bool, interval int32) (cut bool, err error) {
 	s.index, s.timeIndex, s.sinceIndex, s.lastIndexTS, s.maxTS, s.next = nil, nil, 0, -1, -1, s.base
-	var hdr [batchHeaderSize]byte
+	var hdr [recordbatch.HeaderSize]byte
 	var buf []byte
 	var pos int64
 	for pos < s.size {
@@ -163,25 +165,25 @@ func scanSegment(s *segment, validate bool, interval int32) (cut bool, err error
 		if err != nil {
 			return false, err
 		}
-		if h.length < batchHeaderSize || pos+h.length > s.size || h.baseOffset != s.next {
+		if h.Length < recordbatch.HeaderSize || pos+h.Length > s.size || h.BaseOffset != s.next {
 			break
 		}
 		if validate {
-			if int64(cap(buf)) < h.length {
-				buf = make([]byte, h.length)
+			if int64(cap(buf)) < h.Length {
+				buf = make([]byte, h.Length)
 			}
-			buf = buf[:h.length]
+			buf = buf[:h.Length]
 			if _, err := s.file.f.ReadAt(buf, pos); err != nil {
 				return false, fmt.Errorf("read batch at %d: %w", pos, err)
 			}
-			if _, err := validateBatch(buf); err != nil {
+			if _, err := recordbatch.CheckFrame(buf); err != nil {
 				break
 			}
-		} else if hdr[offMagic] != 2 {
+		} else if hdr[recordbatch.OffMagic] != 2 {
 			break
 		}
 		s.indexBatch(h, pos, interval)
-		pos += h.length
+		pos += h.Length
 	}
 	if pos < s.size {
 		if err := s.file.f.Truncate(pos); err != nil {
@@ -285,16 +287,16 @@ func replayProducers(s *segment, from int64, ps producers) error {
 		return err
 	}
 	defer file.release()
-	var hdr [batchHeaderSize]byte
+	var hdr [recordbatch.HeaderSize]byte
 	for pos < s.size {
 		h, err := readHeader(file.f, pos, s.size, &hdr)
 		if err != nil {
 			return err
 		}
-		if h.baseOffset >= from {
-			ps.update(h, h.maxTimestamp)
+		if h.BaseOffset >= from {
+			ps.update(h, h.MaxTimestamp)
 		}
-		pos += h.length
+		pos += h.Length
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"github.com/logpipe/logpipe/broker/recordbatch"
+
 	"bytes"
 	"fmt"
 	"os"
@@ -152,7 +154,7 @@ func FuzzRecover(f *testing.F) {
 				t.Fatalf("record %d = %q", i, v)
 			}
 		}
-		var hdr [batchHeaderSize]byte
+		var hdr [recordbatch.HeaderSize]byte
 		p.mu.RLock()
 		defer p.mu.RUnlock()
 		sg := p.segs[0]
@@ -166,12 +168,12 @@ func FuzzRecover(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			buf := make([]byte, h.length)
+			buf := make([]byte, h.Length)
 			file.f.ReadAt(buf, pos)
-			if _, err := validateBatch(buf); err != nil {
+			if _, err := recordbatch.CheckFrame(buf); err != nil {
 				t.Fatalf("recovered log serves an invalid batch at %d: %v", pos, err)
 			}
-			pos += h.length
+			pos += h.Length
 		}
 	})
 }
@@ -188,7 +190,7 @@ func FuzzValidateBatch(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if h.length != int64(len(b)) || crcOf(b[21:]) != uint32(b[17])<<24|uint32(b[18])<<16|uint32(b[19])<<8|uint32(b[20]) {
+		if h.Length != int64(len(b)) || recordbatch.Checksum(b[21:]) != uint32(b[17])<<24|uint32(b[18])<<16|uint32(b[19])<<8|uint32(b[20]) {
 			t.Fatalf("accepted an inconsistent batch")
 		}
 	})

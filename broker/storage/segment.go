@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"github.com/logpipe/logpipe/broker/recordbatch"
+
 	"container/list"
 	"encoding/binary"
 	"errors"
@@ -91,7 +93,7 @@ func (s *segment) letGo() {
 }
 
 // appendBatch writes a batch whose offsets are already assigned. h is its header.
-func (s *segment) appendBatch(b []byte, h batchHeader, interval int32) error {
+func (s *segment) appendBatch(b []byte, h recordbatch.Header, interval int32) error {
 	pos := s.size
 	if _, err := s.file.f.WriteAt(b, pos); err != nil {
 		// Cut anything partially written so the file ends with a whole batch.
@@ -106,13 +108,13 @@ func (s *segment) appendBatch(b []byte, h batchHeader, interval int32) error {
 // indexBatch records a batch stored at pos in the in-memory indexes: an entry once
 // more than interval bytes were appended since the last one, keyed by the batch's last
 // offset and pointing at its start, as Kafka does.
-func (s *segment) indexBatch(h batchHeader, pos int64, interval int32) {
-	if h.maxTimestamp > s.maxTS {
-		s.maxTS = h.maxTimestamp
+func (s *segment) indexBatch(h recordbatch.Header, pos int64, interval int32) {
+	if h.MaxTimestamp > s.maxTS {
+		s.maxTS = h.MaxTimestamp
 	}
-	s.next = h.lastOffset() + 1
+	s.next = h.LastOffset() + 1
 	if s.sinceIndex > int64(interval) {
-		rel := uint32(h.lastOffset() - s.base)
+		rel := uint32(h.LastOffset() - s.base)
 		s.index = binary.BigEndian.AppendUint32(s.index, rel)
 		s.index = binary.BigEndian.AppendUint32(s.index, uint32(pos))
 		if s.maxTS > s.lastIndexTS {
@@ -122,7 +124,7 @@ func (s *segment) indexBatch(h batchHeader, pos int64, interval int32) {
 		}
 		s.sinceIndex = 0
 	}
-	s.sinceIndex += h.length
+	s.sinceIndex += h.Length
 }
 
 // seal writes the in-memory indexes to their files and fsyncs the segment, which then
@@ -244,15 +246,15 @@ func searchIndexFile(path string, size int, after func([]byte) bool, value func(
 
 // readHeader reads the header of the batch at pos. It returns io.EOF when fewer than a
 // header's bytes remain before limit.
-func readHeader(f *os.File, pos, limit int64, buf *[batchHeaderSize]byte) (batchHeader, error) {
-	if limit-pos < batchHeaderSize {
-		return batchHeader{}, io.EOF
+func readHeader(f *os.File, pos, limit int64, buf *[recordbatch.HeaderSize]byte) (recordbatch.Header, error) {
+	if limit-pos < recordbatch.HeaderSize {
+		return recordbatch.Header{}, io.EOF
 	}
 	if _, err := f.ReadAt(buf[:], pos); err != nil {
 		if errors.Is(err, io.EOF) {
-			return batchHeader{}, io.ErrUnexpectedEOF
+			return recordbatch.Header{}, io.ErrUnexpectedEOF
 		}
-		return batchHeader{}, fmt.Errorf("read batch header at %d of %s: %w", pos, f.Name(), err)
+		return recordbatch.Header{}, fmt.Errorf("read batch header at %d of %s: %w", pos, f.Name(), err)
 	}
-	return parseHeader(buf[:]), nil
+	return recordbatch.ParseHeader(buf[:]), nil
 }

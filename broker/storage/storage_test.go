@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"github.com/logpipe/logpipe/broker/recordbatch"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -116,7 +118,7 @@ func TestAppendRejectsInvalidAndKeepsServing(t *testing.T) {
 }
 
 func fixCRC(b []byte) {
-	binary.BigEndian.PutUint32(b[17:], crcOf(b[21:]))
+	binary.BigEndian.PutUint32(b[17:], recordbatch.Checksum(b[21:]))
 }
 
 func TestRollIndexAndReopen(t *testing.T) {
