@@ -54,10 +54,8 @@ type LogConfig struct {
 	RetentionCheckInterval time.Duration `ini:"retention_check_interval"`
 }
 
-// MetricsConfig is the [metrics] section.
-type MetricsConfig struct {
-	Listen string `ini:"listen"` // host:port of /metrics and /healthz; empty = off
-}
+// MetricsConfig is the [metrics] section: the status page, /metrics and /healthz.
+type MetricsConfig = metrics.Config
 
 // LoggingConfig is the [logging] section.
 type LoggingConfig struct {
@@ -86,7 +84,7 @@ func DefaultConfig() Config {
 			IndexIntervalBytes:     d.IndexIntervalBytes,
 			RetentionCheckInterval: 5 * time.Minute,
 		},
-		Metrics: MetricsConfig{Listen: "127.0.0.1:9308"},
+		Metrics: metrics.DefaultConfig("127.0.0.1:9308"),
 		Logging: LoggingConfig{Level: "info", Format: "text"},
 		Group:   DefaultGroupConfig(),
 	}
@@ -256,7 +254,7 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		return fail(fmt.Errorf("listen %s: %w", cfg.Server.Listen, err))
 	}
 	if cfg.Metrics.Listen != "" {
-		b.metrics, err = metrics.Listen(cfg.Metrics.Listen, reg, b.health, logger)
+		b.metrics, err = metrics.Listen(cfg.Metrics, reg, b.health, logger)
 		if err != nil {
 			return fail(err)
 		}
