@@ -69,10 +69,8 @@ type LogConfig struct {
 	MaxPartitions          int           `ini:"max_partitions"`    // of all topics; -1 = unlimited
 }
 
-// MetricsConfig is the [metrics] section.
-type MetricsConfig struct {
-	Listen string `ini:"listen"` // host:port of /metrics and /healthz; empty = off
-}
+// MetricsConfig is the [metrics] section: the status page, /metrics and /healthz.
+type MetricsConfig = metrics.Config
 
 // LoggingConfig is the [logging] section.
 type LoggingConfig struct {
@@ -114,7 +112,7 @@ func DefaultConfig() Config {
 			MaxTopics:              storage.DefaultMaxTopics,
 			MaxPartitions:          storage.DefaultMaxPartitions,
 		},
-		Metrics: MetricsConfig{Listen: "127.0.0.1:9308"},
+		Metrics: metrics.DefaultConfig("127.0.0.1:9308"),
 		Logging: LoggingConfig{Level: "info", Format: "text"},
 		Group:   DefaultGroupConfig(),
 	}
@@ -310,7 +308,7 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		return fail(fmt.Errorf("listen %s: %w", cfg.Server.Listen, err))
 	}
 	if cfg.Metrics.Listen != "" {
-		b.metrics, err = metrics.Listen(cfg.Metrics.Listen, reg, b.health, logger)
+		b.metrics, err = metrics.Listen(cfg.Metrics, reg, b.health, logger)
 		if err != nil {
 			return fail(err)
 		}

@@ -2,6 +2,7 @@ package logagent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,9 +29,18 @@ type Agent struct {
 	stats tailer.Stats
 	m     *metrics
 
-	mu      sync.Mutex
-	entries map[string]*entryRun // by entry path (glob)
-	runCtx  context.Context
+	// open, if set, replaces how harvesters open files (tests stand for a slow
+	// file system with it).
+	open func(path string) (*os.File, error)
+
+	// mu guards the running entries. Config changes, Status and shutdown take it, so
+	// nothing slow is done while holding it: no file is opened or examined and no
+	// harvester is waited for (see apply).
+	mu       sync.Mutex
+	entries  map[string]*entryRun // by entry path (glob)
+	stopping map[string]*entryRun // stopped runs that may not be done yet, by entry path
+	runCtx   context.Context
+	runs     sync.WaitGroup // every entryRun's goroutine
 }
 
 // entryRun is one running entry of the collection config.
@@ -38,9 +48,12 @@ type entryRun struct {
 	entry  collect.Entry
 	cancel context.CancelFunc
 	done   chan struct{}
+	prev   *entryRun // the stopped run of the same path, to wait for before starting
 
 	mu    sync.Mutex
 	files map[string]*tailer.Harvester // by file path
+
+	refused map[string]bool // paths refused at the last scans; only runEntry uses it
 }
 
 func (c Config) shipConfig() ship.Config {
@@ -67,7 +80,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log, reg: reg, prod: prod, entries: map[string]*entryRun{}}
+	a := &Agent{cfg: cfg, log: log, reg: reg, prod: prod, entries: map[string]*entryRun{}, stopping: map[string]*entryRun{}}
 	a.m = newMetrics(a)
 	return a, nil
 }
@@ -105,7 +118,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("stopping: no more reading; waiting for acknowledgements", "timeout", a.cfg.Agent.ShutdownTimeout)
 	stopReading()
 	wg.Wait()
-	a.apply(nil) // stops every harvester
+	a.apply(nil) // stops every entry
+	// Harvesters stop at once, unless one is stuck in a read of a file system that
+	// does not answer: then the registry is saved without it (its offsets only move
+	// on acknowledgements, so that is safe).
+	stopped := make(chan struct{})
+	go func() { a.runs.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(a.cfg.Agent.ShutdownTimeout):
+		a.log.Warn("shutdown: harvesters still busy in file system calls; not waiting for them", "waited", a.cfg.Agent.ShutdownTimeout)
+	}
 	perr := a.prod.Close(a.cfg.Agent.ShutdownTimeout)
 	if perr != nil {
 		a.log.Warn("shutdown", "err", perr)
@@ -133,7 +156,10 @@ func (a *Agent) saveLoop(ctx context.Context) {
 }
 
 // apply moves the running entries to cfg: added entries start, removed entries stop,
-// changed entries restart; unchanged entries keep running untouched.
+// changed entries restart; unchanged entries keep running untouched. It returns at
+// once: a stopped entry winds down in its own goroutine, and an entry that replaces
+// one of the same path waits there for it, not here, so that a harvester stuck in the
+// file system never holds up a config change, Status or shutdown.
 func (a *Agent) apply(cfg collect.Config) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -145,8 +171,8 @@ func (a *Agent) apply(cfg collect.Config) {
 	for _, e := range append(removed, changed...) {
 		r := a.entries[e.Path]
 		r.cancel()
-		<-r.done
 		delete(a.entries, e.Path)
+		a.stopping[e.Path] = r
 		a.log.Info("stopped collecting", "path", e.Path, "topic", r.entry.Topic)
 	}
 	if a.runCtx == nil || a.runCtx.Err() != nil {
@@ -154,9 +180,15 @@ func (a *Agent) apply(cfg collect.Config) {
 	}
 	for _, e := range append(added, changed...) {
 		ctx, cancel := context.WithCancel(a.runCtx)
-		r := &entryRun{entry: e, cancel: cancel, done: make(chan struct{}), files: map[string]*tailer.Harvester{}}
+		r := &entryRun{entry: e, cancel: cancel, done: make(chan struct{}), prev: a.stopping[e.Path],
+			files: map[string]*tailer.Harvester{}, refused: map[string]bool{}}
+		delete(a.stopping, e.Path)
 		a.entries[e.Path] = r
-		go a.runEntry(ctx, r)
+		a.runs.Add(1)
+		go func() {
+			defer a.runs.Done()
+			a.runEntry(ctx, r)
+		}()
 		a.log.Info("collecting", "path", e.Path, "topic", e.Topic)
 	}
 }
@@ -165,13 +197,31 @@ func (a *Agent) apply(cfg collect.Config) {
 // for each matching file.
 func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 	defer close(r.done)
+	defer func() {
+		a.mu.Lock()
+		if a.stopping[r.entry.Path] == r {
+			delete(a.stopping, r.entry.Path)
+		}
+		a.mu.Unlock()
+	}()
+	if r.prev != nil {
+		// The previous run of this path must be done before this one reads its
+		// files: two harvesters of one file would ship its lines twice. r.done closes
+		// only after prev.done, so a chain of quick changes stays ordered.
+		<-r.prev.done
+		r.prev = nil
+	}
+	if ctx.Err() != nil {
+		return
+	}
 	ml, _ := r.entry.Multiline.Compile() // validated when the config was parsed
+	access := r.entry.Access()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	t := time.NewTicker(a.cfg.Agent.ScanInterval)
 	defer t.Stop()
 	for {
-		for _, path := range match(r.entry) {
+		for _, path := range a.match(r, access) {
 			r.mu.Lock()
 			_, running := r.files[path]
 			if !running {
@@ -179,7 +229,7 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 					Path: path, FromEnd: r.entry.From == "end", MaxLineBytes: a.cfg.Agent.MaxLineBytes,
 					PollInterval: a.cfg.Agent.PollInterval, MaxIdleInterval: a.cfg.Agent.MaxIdleInterval,
 					Registry: a.reg, Log: a.log, Stats: &a.stats, Multiline: ml,
-					Emit: a.emitter(r.entry),
+					Emit: a.emitter(r.entry), Access: access, Open: a.open,
 					Idle: func(fs *tailer.FileState) {
 						if fc, ok := fs.Cache.(*fileCache); ok {
 							fc.idle()
@@ -206,21 +256,34 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 	}
 }
 
-// match expands an entry's glob, leaving out its excludes and anything not a file.
-func match(e collect.Entry) []string {
-	paths, _ := filepath.Glob(e.Path)
+// match expands an entry's glob, leaving out its excludes and anything it may not
+// read: symlinks it does not follow, and anything but regular files. A refused path is
+// logged and counted once, until it changes.
+func (a *Agent) match(r *entryRun, access tailer.Access) []string {
+	paths, _ := filepath.Glob(r.entry.Path)
 	var out []string
+	refused := map[string]bool{}
 outer:
 	for _, p := range paths {
-		for _, x := range e.Exclude {
+		for _, x := range r.entry.Exclude {
 			if ok, _ := filepath.Match(x, p); ok {
 				continue outer
 			}
 		}
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		err := access.Check(p)
+		if re := (*tailer.RefusedError)(nil); errors.As(err, &re) {
+			refused[p] = true
+			if !r.refused[p] {
+				a.stats.Refused(err)
+				a.log.Error("refusing to read file", "path", p, "entry", r.entry.Path, "err", err)
+			}
+			continue
+		}
+		if err == nil {
 			out = append(out, p)
 		}
 	}
+	r.refused = refused
 	return out
 }
 
@@ -335,28 +398,37 @@ type FileStatus struct {
 	Outstanding int    `json:"outstanding"`
 }
 
-// Status lists every file being tailed.
+// Status lists every file being tailed. The files are examined after the agent's
+// lock is released.
 func (a *Agent) Status() []FileStatus {
+	type file struct {
+		path, topic string
+		h           *tailer.Harvester
+	}
+	var files []file
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []FileStatus
 	for _, r := range a.entries {
 		r.mu.Lock()
 		for path, h := range r.files {
-			st := FileStatus{Path: path, Topic: r.entry.Topic}
-			if fs := h.State(); fs != nil {
-				st.FileID, st.Outstanding = fs.FileID, fs.Outstanding()
-				if e, ok := a.reg.Get(fs.Key); ok {
-					st.Offset = e.Offset
-				}
-			}
-			if fi, err := os.Stat(path); err == nil {
-				st.Size = fi.Size()
-				st.Lag = max(0, st.Size-st.Offset)
-			}
-			out = append(out, st)
+			files = append(files, file{path, r.entry.Topic, h})
 		}
 		r.mu.Unlock()
+	}
+	a.mu.Unlock()
+	out := make([]FileStatus, 0, len(files))
+	for _, f := range files {
+		st := FileStatus{Path: f.path, Topic: f.topic}
+		if fs := f.h.State(); fs != nil {
+			st.FileID, st.Outstanding = fs.FileID, fs.Outstanding()
+			if e, ok := a.reg.Get(fs.Key); ok {
+				st.Offset = e.Offset
+			}
+		}
+		if fi, err := os.Stat(f.path); err == nil {
+			st.Size = fi.Size()
+			st.Lag = max(0, st.Size-st.Offset)
+		}
+		out = append(out, st)
 	}
 	sortStatus(out)
 	return out

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/logpipe/logpipe/internal/config"
+	imetrics "github.com/logpipe/logpipe/internal/metrics"
 )
 
 // Config is the agent's configuration, logagent.ini.
@@ -39,10 +40,8 @@ type Config struct {
 		FlushFrequency   time.Duration `ini:"flush_frequency"`
 		MaxMessageBytes  int           `ini:"max_message_bytes"`
 	} `ini:"kafka"`
-	Metrics struct {
-		Listen string `ini:"listen"` // empty = off
-	} `ini:"metrics"`
-	Log struct {
+	Metrics imetrics.Config `ini:"metrics"`
+	Log     struct {
 		Level  string `ini:"level"`
 		Format string `ini:"format"`
 	} `ini:"logging"`
@@ -69,7 +68,7 @@ func DefaultConfig() Config {
 	c.Kafka.FlushMessages = 0
 	c.Kafka.FlushFrequency = 20 * time.Millisecond
 	c.Kafka.MaxMessageBytes = 1000000
-	c.Metrics.Listen = "127.0.0.1:9309"
+	c.Metrics = imetrics.DefaultConfig("127.0.0.1:9309")
 	c.Log.Level = "info"
 	c.Log.Format = "text"
 	return c

@@ -49,6 +49,14 @@ func newMetrics(a *Agent) *metrics {
 	counter("logagent_rotations_total", "Rotated files finished.", func() float64 { return float64(a.stats.Rotations.Load()) })
 	counter("logagent_truncations_total", "Truncations (copytruncate) detected.", func() float64 { return float64(a.stats.Truncations.Load()) })
 	counter("logagent_open_errors_total", "Failures to open a file (retried).", func() float64 { return float64(a.stats.OpenErrors.Load()) })
+	refused := func(reason string, f func() float64) {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "logagent_files_refused_total", Help: "Paths refused: a symlink the entry does not follow, or not a regular file (FIFO, socket, device, directory).",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, f))
+	}
+	refused("symlink", func() float64 { return float64(a.stats.RefusedSymlinks.Load()) })
+	refused("not_regular", func() float64 { return float64(a.stats.RefusedNotRegular.Load()) })
 	gauge("logagent_inflight_bytes", "Bytes sent and not yet acknowledged.", func() float64 { return float64(a.prod.InFlightBytes()) })
 	m.reg.MustRegister(lagCollector{a})
 	return m

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/logpipe/logpipe/internal/config"
+	imetrics "github.com/logpipe/logpipe/internal/metrics"
 )
 
 // Config is the transfer's configuration, logtransfer.ini.
@@ -46,9 +47,7 @@ type Config struct {
 		JSONTopics string `ini:"json_topics"` // topics whose lines are JSON objects; * = all
 		JSONTarget string `ini:"json_target"` // field for the decoded object; empty = top level
 	} `ini:"decode"`
-	Metrics struct {
-		Listen string `ini:"listen"`
-	} `ini:"metrics"`
+	Metrics imetrics.Config `ini:"metrics"`
 	Logging struct {
 		Level  string `ini:"level"`
 		Format string `ini:"format"`
@@ -77,7 +76,7 @@ func DefaultConfig() Config {
 	c.ES.Template = true
 	c.ES.Timeout = 60 * time.Second
 	c.Decode.JSONTarget = "json"
-	c.Metrics.Listen = "127.0.0.1:9310"
+	c.Metrics = imetrics.DefaultConfig("127.0.0.1:9310")
 	c.Logging.Level = "info"
 	c.Logging.Format = "text"
 	return c

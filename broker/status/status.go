@@ -39,6 +39,11 @@ type Config struct {
 // Window is how far back the records/s rates look.
 const Window = time.Minute
 
+// DiskInterval is how long a measure of the data directory's usage is shown before
+// the directory is walked again: requests, however many, cost at most one walk per
+// interval, and never two at a time.
+const DiskInterval = 5 * time.Second
+
 // Page is the status page; it is an http.Handler for "/" and "/status.json".
 type Page struct {
 	cfg     Config
@@ -46,6 +51,17 @@ type Page struct {
 
 	mu      sync.Mutex
 	samples []sample // of Traffic, oldest first, spanning at most Window
+
+	disk diskCache
+}
+
+// diskCache is the last measure of the data directory's usage.
+type diskCache struct {
+	mu      sync.Mutex
+	d       Disk
+	at      time.Time     // when d was measured; zero: never
+	walking chan struct{} // while a walk runs: closed when it ends
+	walks   int           // walks started, for tests
 }
 
 // sample is the traffic counters at one moment.
@@ -166,7 +182,7 @@ func (p *Page) Snapshot() Status {
 		Listen:    p.cfg.Listen,
 		StartedAt: p.started.UTC(),
 		Uptime:    now.Sub(p.started).Round(time.Second).String(),
-		Disk:      diskUsage(p.cfg.DataDir),
+		Disk:      p.diskUsage(),
 	}
 	in, out := p.rates(now)
 	ends := map[string][]int64{}
@@ -280,6 +296,38 @@ func assigned(m map[string][]int32) string {
 		}
 	}
 	return b.String()
+}
+
+// diskUsage is the data directory's usage, measured at most DiskInterval ago. The
+// request that finds the measure too old walks the directory; requests that come
+// meanwhile show the previous measure, or, before the first one, wait for it.
+func (p *Page) diskUsage() Disk {
+	c := &p.disk
+	c.mu.Lock()
+	for {
+		if !c.at.IsZero() && (c.walking != nil || p.cfg.Now().Sub(c.at) < DiskInterval) {
+			d := c.d
+			c.mu.Unlock()
+			return d
+		}
+		if c.walking == nil {
+			break
+		}
+		w := c.walking
+		c.mu.Unlock()
+		<-w
+		c.mu.Lock()
+	}
+	w := make(chan struct{})
+	c.walking = w
+	c.walks++
+	c.mu.Unlock()
+	d := diskUsage(p.cfg.DataDir)
+	c.mu.Lock()
+	c.d, c.at, c.walking = d, p.cfg.Now(), nil
+	c.mu.Unlock()
+	close(w)
+	return d
 }
 
 // diskUsage sums the files under dir and asks the file system for its size.

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -277,4 +279,67 @@ func TestChromium(t *testing.T) {
 		t.Fatalf("screenshot %s: %v", shot, err)
 	}
 	t.Logf("screenshot: %s", shot)
+}
+
+// The data directory is walked at most once per status.DiskInterval, however many
+// requests come at once.
+func TestDiskWalkCached(t *testing.T) {
+	dir := t.TempDir()
+	store, err := storage.Open(storage.Options{Dir: filepath.Join(dir, "log"), Defaults: storage.DefaultTopicConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for i := 0; i < 2000; i++ { // enough files that a walk takes a while
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d", i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	p := status.New(status.Config{Store: store, Traffic: func() map[string]server.Traffic { return nil }, DataDir: dir, Now: clock})
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	used := func() int64 {
+		resp, err := http.Get(srv.URL + "/status.json")
+		if err != nil {
+			t.Error(err)
+			return -1
+		}
+		defer resp.Body.Close()
+		var st status.Status
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Error(err)
+		}
+		return st.Disk.UsedBytes
+	}
+	const n = 64
+	var wg sync.WaitGroup
+	results := make([]int64, n)
+	for i := range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = used() }()
+	}
+	wg.Wait()
+	for _, u := range results {
+		if u != 2000 {
+			t.Fatalf("used bytes %d, want 2000 (%v)", u, results)
+		}
+	}
+	if w := status.DiskWalks(p); w != 1 {
+		t.Fatalf("%d concurrent requests walked the directory %d times", n, w)
+	}
+	os.WriteFile(filepath.Join(dir, "new"), []byte("12345"), 0o644)
+	if u := used(); u != 2000 || status.DiskWalks(p) != 1 {
+		t.Fatalf("within the interval: used %d, %d walks", u, status.DiskWalks(p))
+	}
+	mu.Lock()
+	now = now.Add(status.DiskInterval)
+	mu.Unlock()
+	if u := used(); u != 2005 || status.DiskWalks(p) != 2 {
+		t.Fatalf("after the interval: used %d, %d walks", u, status.DiskWalks(p))
+	}
+	t.Logf("%d concurrent requests, then 2 more: %d walks", n, status.DiskWalks(p))
 }

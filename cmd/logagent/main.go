@@ -51,7 +51,7 @@ func run(ctx context.Context, cfg logagent.Config) error {
 		return err
 	}
 	if cfg.Metrics.Listen != "" {
-		ms, err := metrics.Listen(cfg.Metrics.Listen, a.Registry(), nil, log)
+		ms, err := metrics.Listen(cfg.Metrics, a.Registry(), nil, log)
 		if err != nil {
 			return err
 		}

@@ -28,7 +28,7 @@ func main() {
 			return err
 		}
 		if cfg.Metrics.Listen != "" {
-			ms, err := metrics.Listen(cfg.Metrics.Listen, t.Registry(), nil, log)
+			ms, err := metrics.Listen(cfg.Metrics, t.Registry(), nil, log)
 			if err != nil {
 				return err
 			}

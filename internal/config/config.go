@@ -8,30 +8,65 @@ package config
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
 	"gopkg.in/ini.v1"
 )
 
+// MaxFileBytes bounds an ini file: configuration is small, and parsing costs a few
+// hundred bytes of memory per line.
+const MaxFileBytes = 1 << 20
+
 // Load reads the ini file at path into v, a pointer to a struct whose fields are
 // section structs tagged with the section name. Fields of v keep their current
 // values for keys the file does not set.
 func Load(path string, v any) error {
+	data, err := readFile(path)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := load(data, v); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// readFile reads at most MaxFileBytes of path.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("larger than %d bytes", MaxFileBytes)
+	}
+	return data, nil
+}
+
+func load(data []byte, v any) error {
 	f, err := ini.LoadSources(ini.LoadOptions{
 		Insensitive:              false,
 		IgnoreInlineComment:      false,
 		SpaceBeforeInlineComment: true,
-	}, path)
+	}, data)
 	if err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
+		return err
 	}
 	if err := checkKnown(f, v); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
+		return err
 	}
 	if err := f.StrictMapTo(v); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
+		return err
 	}
 	return setExplicit(f, v)
 }
@@ -70,6 +105,9 @@ func setExplicit(f *ini.File, v any) error {
 	return nil
 }
 
+// interpolation is what ini.v1 expands in a value: %(key)s.
+var interpolation = regexp.MustCompile(`%\([^)]+\)s`)
+
 // checkKnown rejects sections and keys that v has no field for.
 func checkKnown(f *ini.File, v any) error {
 	rt := reflect.TypeOf(v)
@@ -105,6 +143,11 @@ func checkKnown(f *ini.File, v any) error {
 		for _, k := range sec.Keys() {
 			if !keys[k.Name()] {
 				return fmt.Errorf("unknown key %q in section [%s]", k.Name(), name)
+			}
+			// ini.v1 would expand %(key)s, recursively and without a bound (keys
+			// naming each other overflow the stack); logpipe's files do not use it.
+			if ref := interpolation.FindString(k.Value()); ref != "" {
+				return fmt.Errorf("[%s] %s: %s: references to other keys are not supported", name, k.Name(), ref)
 			}
 		}
 	}

@@ -25,6 +25,12 @@ type Entry struct {
 	Key     string   `json:"key,omitempty"`     // partition key: "file" (default: host:path), "host", or "none"
 	From    string   `json:"from,omitempty"`    // where to start a file seen for the first time: "beginning" (default) or "end"
 	Exclude []string `json:"exclude,omitempty"` // globs of file paths to leave out
+	// FollowSymlinks lets the agent read a file through a symlink: one at the path
+	// itself, or one in a directory matched by a wildcard. By default a symlink there
+	// is refused, so that whoever can write in a log directory cannot make the agent
+	// ship another file (say, one holding secrets). Symlinks in the literal directories
+	// of the path (/var/log in /var/log/app/*.log) are always followed.
+	FollowSymlinks bool `json:"follow_symlinks,omitempty"`
 	// Multiline joins continuation lines (a stack trace) to the line that starts an event.
 	Multiline *Multiline `json:"multiline,omitempty"`
 }
@@ -142,6 +148,20 @@ func (e Entry) validate() error {
 	return nil
 }
 
+// Access is how the files the entry matches may be opened: symlinks are followed in
+// the literal directories of its path, the ones before any wildcard, and elsewhere
+// only with FollowSymlinks.
+func (e Entry) Access() tailer.Access {
+	dir := filepath.Dir(filepath.Clean(e.Path))
+	for dir != "/" && dir != "." && hasMeta(dir) {
+		dir = filepath.Dir(dir)
+	}
+	return tailer.Access{Trusted: dir, FollowSymlinks: e.FollowSymlinks}
+}
+
+// hasMeta reports whether a path holds glob syntax (as filepath.Match reads it).
+func hasMeta(path string) bool { return strings.ContainsAny(path, `*?[\`) }
+
 // Diff compares two configs by path: entries only in next are added, entries only in
 // prev removed, entries in both with other settings changed.
 func Diff(prev, next Config) (added, removed, changed []Entry) {
@@ -168,7 +188,7 @@ func Diff(prev, next Config) (added, removed, changed []Entry) {
 }
 
 func (e Entry) equal(o Entry) bool {
-	if e.Path != o.Path || e.Topic != o.Topic || e.Key != o.Key || e.From != o.From || len(e.Exclude) != len(o.Exclude) {
+	if e.Path != o.Path || e.Topic != o.Topic || e.Key != o.Key || e.From != o.From || e.FollowSymlinks != o.FollowSymlinks || len(e.Exclude) != len(o.Exclude) {
 		return false
 	}
 	if (e.Multiline == nil) != (o.Multiline == nil) || e.Multiline != nil && *e.Multiline != *o.Multiline {

@@ -3,6 +3,9 @@ package collect
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/logpipe/logpipe/internal/fuzzbound"
 )
 
 func TestParse(t *testing.T) {
@@ -60,15 +63,40 @@ func TestDiff(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(`[{"path": "/var/log/x.log", "topic": "t"}]`))
 	f.Add([]byte(`[{"path": "/a*", "topic": "t", "exclude": ["/a1"], "key": "none", "from": "end"}]`))
+	f.Add([]byte(`[{"path": "/a/*/b.log", "topic": "t", "follow_symlinks": true, "multiline": {"pattern": "^\\d{4}-", "max_lines": 10, "timeout": "1s"}}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := Parse(data)
-		if err != nil {
-			return
-		}
-		for _, e := range c {
-			if e.validate() != nil {
-				t.Fatalf("accepted an invalid entry %+v", e)
+		parseBound.Check(t, len(data), func() {
+			c, err := Parse(data)
+			if err != nil {
+				return
 			}
-		}
+			for _, e := range c {
+				if e.validate() != nil {
+					t.Fatalf("accepted an invalid entry %+v", e)
+				}
+			}
+		})
 	})
+}
+
+// parseBound is what parsing a collection config may cost: an entry, with its seen
+// map slot and compiled multiline pattern, a few hundred bytes for at least 25 bytes
+// of JSON.
+var parseBound = fuzzbound.Bound{Fixed: 256 << 10, PerByte: 64, Time: 2 * time.Second}
+
+func TestFollowSymlinks(t *testing.T) {
+	c, err := Parse([]byte(`[{"path": "/var/log/*/app/*.log", "topic": "t", "follow_symlinks": true}, {"path": "/var/log/x.log", "topic": "t"}]`))
+	if err != nil || !c[0].FollowSymlinks || c[1].FollowSymlinks {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if a := c[0].Access(); a.Trusted != "/var/log" || !a.FollowSymlinks {
+		t.Fatalf("access %+v", a)
+	}
+	if a := c[1].Access(); a.Trusted != "/var/log" || a.FollowSymlinks {
+		t.Fatalf("access %+v", a)
+	}
+	off := Config{{Path: "/var/log/*/app/*.log", Topic: "t"}}
+	if _, _, ch := Diff(c[:1], off); len(ch) != 1 {
+		t.Fatal("turning follow_symlinks off is not a change")
+	}
 }

@@ -56,14 +56,46 @@ func Open(dir string) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	var list []Entry
-	if err := json.Unmarshal(data, &list); err != nil {
+	if r.entries, err = decode(data); err != nil {
 		return nil, fmt.Errorf("registry %s is damaged (%v); move it away to start over, which re-ships every file from the start", r.path, err)
 	}
-	for _, e := range list {
-		r.entries[Key(e.Dev, e.Inode)] = e
-	}
 	return r, nil
+}
+
+// decode parses a saved registry, checking each entry as the agent writes it.
+func decode(data []byte) (map[string]Entry, error) {
+	var list []Entry
+	if err := json.Unmarshal(data, &list); err != nil {
+		return nil, err
+	}
+	if list == nil {
+		return nil, errors.New("want a JSON array of entries")
+	}
+	entries := make(map[string]Entry, len(list))
+	for i, e := range list {
+		if err := e.validate(); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", i, err)
+		}
+		entries[Key(e.Dev, e.Inode)] = e
+	}
+	return entries, nil
+}
+
+// maxFPLen is the longest fingerprint the tailer takes.
+const maxFPLen = 1 << 20
+
+func (e Entry) validate() error {
+	switch {
+	case e.Path == "" || e.Path[0] != '/':
+		return fmt.Errorf("path %q is not absolute", e.Path)
+	case e.FileID == "":
+		return errors.New("file_id is empty")
+	case e.Offset < 0 || e.Gen < 0:
+		return fmt.Errorf("offset %d or gen %d is negative", e.Offset, e.Gen)
+	case e.FPLen < 0 || e.FPLen > maxFPLen:
+		return fmt.Errorf("fp_len %d is out of range", e.FPLen)
+	}
+	return nil
 }
 
 // Get returns the entry of a file.

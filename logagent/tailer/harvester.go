@@ -79,6 +79,12 @@ type Options struct {
 	Multiline *Multiline // nil: every line is an event
 	Log       *slog.Logger
 	Stats     *Stats // optional counters
+	// Access says which symlinks of the path may be followed; only regular files are
+	// ever read.
+	Access Access
+	// Open, if set, opens the file instead of Access.Open (tests use it to stand for
+	// a slow file system).
+	Open func(path string) (*os.File, error)
 }
 
 // Multiline joins lines into events, for stack traces: a line that matches Start
@@ -132,6 +138,12 @@ func (h *Harvester) Run(ctx context.Context) error {
 		if h.f == nil {
 			if err := h.open(); err != nil {
 				if errors.Is(err, os.ErrNotExist) {
+					return nil
+				}
+				if re := (*RefusedError)(nil); errors.As(err, &re) {
+					// Not retried: the agent's next scan looks at the path again.
+					h.o.Stats.refused(re)
+					h.o.Log.Error("refusing to read file", "path", h.o.Path, "err", err)
 					return nil
 				}
 				h.o.Stats.OpenErrors.Add(1)
@@ -193,7 +205,11 @@ func (h *Harvester) State() *FileState { return h.state }
 
 // open opens the path and decides where to start reading it.
 func (h *Harvester) open() error {
-	f, err := os.Open(h.o.Path)
+	open := h.o.Open
+	if open == nil {
+		open = h.o.Access.Open
+	}
+	f, err := open(h.o.Path)
 	if err != nil {
 		return err
 	}
@@ -204,7 +220,7 @@ func (h *Harvester) open() error {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return fmt.Errorf("%s is not a regular file", h.o.Path)
+		return &RefusedError{Path: h.o.Path, Reason: ErrNotRegular, Mode: fi.Mode()}
 	}
 	dev, ino := fileID(fi)
 	key := registry.Key(dev, ino)
@@ -277,7 +293,11 @@ func (h *Harvester) readToEnd(ctx context.Context) (gone bool, err error) {
 			h.o.Registry.Put(e)
 		}
 	}
-	pfi, perr := os.Stat(h.o.Path)
+	stat := os.Lstat // a symlink now at the path is not the file being read
+	if h.o.Access.FollowSymlinks {
+		stat = os.Stat
+	}
+	pfi, perr := stat(h.o.Path)
 	if perr == nil && os.SameFile(fi, pfi) {
 		return false, nil // still the same file: wait for more
 	}

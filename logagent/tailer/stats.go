@@ -1,6 +1,9 @@
 package tailer
 
-import "sync/atomic"
+import (
+	"errors"
+	"sync/atomic"
+)
 
 // Stats count events of harvesters, for metrics.
 type Stats struct {
@@ -8,4 +11,21 @@ type Stats struct {
 	Rotations   atomic.Int64 // rotated files finished
 	Truncations atomic.Int64 // copytruncate rotations seen
 	OpenErrors  atomic.Int64 // failures to open a file
+	// Files refused: a symlink the entry does not follow, or not a regular file.
+	RefusedSymlinks, RefusedNotRegular atomic.Int64
+}
+
+func (s *Stats) refused(e *RefusedError) {
+	if e.Reason == ErrSymlink {
+		s.RefusedSymlinks.Add(1)
+	} else {
+		s.RefusedNotRegular.Add(1)
+	}
+}
+
+// Refused counts a refused path.
+func (s *Stats) Refused(err error) {
+	if re := (*RefusedError)(nil); errors.As(err, &re) {
+		s.refused(re)
+	}
 }
