@@ -5,12 +5,14 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -27,6 +29,9 @@ import (
 // Config is the broker's configuration, as read from broker.ini.
 type Config struct {
 	Server  ServerConfig  `ini:"server"`
+	TLS     TLSConfig     `ini:"tls"`
+	SASL    SASLConfig    `ini:"sasl"`
+	ACL     ACLConfig     `ini:"acl"`
 	Log     LogConfig     `ini:"log"`
 	Metrics MetricsConfig `ini:"metrics"`
 	Logging LoggingConfig `ini:"logging"`
@@ -37,6 +42,13 @@ type Config struct {
 type ServerConfig struct {
 	Listen          string        `ini:"listen"`            // host:port to listen on
 	Advertised      string        `ini:"advertised"`        // host:port given to clients; empty = the listen address
+
+	// Listeners, when set, replaces listen: PROTOCOL://host:port,... with
+	// PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL; AdvertisedListeners gives
+	// each protocol's address for clients.
+	Listeners           string `ini:"listeners"`
+	AdvertisedListeners string `ini:"advertised_listeners"`
+
 	MaxRequestBytes int32         `ini:"max_request_bytes"` // largest Produce request accepted
 	ShutdownTimeout time.Duration `ini:"shutdown_timeout"`  // how long requests in flight may finish on SIGTERM
 
@@ -112,6 +124,8 @@ func DefaultConfig() Config {
 			MaxTopics:              storage.DefaultMaxTopics,
 			MaxPartitions:          storage.DefaultMaxPartitions,
 		},
+		SASL:    SASLConfig{Mechanisms: "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"},
+		ACL:     ACLConfig{SuperUsers: "User:admin"},
 		Metrics: metrics.DefaultConfig("127.0.0.1:9308"),
 		Logging: LoggingConfig{Level: "info", Format: "text"},
 		Group:   DefaultGroupConfig(),
@@ -132,8 +146,11 @@ func LoadConfig(path string) (Config, error) {
 
 // Validate checks the values that have limits.
 func (c Config) Validate() error {
-	if c.Server.Listen == "" {
+	if c.Server.Listen == "" && c.Server.Listeners == "" {
 		return errors.New("[server] listen is empty")
+	}
+	if err := c.validateSecurity(); err != nil {
+		return err
 	}
 	if c.Server.Advertised != "" {
 		if _, _, err := net.SplitHostPort(c.Server.Advertised); err != nil {
@@ -217,13 +234,16 @@ type Broker struct {
 	log     *slog.Logger
 	store   *storage.Store
 	srv     *server.Server
-	ln      net.Listener
+	lns     []net.Listener // in the order of Config.Listeners
+	specs   []ListenerSpec
+	sec     *security
 	metrics *metrics.Server
 	groups  *group.Coordinator // nil until started
 
 	done       chan struct{} // closed when serving stops
 	stopStatus chan struct{} // stops the status page's sampler
-	serveErr   error
+	errMu      sync.Mutex
+	serveErr   error // the first listener failure
 	closeMu    sync.Mutex
 	closed     bool
 	wg         sync.WaitGroup
@@ -264,8 +284,8 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 	warnDescriptors(cfg, logger)
 
 	fail := func(err error) (*Broker, error) {
-		if b.ln != nil {
-			b.ln.Close()
+		for _, ln := range b.lns {
+			ln.Close()
 		}
 		if b.groups != nil {
 			b.groups.Close()
@@ -278,9 +298,21 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return fail(fmt.Errorf("start group coordinator: %w", err))
 	}
+	b.specs, err = cfg.Listeners()
+	if err != nil {
+		return fail(err)
+	}
+	needTLS := false
+	for _, l := range b.specs {
+		needTLS = needTLS || l.Protocol == server.SSL || l.Protocol == server.SASLSSL
+	}
+	if b.sec, err = cfg.openSecurity(needTLS); err != nil {
+		return fail(err)
+	}
 	b.srv, err = server.New(server.Config{
 		Store:            b.store,
-		Advertised:       cfg.Server.Advertised,
+		SASL:             b.sec.auth,
+		Users:            b.sec.users,
 		AutoCreateTopics: cfg.Log.AutoCreateTopics,
 		NumPartitions:    cfg.Log.NumPartitions,
 		TopicDefaults:    defaults,
@@ -303,9 +335,12 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return fail(err)
 	}
-	b.ln, err = net.Listen("tcp", cfg.Server.Listen)
-	if err != nil {
-		return fail(fmt.Errorf("listen %s: %w", cfg.Server.Listen, err))
+	for _, l := range b.specs {
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			return fail(fmt.Errorf("listen %s (%s): %w", l.Address, l.Protocol, err))
+		}
+		b.lns = append(b.lns, ln)
 	}
 	if cfg.Metrics.Listen != "" {
 		b.metrics, err = metrics.Listen(cfg.Metrics, reg, b.health, logger)
@@ -314,7 +349,7 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		}
 		pageCfg := status.Config{
 			Store: b.store, Traffic: b.srv.Traffic, DataDir: cfg.Log.Dir,
-			Listen: b.ln.Addr().String(), Version: version.Version, Logger: logger,
+			Listen: b.Addr(), Version: version.Version, Logger: logger,
 		}
 		if b.groups != nil {
 			pageCfg.Groups = b.groups.Snapshot
@@ -334,16 +369,36 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 			}
 		}()
 	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		defer close(b.done)
-		if err := b.srv.Serve(b.ln); err != nil {
-			b.serveErr = err
-			logger.Error("kafka listener stopped", "err", err)
+	var doneOnce sync.Once
+	for i, ln := range b.lns {
+		l := server.Listener{Protocol: b.specs[i].Protocol, Advertised: b.specs[i].Advertised}
+		switch l.Protocol {
+		case server.SSL:
+			l.TLS = b.sec.tls
+		case server.SASLSSL:
+			// As in Kafka, client_auth applies to SSL listeners: on SASL_SSL the
+			// principal comes from SASL.
+			l.TLS = b.sec.tls.Clone()
+			l.TLS.ClientAuth, l.TLS.ClientCAs = tls.NoClientCert, nil
 		}
-	}()
-	logger.Info("broker listening", "addr", b.Addr(), "advertised", cfg.Server.Advertised, "metrics", b.MetricsAddr())
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			// The broker is done when any listener stops: after Close, or
+			// because it failed (then Close reports why).
+			defer doneOnce.Do(func() { close(b.done) })
+			if err := b.srv.ServeListener(ln, l); err != nil {
+				b.errMu.Lock()
+				if b.serveErr == nil {
+					b.serveErr = err
+				}
+				b.errMu.Unlock()
+				logger.Error("kafka listener stopped", "listener", l.Protocol, "err", err)
+			}
+		}()
+		logger.Info("kafka listener", "protocol", l.Protocol, "addr", ln.Addr().String(), "advertised", l.Advertised)
+	}
+	logger.Info("broker listening", "addr", b.Addr(), "metrics", b.MetricsAddr())
 	return b, nil
 }
 
@@ -362,14 +417,20 @@ func warnDescriptors(cfg Config, logger *slog.Logger) {
 
 // brokerConfigs is what DescribeConfigs reports for broker 0.
 func brokerConfigs(cfg Config) map[string]string {
-	adv := cfg.Server.Advertised
-	if adv == "" {
-		adv = cfg.Server.Listen
+	specs, _ := cfg.Listeners()
+	var lns, adv []string
+	for _, l := range specs {
+		a := l.Advertised
+		if a == "" {
+			a = l.Address
+		}
+		lns = append(lns, string(l.Protocol)+"://"+l.Address)
+		adv = append(adv, string(l.Protocol)+"://"+a)
 	}
 	return map[string]string{
 		"broker.id":                        "0",
-		"advertised.listeners":             "PLAINTEXT://" + adv,
-		"listeners":                        "PLAINTEXT://" + cfg.Server.Listen,
+		"advertised.listeners":             strings.Join(adv, ","),
+		"listeners":                        strings.Join(lns, ","),
 		"log.dirs":                         cfg.Log.Dir,
 		"num.partitions":                   strconv.Itoa(int(cfg.Log.NumPartitions)),
 		"auto.create.topics.enable":        strconv.FormatBool(cfg.Log.AutoCreateTopics),
@@ -389,6 +450,8 @@ func brokerConfigs(cfg Config) map[string]string {
 func (b *Broker) health() error {
 	select {
 	case <-b.done:
+		b.errMu.Lock()
+		defer b.errMu.Unlock()
 		if b.serveErr != nil {
 			return fmt.Errorf("kafka listener stopped: %w", b.serveErr)
 		}
@@ -398,8 +461,18 @@ func (b *Broker) health() error {
 	}
 }
 
-// Addr is the address the Kafka listener is bound to, host:port.
-func (b *Broker) Addr() string { return b.ln.Addr().String() }
+// Addr is the address the first Kafka listener is bound to, host:port.
+func (b *Broker) Addr() string { return b.lns[0].Addr().String() }
+
+// ListenerAddr is the address the listener of protocol p is bound to, or "".
+func (b *Broker) ListenerAddr(p server.SecurityProtocol) string {
+	for i, l := range b.specs {
+		if l.Protocol == p {
+			return b.lns[i].Addr().String()
+		}
+	}
+	return ""
+}
 
 // MetricsAddr is the address of the status page, /metrics and /healthz, or "" when
 // off.
@@ -433,9 +506,11 @@ func (b *Broker) Close() error {
 		}
 	}
 	b.wg.Wait()
+	b.errMu.Lock()
 	if b.serveErr != nil {
 		errs = append(errs, b.serveErr)
 	}
+	b.errMu.Unlock()
 	if b.groups != nil {
 		if err := b.groups.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close group coordinator: %w", err))
@@ -447,3 +522,6 @@ func (b *Broker) Close() error {
 	b.log.Info("broker stopped")
 	return errors.Join(errs...)
 }
+
+// DataDir is the broker's data directory ([log] dir).
+func (b *Broker) DataDir() string { return b.cfg.Log.Dir }

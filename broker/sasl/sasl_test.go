@@ -154,3 +154,28 @@ func FuzzParseUsers(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSCRAMServer: any client messages end the exchange with an answer or an
+// error, never a panic, and never authenticate without the password.
+func FuzzSCRAMServer(f *testing.F) {
+	f.Add("n,,n=alice,r=abc", "c=biws,r=abc,p=AAAA")
+	f.Add("n,,n=al=3Dice,r=x,m=ext", "c=eSws,r=x,p=")
+	dir := f.TempDir()
+	users, err := OpenUsers(dir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := users.SetPassword("alice", ScramSHA256, "pw", MinIterations); err != nil {
+		f.Fatal(err)
+	}
+	a, _ := NewAuthenticator(users, []Mechanism{ScramSHA256})
+	f.Fuzz(func(t *testing.T, first, final string) {
+		x, _ := a.Start(string(ScramSHA256))
+		if _, done, err := x.Step([]byte(first)); done || err != nil {
+			return
+		}
+		if _, _, err := x.Step([]byte(final)); err == nil {
+			t.Fatalf("authenticated without the password: %q %q", first, final)
+		}
+	})
+}

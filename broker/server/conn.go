@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/logpipe/logpipe/broker/sasl"
 )
 
 // maxInFlight bounds the requests of one connection that are decoded but not yet
@@ -61,8 +64,15 @@ func (p *pending) release() {
 type conn struct {
 	s      *Server
 	nc     net.Conn
+	lst    listenerInfo
 	log    *slog.Logger
 	client Client
+
+	// Who the connection is: Anonymous until a client certificate or SASL says
+	// otherwise. Only the reader goroutine changes these.
+	principal     string
+	authenticated bool           // SASL done (SASL listeners)
+	exchange      *sasl.Exchange // the SASL exchange in progress
 
 	ctx    context.Context // cancelled when the connection is closed for good
 	cancel context.CancelFunc
@@ -95,22 +105,24 @@ type claim struct {
 	n    int64
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
+func newConn(s *Server, nc net.Conn, lst listenerInfo) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	host := nc.RemoteAddr().String()
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
 	return &conn{
-		s:        s,
-		nc:       nc,
-		log:      s.log.With("remote", nc.RemoteAddr().String()),
-		client:   Client{Host: host},
-		ctx:      ctx,
-		cancel:   cancel,
-		queue:    make(chan *pending, maxInFlight),
-		stopped:  make(chan struct{}),
-		released: make(chan struct{}, 1),
+		s:         s,
+		nc:        nc,
+		lst:       lst,
+		principal: Anonymous,
+		log:       s.log.With("remote", nc.RemoteAddr().String()),
+		client:    Client{Host: host},
+		ctx:       ctx,
+		cancel:    cancel,
+		queue:     make(chan *pending, maxInFlight),
+		stopped:   make(chan struct{}),
+		released:  make(chan struct{}, 1),
 	}
 }
 
@@ -138,11 +150,20 @@ func (c *conn) serve() {
 		defer close(writerDone)
 		c.writeLoop()
 	}()
-	err := c.readLoop()
+	var err error
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		err = c.handshakeTLS(tc)
+	}
+	if err == nil {
+		err = c.readLoop()
+	}
 	select {
 	case <-c.stopped:
 		// Shutdown: let the writer finish the responses in flight.
 	default:
+		if errors.Is(err, errCloseAfterResponse) {
+			break // the writer sends the last response, then the connection closes
+		}
 		switch {
 		case errors.Is(err, errIdle):
 			c.s.metrics.limitHit("idle_timeout")
@@ -186,6 +207,9 @@ func (c *conn) readLoop() (err error) {
 			continue
 		}
 		if err != nil {
+			return err
+		}
+		if err := c.checkAuthenticated(h.key); err != nil {
 			return err
 		}
 		c.client.ID = h.clientID
@@ -431,12 +455,22 @@ func (c *conn) dispatch(h header, req kmsg.Request) error {
 		return nil
 	case *kmsg.ApiVersionsRequest:
 		c.respond(h, s.handleApiVersions(r), start)
+	case *kmsg.SASLHandshakeRequest:
+		c.respond(h, c.handleSaslHandshake(r), start)
+	case *kmsg.SASLAuthenticateRequest:
+		resp, err := c.handleSaslAuthenticate(r)
+		c.respond(h, resp, start)
+		return err
+	case *kmsg.DescribeUserSCRAMCredentialsRequest:
+		c.respond(h, s.handleDescribeUserSCRAMs(r), start)
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		c.respond(h, s.handleAlterUserSCRAMs(r), start)
 	case *kmsg.MetadataRequest:
-		c.respond(h, s.handleMetadata(r), start)
+		c.respond(h, s.handleMetadata(r, c.lst), start)
 	case *kmsg.ListOffsetsRequest:
 		c.respond(h, s.handleListOffsets(r), start)
 	case *kmsg.FindCoordinatorRequest:
-		c.respond(h, s.handleFindCoordinator(r), start)
+		c.respond(h, s.handleFindCoordinator(r, c.lst), start)
 	case *kmsg.InitProducerIDRequest:
 		c.respond(h, s.handleInitProducerID(r), start)
 	case *kmsg.CreateTopicsRequest:

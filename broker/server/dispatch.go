@@ -57,6 +57,10 @@ var baseVersions = map[int16]versionRange{
 	32: {0, 4},  // DescribeConfigs
 	35: {0, 4},  // DescribeLogDirs
 	37: {0, 3},  // CreatePartitions
+	17: {0, 1},  // SaslHandshake (only v1 is served: tokens travel in SaslAuthenticate; librdkafka wants v0 in the range)
+	36: {0, 2},  // SaslAuthenticate
+	50: {0, 0},  // DescribeUserScramCredentials
+	51: {0, 0},  // AlterUserScramCredentials
 }
 
 // buildVersions merges the server's table with the group coordinator's.

@@ -52,9 +52,9 @@ func (s *Server) apiVersionsTooNew() kmsg.Response {
 }
 
 // handleMetadata answers Metadata: this node leads every partition.
-func (s *Server) handleMetadata(r *kmsg.MetadataRequest) kmsg.Response {
+func (s *Server) handleMetadata(r *kmsg.MetadataRequest, lst listenerInfo) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.MetadataResponse)
-	host, port := s.advertised()
+	host, port := lst.host, lst.port
 	b := kmsg.NewMetadataResponseBroker()
 	b.NodeID, b.Host, b.Port = nodeID, host, port
 	resp.Brokers = []kmsg.MetadataResponseBroker{b}
@@ -178,9 +178,9 @@ func validTopicName(name string) bool {
 }
 
 // handleFindCoordinator answers that this node coordinates every group.
-func (s *Server) handleFindCoordinator(r *kmsg.FindCoordinatorRequest) kmsg.Response {
+func (s *Server) handleFindCoordinator(r *kmsg.FindCoordinatorRequest, lst listenerInfo) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	host, port := s.advertised()
+	host, port := lst.host, lst.port
 	answer := func(key string) (code int16, msg *string) {
 		switch {
 		case r.CoordinatorType == 1:

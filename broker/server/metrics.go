@@ -24,6 +24,7 @@ type serverMetrics struct {
 	syncLatency prometheus.Histogram
 	conns       prometheus.Gauge
 	limits      *prometheus.CounterVec
+	authFails   *prometheus.CounterVec
 
 	traffic sync.Map // topic name -> *topicTraffic, for Server.Traffic
 }
@@ -89,6 +90,10 @@ func newServerMetrics(reg prometheus.Registerer, store *storage.Store) (*serverM
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "logpipe_broker_connections", Help: "Open client connections.",
 		}),
+		authFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "logpipe_broker_authentication_failures_total",
+			Help: "Failed authentications, by mechanism (tls for handshakes, unauthenticated_request for requests sent before SASL).",
+		}, []string{"mechanism"}),
 		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "logpipe_broker_limit_hits_total",
 			Help: "Times a limit refused or slowed a client, by limit (the README's Limits section names them).",
@@ -97,7 +102,7 @@ func newServerMetrics(reg prometheus.Registerer, store *storage.Store) (*serverM
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.syncLatency, m.conns, m.limits, logCollector{store}, storeCollector{store}} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.bytesIn, m.recordsIn, m.bytesOut, m.recordsOut, m.syncLatency, m.conns, m.limits, m.authFails, logCollector{store}, storeCollector{store}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -106,6 +111,9 @@ func newServerMetrics(reg prometheus.Registerer, store *storage.Store) (*serverM
 }
 
 func (m *serverMetrics) connOpened() { m.conns.Inc() }
+
+// authFailed counts one failed authentication.
+func (m *serverMetrics) authFailed(mechanism string) { m.authFails.WithLabelValues(mechanism).Inc() }
 
 // limitHit counts one refusal or wait by the named limit.
 func (m *serverMetrics) limitHit(limit string) { m.limits.WithLabelValues(limit).Inc() }

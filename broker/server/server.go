@@ -10,6 +10,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/logpipe/logpipe/broker/sasl"
 	"github.com/logpipe/logpipe/broker/storage"
 )
 
@@ -74,6 +76,13 @@ type Config struct {
 	// Groups answers the consumer-group APIs; nil = those APIs are not offered.
 	Groups Groups
 
+	// SASL authenticates connections on SASL_PLAINTEXT and SASL_SSL listeners;
+	// nil = no SASL listener may be served. Users is the SCRAM credential store
+	// that AlterUserScramCredentials and DescribeUserScramCredentials manage;
+	// nil = those APIs are not offered.
+	SASL  *sasl.Authenticator
+	Users Users
+
 	Logger   *slog.Logger          // nil = discard
 	Registry prometheus.Registerer // nil = no metrics
 }
@@ -87,7 +96,7 @@ type Server struct {
 	versions map[int16]versionRange
 	apiKeys  []apiKeyEntry
 
-	advHost string
+	advHost string // Config.Advertised, if set
 	advPort int32
 
 	produceBudget   *budget       // bytes of Produce requests being read or queued
@@ -182,8 +191,38 @@ func (s *Server) setAdvertised(hostport string) error {
 	return nil
 }
 
-// Serve accepts connections on ln until Close. It returns nil after Close.
-func (s *Server) Serve(ln net.Listener) error {
+// Serve accepts PLAINTEXT connections on ln until Close. It returns nil after
+// Close.
+func (s *Server) Serve(ln net.Listener) error { return s.ServeListener(ln, Listener{}) }
+
+// ServeListener accepts connections on ln, secured as l says, until Close. It
+// returns nil after Close.
+func (s *Server) ServeListener(ln net.Listener, l Listener) error {
+	lst := listenerInfo{protocol: l.Protocol, tls: l.TLS}
+	if lst.protocol == "" {
+		lst.protocol = Plaintext
+	}
+	switch {
+	case lst.protocol.usesTLS() && l.TLS == nil:
+		ln.Close()
+		return fmt.Errorf("server: %s listener without a TLS configuration", lst.protocol)
+	case lst.protocol.usesSASL() && s.cfg.SASL == nil:
+		ln.Close()
+		return fmt.Errorf("server: %s listener without SASL mechanisms", lst.protocol)
+	}
+	adv := l.Advertised
+	if adv == "" && s.advHost != "" {
+		lst.host, lst.port = s.advHost, s.advPort
+	} else {
+		if adv == "" {
+			adv = ln.Addr().String()
+		}
+		var err error
+		if lst.host, lst.port, err = splitHostPort(adv); err != nil {
+			ln.Close()
+			return fmt.Errorf("server: advertised %w", err)
+		}
+	}
 	s.mu.Lock()
 	select {
 	case <-s.stopping:
@@ -191,12 +230,6 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return nil
 	default:
-	}
-	if s.advHost == "" {
-		if err := s.setAdvertised(ln.Addr().String()); err != nil {
-			s.mu.Unlock()
-			return err
-		}
 	}
 	s.lns[ln] = struct{}{}
 	s.wg.Add(1)
@@ -222,7 +255,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		c := newConn(s, nc)
+		if lst.tls != nil {
+			nc = tls.Server(nc, lst.tls) // the handshake runs in the connection's goroutine
+		}
+		c := newConn(s, nc, lst)
 		s.mu.Lock()
 		select {
 		case <-s.stopping:
@@ -306,8 +342,6 @@ func (s *Server) Close(grace time.Duration) {
 	<-done
 }
 
-// advertised returns the host and port clients are told to connect to.
-func (s *Server) advertised() (string, int32) { return s.advHost, s.advPort }
 
 // isStopping reports whether Close has begun.
 func (s *Server) isStopping() bool {
