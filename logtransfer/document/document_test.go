@@ -261,9 +261,16 @@ func FuzzBuildOneLine(f *testing.F) {
 			{Key: []byte("host"), Value: host}, {Key: []byte("path"), Value: host}, {Key: []byte("offset"), Value: host},
 		}}
 		for _, b := range builders {
-			before := allocatedBytes()
-			d := b.Build(m)
-			if got, limit := allocatedBytes()-before, uint64(64*(len(line)+len(host))+64<<10); got > limit {
+			// The allocation counter is the process's: take the least of three builds, so
+			// that the fuzzing engine's own work and first-use caches do not count.
+			var d Doc
+			got := uint64(1 << 62)
+			for range 3 {
+				before := allocatedBytes()
+				d = b.Build(m)
+				got = min(got, allocatedBytes()-before)
+			}
+			if limit := uint64(64*(len(line)+len(host)) + 64<<10); got > limit {
 				t.Fatalf("building a document of %d input bytes allocated %d bytes", len(line)+len(host), got)
 			}
 			if strings.ContainsAny(string(d.Body), "\r\n") || !json.Valid(d.Body) {
