@@ -251,3 +251,39 @@ func newRawFetcher(cfg Config) *rawFetcher {
 	return &rawFetcher{brokers: config.SplitList(cfg.Kafka.Brokers),
 		maxBytes: int32(fetchPartitionBytes + cfg.Kafka.MaxDecompressedBatchBytes + 1<<20)}
 }
+
+// commit commits offset for topic/partition in the group, as the session's member,
+// and waits for the answer: sarama's commit is one attempt on a connection that the
+// failing fetches keep closing, so a skip is committed here, retrying a few times.
+func (f *rawFetcher) commit(ctx context.Context, group string, generation int32, member, topic string, partition int32, offset int64) error {
+	cl, err := f.client()
+	if err != nil {
+		return err
+	}
+	var last error
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 && !sleep(ctx, 200*time.Millisecond) {
+			break
+		}
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Group, req.Generation, req.MemberID = group, generation, member
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset, rp.LeaderEpoch = partition, offset, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil && (len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1) {
+			err = errors.New("malformed response")
+		}
+		if err == nil {
+			err = kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode)
+		}
+		if err == nil {
+			return nil
+		}
+		last = err
+	}
+	return fmt.Errorf("commit %s/%d at %d for group %s: %w", topic, partition, offset, group, last)
+}

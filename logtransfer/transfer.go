@@ -362,6 +362,9 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 					"first_offset", b.BaseOffset, "last_offset", b.LastOffset, "bytes", b.Size, "err", b.Err)
 			}
 			sess.MarkOffset(tp.topic, tp.partition, r.next, "")
+			if err := t.raw.commit(sess.Context(), t.cfg.Kafka.Group, sess.GenerationID(), sess.MemberID(), tp.topic, tp.partition, r.next); err != nil {
+				t.log.Warn("cannot commit past the skipped batch; the next session reads it again", "err", err)
+			}
 			next = r.next
 			t.log.Info("resuming past the records read by the rescue", "topic", tp.topic, "partition", tp.partition, "offset", r.next, "rescued", len(r.records))
 			h.restart()

@@ -32,7 +32,8 @@ type ESConfig struct {
 
 // ES is the Elasticsearch sink, using bulk requests.
 type ES struct {
-	c *elastic.Client
+	c  *elastic.Client
+	tr *http.Transport
 }
 
 // NewES connects to Elasticsearch and, if configured, installs the index template.
@@ -78,7 +79,7 @@ func NewES(ctx context.Context, cfg ESConfig) (*ES, error) {
 			return nil, fmt.Errorf("elasticsearch client: %w", err)
 		}
 	}
-	es := &ES{c: c}
+	es := &ES{c: c, tr: tr}
 	if cfg.Template {
 		if err := es.installTemplate(ctx, cfg.IndexPattern); err != nil {
 			return nil, err
@@ -255,8 +256,9 @@ type bulkResponse struct {
 	} `json:"items"`
 }
 
-// Close releases the client.
+// Close releases the client and its idle connections.
 func (e *ES) Close() error {
 	e.c.Stop()
+	e.tr.CloseIdleConnections()
 	return nil
 }
