@@ -112,6 +112,7 @@ func (e *ES) installTemplate(ctx context.Context, pattern string) error {
 						"topic":     map[string]any{"type": "keyword"},
 						"partition": map[string]any{"type": "integer"},
 						"offset":    map[string]any{"type": "long"},
+						"timestamp": map[string]any{"type": "long"}, // the record's, when @timestamp replaced it
 					}},
 				},
 			},
