@@ -18,6 +18,7 @@ import (
 	"github.com/logpipe/logpipe/logtransfer/kafkabatch/batchtest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -333,4 +334,48 @@ func counterValue(c prometheus.Counter) float64 {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestDeadLetterShrinksToBrokerLimit: when the dead-letter topic takes less than
+// [kafka] dlq_max_message_bytes, the copy is cut down until it fits; when not even
+// the headers fit, the record is logged, counted and skipped. Either way the
+// partition goes on and commits.
+func TestDeadLetterShrinksToBrokerLimit(t *testing.T) {
+	for _, c := range []struct {
+		topicMax string
+		dropped  bool
+	}{{"60000", false}, {"1000", true}} {
+		t.Run(c.topicMax, func(t *testing.T) {
+			b := brokertest.Start(t, 1)
+			es := startES(t)
+			es.SetItemRule(func(it estest.Item) int {
+				if strings.Contains(string(it.Source), "HUGE") {
+					return 400
+				}
+				return 0
+			})
+			cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("web_log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), 1, 1, map[string]*string{"max.message.bytes": &c.topicMax}, "web_log.dlq"); err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: []byte("HUGE" + strings.Repeat("x", 500_000))}, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			r := startTransfer(t, testConfig(b.Addr(), es.URL()))
+			waitFor(t, 30*time.Second, "the commit past the rejected record", func() bool { return committed(t, b.Addr(), "logtransfer", "web_log") == 2 })
+			if es.Count("*") != 1 {
+				t.Fatalf("%d documents", es.Count("*"))
+			}
+			if got := counterValue(r.t.m.dlqDropped) == 1; got != c.dropped {
+				t.Fatalf("dropped %v, want %v", got, c.dropped)
+			}
+			if !c.dropped && (counterValue(r.t.m.dlqTruncated) != 1 || counterValue(r.t.m.deadLettered) != 1) {
+				t.Fatalf("truncated %v, dead-lettered %v", counterValue(r.t.m.dlqTruncated), counterValue(r.t.m.deadLettered))
+			}
+		})
+	}
 }

@@ -479,7 +479,8 @@ func (t *Transfer) deadLetter(ctx context.Context, m *sarama.ConsumerMessage, r 
 				t.log.Warn("record dead-lettered", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "dlq", topic, "status", r.Status, "error", r.Error, "truncated", truncated)
 				return true
 			}
-			if errors.Is(err, sarama.ErrMessageSizeTooLarge) {
+			var tooLarge sarama.ConfigurationError // sarama's own size check
+			if errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.As(err, &tooLarge) {
 				if budget <= dlqHeadersOnly {
 					t.m.dlqDropped.Inc()
 					t.log.Error("dead-letter copy refused as too large even truncated; record skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "dlq", topic, "err", err)
