@@ -111,10 +111,16 @@ func peakHeap(stop <-chan struct{}) <-chan uint64 {
 // kfake, which checks batch framing and CRC but stores records undecoded, as a broker
 // that stores anything would.
 func testUndecodableBatch(t *testing.T, bad []byte) {
+	testBadBatch(t, bad, func(r *runningTransfer) float64 { return counterValue(r.t.m.batchesSkipped) })
+}
+
+// testBadBatch is testUndecodableBatch with the counter that must count the bad batch
+// once.
+func testBadBatch(t *testing.T, bad []byte, skipped func(*runningTransfer) float64) {
 	t.Run("logpipe-broker", func(t *testing.T) {
 		b := brokertest.Start(t, 3)
 		createTopic(t, b.Addr(), "web_log", 3)
-		undecodableBatch(t, b.Addr(), bad)
+		undecodableBatch(t, b.Addr(), bad, skipped)
 	})
 	t.Run("kfake", func(t *testing.T) {
 		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "web_log"))
@@ -122,11 +128,11 @@ func testUndecodableBatch(t *testing.T, bad []byte) {
 			t.Fatal(err)
 		}
 		t.Cleanup(c.Close)
-		undecodableBatch(t, c.ListenAddrs()[0], bad)
+		undecodableBatch(t, c.ListenAddrs()[0], bad, skipped)
 	})
 }
 
-func undecodableBatch(t *testing.T, addr string, bad []byte) {
+func undecodableBatch(t *testing.T, addr string, bad []byte, skipped func(*runningTransfer) float64) {
 	b := struct{ Addr func() string }{func() string { return addr }}
 	es := startES(t)
 	line := 0
@@ -168,7 +174,7 @@ func undecodableBatch(t *testing.T, addr string, bad []byte) {
 			t.Fatalf("line %d not indexed", i)
 		}
 	}
-	if n := counterValue(r.t.m.batchesSkipped); n != 1 {
+	if n := skipped(r); n != 1 {
 		t.Fatalf("%v batches skipped, want 1", n)
 	}
 	running := runtime.NumGoroutine()
@@ -378,4 +384,17 @@ func TestDeadLetterShrinksToBrokerLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecordPastBatchEndIsSkipped: a record whose length runs past its batch.
+func TestRecordPastBatchEndIsSkipped(t *testing.T) {
+	testUndecodableBatch(t, batchtest.RecordPastEndBatch())
+}
+
+// TestValuePastRecordEndIsSkipped: a value whose length runs past its record looks to
+// sarama like a batch cut short by the fetch size; it asks for more (no error) until
+// [kafka] max_decompressed_batch_bytes, then reports the batch too large, and the
+// Kafka client moves past it (one offset per error), counted.
+func TestValuePastRecordEndIsSkipped(t *testing.T) {
+	testBadBatch(t, batchtest.ValuePastEndBatch(), func(r *runningTransfer) float64 { return counterValue(r.t.m.offsetsSkipped) })
 }

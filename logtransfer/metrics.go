@@ -11,10 +11,10 @@ type metrics struct {
 	reg                                                    *prometheus.Registry
 	consumed, indexed, retried, deadLettered, bulkFailures prometheus.Counter
 	// Hostile or broken input, each counted where it is skipped or changed.
-	timestampsReplaced, dlqTruncated, dlqDropped, batchesSkipped, recordsRescued prometheus.Counter
-	bulkSeconds                                                                  prometheus.Histogram
-	lag                                                                          *prometheus.GaugeVec
-	indexedN                                                                     atomic.Int64 // indexed, readable by benchmarks
+	timestampsReplaced, dlqTruncated, dlqDropped, batchesSkipped, recordsRescued, offsetsSkipped prometheus.Counter
+	bulkSeconds                                                                                  prometheus.Histogram
+	lag                                                                                          *prometheus.GaugeVec
+	indexedN                                                                                     atomic.Int64 // indexed, readable by benchmarks
 }
 
 func (m *metrics) indexedCount() int { return int(m.indexedN.Load()) }
@@ -34,12 +34,13 @@ func newMetrics() *metrics {
 		dlqTruncated:       c("logtransfer_dead_letter_truncated_total", "Dead-letter copies truncated to fit [kafka] dlq_max_message_bytes (or the broker's limit)."),
 		dlqDropped:         c("logtransfer_dead_letter_dropped_total", "Rejected records whose dead-letter copy the broker refused even when truncated to its headers; logged and skipped."),
 		batchesSkipped:     c("logtransfer_batches_skipped_total", "Record batches skipped because they cannot be decoded (corrupt, or decompressing past [kafka] max_decompressed_batch_bytes)."),
+		offsetsSkipped:     c("logtransfer_offsets_skipped_too_large_total", "Offsets the Kafka client skipped because their batch is larger than [kafka] max_decompressed_batch_bytes, or cut short by a record running past its end (one per offset)."),
 		recordsRescued:     c("logtransfer_records_rescued_total", "Good records read by the transfer's own decoder from a fetch that the Kafka client could not decode."),
 		bulkSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "logtransfer_bulk_seconds", Help: "Bulk request latency.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logtransfer_consumer_lag", Help: "Records not yet stored, per partition, as of the last batch."}, []string{"topic", "partition"}),
 	}
 	m.reg.MustRegister(m.consumed, m.indexed, m.retried, m.deadLettered, m.bulkFailures, m.bulkSeconds, m.lag,
-		m.timestampsReplaced, m.dlqTruncated, m.dlqDropped, m.batchesSkipped, m.recordsRescued)
+		m.timestampsReplaced, m.dlqTruncated, m.dlqDropped, m.batchesSkipped, m.recordsRescued, m.offsetsSkipped)
 	return m
 }

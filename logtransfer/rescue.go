@@ -239,11 +239,12 @@ func (t *Transfer) probe(ctx context.Context, topic string, partition int32, off
 }
 
 // canProbe reports whether a consumer error may come from a fetch sarama could not
-// decode (a decoding, decompression or size error); an error code from the broker
-// does not.
+// decode (a decoding or decompression error). An error code from the broker does
+// not, nor does ErrMessageTooLarge: sarama reports it for a batch it could not get
+// whole within Consumer.Fetch.Max and has already moved one offset past it.
 func canProbe(err error) bool {
 	var kerr sarama.KError
-	return !errors.As(err, &kerr)
+	return !errors.As(err, &kerr) && !errors.Is(err, sarama.ErrMessageTooLarge)
 }
 
 // newRawFetcher is the transfer's rescue reader.

@@ -124,10 +124,17 @@ func (t *Transfer) Run(ctx context.Context) error {
 	go func() {
 		defer close(errorsDone)
 		for err := range group.Errors() {
-			t.log.Warn("consumer group", "err", err)
 			var ce *sarama.ConsumerError
-			if errors.As(err, &ce) && canProbe(ce.Err) {
+			switch {
+			case errors.As(err, &ce) && errors.Is(ce.Err, sarama.ErrMessageTooLarge):
+				t.m.offsetsSkipped.Inc()
+				t.log.Error("the Kafka client skipped an offset: its batch is larger than [kafka] max_decompressed_batch_bytes, or its last record runs past its end",
+					"topic", ce.Topic, "partition", ce.Partition)
+			case errors.As(err, &ce) && canProbe(ce.Err):
+				t.log.Warn("consumer group", "err", err)
 				h.probe(ce.Topic, ce.Partition)
+			default:
+				t.log.Warn("consumer group", "err", err)
 			}
 		}
 	}()

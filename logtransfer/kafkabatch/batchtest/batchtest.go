@@ -95,3 +95,22 @@ func OverlongVarintBatch() []byte { return Batch(0, None, 1, 0, OverlongVarintRe
 // ZstdBombBatch is a one-record zstd batch whose frame declares size bytes (79 bytes
 // in all for 60 GiB).
 func ZstdBombBatch(size uint64) []byte { return Batch(0, Zstd, 1, 0, ZstdBomb(size)) }
+
+// ValuePastEndBatch is a one-record batch with a valid CRC whose record's value length
+// claims 1000 bytes of the 1 the record holds. sarama takes the batch for one cut
+// short by the fetch size: it reports no error and asks for ever more bytes (until
+// Consumer.Fetch.Max, when set).
+func ValuePastEndBatch() []byte {
+	body := []byte{0, 0, 0, 1} // attributes, timestamp and offset deltas, key -1
+	body = binary.AppendVarint(body, 1000)
+	body = append(body, 'x', 0)
+	return Batch(0, None, 1, 0, append(binary.AppendVarint(nil, int64(len(body))), body...))
+}
+
+// RecordPastEndBatch is a one-record batch with a valid CRC whose record's length
+// field claims 1000 bytes more than the batch holds.
+func RecordPastEndBatch() []byte {
+	rec := Record(0, nil, []byte("x"))
+	body := rec[1:] // Record's length is one varint byte for so short a record
+	return Batch(0, None, 1, 0, append(binary.AppendVarint(nil, int64(len(body)+1000)), body...))
+}
