@@ -207,6 +207,11 @@ func (t *Transfer) probe(ctx context.Context, topic string, partition int32, off
 			if b.LastOffset < at {
 				continue // before the offset asked (the batch holding it starts earlier)
 			}
+			if b.Legacy {
+				// Not judged here: never skip what sarama may read. The fetch stays
+				// stuck only if the bad batch is itself a legacy message set.
+				return rescue{}, fmt.Errorf("legacy message set at offset %d: not decoded by the rescue", b.BaseOffset)
+			}
 			if b.Err != nil {
 				r.found = true
 				if !full { // else the next probe, from r.next, skips it

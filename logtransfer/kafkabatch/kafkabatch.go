@@ -44,6 +44,9 @@ type Batch struct {
 	BaseOffset int64
 	LastOffset int64 // BaseOffset + last offset delta
 	Control    bool  // a transaction marker: no records to index
+	// Legacy is a message set of magic 0 or 1, which this package does not decode
+	// (sarama does): neither records nor Err.
+	Legacy bool
 	Records    []Record
 	// Err says why the batch cannot be decoded; then Records is nil.
 	Err error
@@ -74,10 +77,10 @@ func Decode(raw []byte, maxDecompressed int) []Batch {
 		base := int64(binary.BigEndian.Uint64(raw))
 		length := int(int32(binary.BigEndian.Uint32(raw[8:])))
 		b := Batch{BaseOffset: base, LastOffset: base}
-		if len(raw) >= headerLen+batchOverhead {
+		if len(raw) >= headerLen+batchOverhead && raw[16] == 2 {
 			b.LastOffset = base + int64(max(0, int32(binary.BigEndian.Uint32(raw[23:]))))
 		}
-		if length < batchOverhead {
+		if length < batchOverhead && (len(raw) < 17 || raw[16] == 2 || length < 14) {
 			b.Err = fmt.Errorf("batch length %d is below the %d-byte header", length, batchOverhead)
 			b.Size = len(raw)
 			return append(out, b)
@@ -98,8 +101,13 @@ func decodeBatch(b *Batch, raw []byte, maxDecompressed int) {
 	fail := func(format string, args ...any) {
 		b.Err, b.Records = fmt.Errorf(format, args...), nil
 	}
-	if magic := raw[16]; magic != 2 {
-		fail("record batch magic %d (only v2 is decoded)", magic)
+	switch magic := raw[16]; magic {
+	case 2:
+	case 0, 1:
+		b.Legacy = true
+		return
+	default:
+		fail("unknown record batch magic %d", magic)
 		return
 	}
 	if want, got := binary.BigEndian.Uint32(raw[17:]), crc32.Checksum(raw[21:], castagnoli); want != got {

@@ -105,3 +105,18 @@ func allocated() uint64 {
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
+
+// TestLegacyMessageSetNotJudged: a magic 1 message is framed, flagged Legacy, and
+// neither decoded nor failed (sarama reads those; the rescue must not skip them).
+func TestLegacyMessageSetNotJudged(t *testing.T) {
+	msg := []byte{0, 0, 0, 0, 1, 0} // crc (unchecked here), magic 1, attributes
+	msg = binary.BigEndian.AppendUint64(msg, 0)
+	msg = append(msg, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 'x') // key -1, value "x"
+	raw := binary.BigEndian.AppendUint64(nil, 42)
+	raw = binary.BigEndian.AppendUint32(raw, uint32(len(msg)))
+	raw = append(raw, msg...)
+	got := Decode(append(raw, batch(43, 0, 1, 0, record(0, nil, []byte("v")))...), 1<<20)
+	if len(got) != 2 || !got[0].Legacy || got[0].Err != nil || got[0].BaseOffset != 42 || got[1].Err != nil || got[1].Records[0].Offset != 43 {
+		t.Fatalf("%+v", got)
+	}
+}
