@@ -46,8 +46,8 @@ type Batch struct {
 	Control    bool  // a transaction marker: no records to index
 	// Legacy is a message set of magic 0 or 1, which this package does not decode
 	// (sarama does): neither records nor Err.
-	Legacy bool
-	Records    []Record
+	Legacy  bool
+	Records []Record
 	// Err says why the batch cannot be decoded; then Records is nil.
 	Err error
 	// Size is the batch's length on the wire.
