@@ -195,6 +195,9 @@ func appendCompact(dst, v []byte) []byte {
 	if !utf8.Valid(v) {
 		v = bytes.ToValidUTF8(v, []byte("\uFFFD"))
 	}
+	if bytes.IndexByte(v, '\n') < 0 && bytes.IndexByte(v, '\r') < 0 {
+		return append(dst, v...) // already one line: the common case, copied as is
+	}
 	n := len(dst)
 	buf := bytes.NewBuffer(dst)
 	if err := json.Compact(buf, v); err != nil {
