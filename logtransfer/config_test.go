@@ -29,6 +29,11 @@ func TestShippedConfigIsTheDefault(t *testing.T) {
 	if sarama.MaxDecompressedBatchSize != 64<<20 || sarama.MaxResponseSize < 64<<20 {
 		t.Fatalf("sarama limits: decompressed %d, response %d", sarama.MaxDecompressedBatchSize, sarama.MaxResponseSize)
 	}
+	small := def
+	small.Kafka.MaxDecompressedBatchBytes = 1 << 20
+	if _, err := newRawFetcher(small).client(); err != nil {
+		t.Fatalf("rescue client with the smallest limit: %v", err)
+	}
 	bad := def
 	bad.Kafka.MaxDecompressedBatchBytes = 0
 	if bad.Validate() == nil {

@@ -62,7 +62,9 @@ func (f *rawFetcher) client() (*kgo.Client, error) {
 	defer f.mu.Unlock()
 	if f.cl == nil {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.ClientID("logtransfer-rescue"),
-			kgo.MaxVersions(kversion.V2_8_0()), kgo.BrokerMaxReadBytes(f.maxBytes))
+			kgo.MaxVersions(kversion.V2_8_0()), kgo.BrokerMaxReadBytes(f.maxBytes),
+			// Not used (the rescue sends its own fetches) but checked against the above.
+			kgo.FetchMaxBytes(fetchPartitionBytes), kgo.FetchMaxPartitionBytes(fetchPartitionBytes))
 		if err != nil {
 			return nil, fmt.Errorf("rescue client: %w", err)
 		}

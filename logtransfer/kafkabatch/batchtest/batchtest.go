@@ -47,12 +47,13 @@ func OverlongVarintRecord() []byte {
 	return append(binary.AppendVarint(nil, int64(len(body))), body...)
 }
 
-// ZstdBomb is a zstd frame that declares a content size of size bytes and holds one
-// two bytes: a decoder that trusts the header allocates size bytes.
+// ZstdBomb is a zstd frame that declares a content size of size bytes, with a 1 KiB
+// window, and holds one byte: a decoder that trusts the header allocates size bytes
+// up front (klauspost/compress does, up to its default 64 GiB bound).
 func ZstdBomb(size uint64) []byte {
-	f := []byte{0x28, 0xb5, 0x2f, 0xfd, 0xe0} // magic; single segment, 8-byte content size
+	f := []byte{0x28, 0xb5, 0x2f, 0xfd, 0xc0, 0x00} // magic; 8-byte content size; window 1 KiB
 	f = binary.LittleEndian.AppendUint64(f, size)
-	return append(f, 0x11, 0x00, 0x00, 'x', 'y') // the last block: raw, two bytes
+	return append(f, 0x09, 0x00, 0x00, 'x') // the last block: raw, one byte
 }
 
 // Codecs, in the batch attributes.
