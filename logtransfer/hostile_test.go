@@ -1,6 +1,7 @@
 package logtransfer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -123,7 +124,7 @@ func testBadBatch(t *testing.T, bad []byte, skipped func(*runningTransfer) float
 		undecodableBatch(t, b.Addr(), bad, skipped)
 	})
 	t.Run("kfake", func(t *testing.T) {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "web_log"))
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "web_log"), kfake.SeedTopics(1, "web_log.dlq"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,6 +177,19 @@ func undecodableBatch(t *testing.T, addr string, bad []byte, skipped func(*runni
 	}
 	if n := skipped(r); n != 1 {
 		t.Fatalf("%v batches skipped, want 1", n)
+	}
+	if counterValue(r.t.m.batchesSkipped) == 1 {
+		// The transfer's own skip also dead-letters the batch's bytes.
+		dead := readDLQ(t, addr, "web_log.dlq")
+		hdr := map[string]string{}
+		for _, h := range dead.Headers {
+			hdr[h.Key] = string(h.Value)
+		}
+		// The broker sets the base offset and the leader epoch; the rest is as sent.
+		if len(dead.Value) != len(bad) || !bytes.Equal(dead.Value[16:], bad[16:]) || hdr["original_partition"] != "1" || hdr["original_offset"] != "200" ||
+			!strings.HasPrefix(hdr["error"], "undecodable record batch, offsets 200-200: ") {
+			t.Fatalf("dead letter %q %v", dead.Value, hdr)
+		}
 	}
 	running := runtime.NumGoroutine()
 	r.stop()
@@ -311,15 +325,8 @@ func TestOversizedDeadLetterTruncated(t *testing.T) {
 	tr.Store(startTransfer(t, cfg))
 	waitFor(t, 30*time.Second, "the record after", func() bool { return es.Count("*") >= 1 })
 	waitFor(t, 10*time.Second, "the commit", func() bool { return committed(t, b.Addr(), "logtransfer", "web_log") == 2 })
-	cons, _ := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics("web_log.dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	defer cons.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var dead *kgo.Record
-	for dead == nil && ctx.Err() == nil {
-		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { dead = r })
-	}
-	if dead == nil || len(dead.Value) >= 100_000 || !strings.HasPrefix(string(dead.Value), "HUGE") {
+	dead := readDLQ(t, b.Addr(), "web_log.dlq")
+	if len(dead.Value) >= 100_000 || !strings.HasPrefix(string(dead.Value), "HUGE") {
 		t.Fatalf("dead letter %v", dead)
 	}
 	hdr := map[string]string{}
@@ -397,4 +404,28 @@ func TestRecordPastBatchEndIsSkipped(t *testing.T) {
 // Kafka client moves past it (one offset per error), counted.
 func TestValuePastRecordEndIsSkipped(t *testing.T) {
 	testBadBatch(t, batchtest.ValuePastEndBatch(), func(r *runningTransfer) float64 { return counterValue(r.t.m.offsetsSkipped) })
+}
+
+// readDLQ is the first record of a dead-letter topic.
+func readDLQ(t *testing.T, addr, topic string) *kgo.Record {
+	t.Helper()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var dead *kgo.Record
+	for dead == nil && ctx.Err() == nil {
+		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			if dead == nil {
+				dead = r
+			}
+		})
+	}
+	if dead == nil {
+		t.Fatalf("nothing in %s", topic)
+	}
+	return dead
 }

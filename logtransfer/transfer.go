@@ -253,6 +253,10 @@ func (h *handler) Cleanup(s sarama.ConsumerGroupSession) error {
 	return nil
 }
 
+// deadBatchTimeout bounds how long a skipped batch's bytes may take to reach the
+// dead-letter topic.
+const deadBatchTimeout = 10 * time.Second
+
 // finalGrace is how long the stores of a partition may go on after its session ended
 // (rebalance or shutdown); what is not stored by then is not committed and goes to the
 // partition's next owner.
@@ -367,6 +371,20 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 				t.m.batchesSkipped.Inc()
 				t.log.Error("skipped a record batch that cannot be decoded", "topic", tp.topic, "partition", tp.partition,
 					"first_offset", b.BaseOffset, "last_offset", b.LastOffset, "bytes", b.Size, "err", b.Err)
+				// Its bytes go to the dead-letter topic, for a look (truncated to fit), if
+				// Kafka takes them soon: the skip is logged and counted already, and
+				// must not wait on a dead-letter topic that cannot be written.
+				dead := &sarama.ConsumerMessage{Topic: tp.topic, Partition: tp.partition, Offset: b.BaseOffset, Value: b.Raw, Timestamp: time.Now()}
+				reason := fmt.Sprintf("undecodable record batch, offsets %d-%d: %v", b.BaseOffset, b.LastOffset, b.Err)
+				dctx, cancel := context.WithTimeout(storeCtx, deadBatchTimeout)
+				ok := t.deadLetter(dctx, dead, output.Result{Outcome: output.Reject, Error: reason})
+				cancel()
+				if !ok && storeCtx.Err() != nil {
+					return nil
+				}
+				if !ok {
+					t.log.Warn("the skipped batch's bytes could not be dead-lettered", "topic", tp.topic, "partition", tp.partition, "first_offset", b.BaseOffset)
+				}
 			}
 			sess.MarkOffset(tp.topic, tp.partition, r.next, "")
 			if err := t.raw.commit(sess.Context(), t.cfg.Kafka.Group, sess.GenerationID(), sess.MemberID(), tp.topic, tp.partition, r.next); err != nil {
@@ -519,7 +537,10 @@ const dlqMaxError = 1024
 // and the record's own headers are dropped; header "truncated" then holds the original
 // value's length.
 func dlqMessage(topic string, m *sarama.ConsumerMessage, r output.Result, budget int) (*sarama.ProducerMessage, bool) {
-	reason := fmt.Sprintf("%d %s", r.Status, r.Error)
+	reason := r.Error // a batch the transfer could not decode
+	if r.Status != 0 {
+		reason = fmt.Sprintf("%d %s", r.Status, r.Error)
+	}
 	if len(reason) > dlqMaxError {
 		reason = strings.ToValidUTF8(reason[:dlqMaxError], "")
 	}

@@ -48,8 +48,10 @@ type Batch struct {
 	// (sarama does): neither records nor Err.
 	Legacy  bool
 	Records []Record
-	// Err says why the batch cannot be decoded; then Records is nil.
+	// Err says why the batch cannot be decoded; then Records is nil and Raw holds the
+	// batch's bytes (at most to the end of the response).
 	Err error
+	Raw []byte
 	// Size is the batch's length on the wire.
 	Size int
 }
@@ -82,7 +84,7 @@ func Decode(raw []byte, maxDecompressed int) []Batch {
 		}
 		if length < batchOverhead && (len(raw) < 17 || raw[16] == 2 || length < 14) {
 			b.Err = fmt.Errorf("batch length %d is below the %d-byte header", length, batchOverhead)
-			b.Size = len(raw)
+			b.Size, b.Raw = len(raw), raw
 			return append(out, b)
 		}
 		if len(raw) < headerLen+length {
@@ -90,6 +92,9 @@ func Decode(raw []byte, maxDecompressed int) []Batch {
 		}
 		b.Size = headerLen + length
 		decodeBatch(&b, raw[:b.Size], maxDecompressed)
+		if b.Err != nil {
+			b.Raw = raw[:b.Size:b.Size]
+		}
 		out = append(out, b)
 		raw = raw[b.Size:]
 	}
