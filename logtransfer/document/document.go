@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -47,8 +48,12 @@ type Builder struct {
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 
-	names *sync.Map // indexKey -> string; nil: computed every time
+	names  *sync.Map     // indexKey -> string; nil: computed every time
+	nNames *atomic.Int64 // entries in names, at most maxNames
 }
+
+// maxNames bounds the index names a builder remembers.
+const maxNames = 4096
 
 // indexKey is what an index name depends on.
 type indexKey struct {
@@ -59,7 +64,7 @@ type indexKey struct {
 // NewBuilder returns a copy of b that computes each index name once per topic and
 // day. It is safe for concurrent use.
 func NewBuilder(b Builder) *Builder {
-	b.names = new(sync.Map)
+	b.names, b.nNames = new(sync.Map), new(atomic.Int64)
 	return &b
 }
 
@@ -243,7 +248,9 @@ func (b Builder) index(topic string, ts time.Time) string {
 		return name.(string)
 	}
 	name := b.indexName(topic, ts)
-	b.names.Store(k, name)
+	if b.nNames.Add(1) <= maxNames { // records from many days (no timestamp bound) must not grow it without end
+		b.names.Store(k, name)
+	}
 	return name
 }
 
