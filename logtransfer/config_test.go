@@ -2,7 +2,11 @@ package logtransfer
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,5 +42,21 @@ func TestShippedConfigIsTheDefault(t *testing.T) {
 	bad.Kafka.MaxDecompressedBatchBytes = 0
 	if bad.Validate() == nil {
 		t.Fatal("max_decompressed_batch_bytes = 0 accepted")
+	}
+}
+
+func TestCanProbe(t *testing.T) {
+	for err, want := range map[error]bool{
+		sarama.PacketDecodingError{Info: "varint overflow"}:      true,
+		fmt.Errorf("x: %w", sarama.ErrDecompressedBatchTooLarge): true,
+		errors.New("window size exceeded"):                       true,
+		sarama.ErrOffsetOutOfRange:                               false,
+		sarama.ErrMessageTooLarge:                                false,
+		sarama.ErrNotConnected:                                   false,
+		&net.OpError{Op: "read", Err: syscall.ECONNRESET}:        false,
+	} {
+		if got := canProbe(err); got != want {
+			t.Errorf("canProbe(%v) = %v", err, got)
+		}
 	}
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -251,7 +254,16 @@ func (t *Transfer) probe(ctx context.Context, topic string, partition int32, off
 // whole within Consumer.Fetch.Max and has already moved one offset past it.
 func canProbe(err error) bool {
 	var kerr sarama.KError
-	return !errors.As(err, &kerr) && !errors.Is(err, sarama.ErrMessageTooLarge)
+	var nerr net.Error
+	switch {
+	case errors.As(err, &kerr), errors.Is(err, sarama.ErrMessageTooLarge):
+		return false
+	case errors.Is(err, sarama.ErrNotConnected), errors.Is(err, sarama.ErrOutOfBrokers), errors.Is(err, sarama.ErrClosedClient),
+		errors.Is(err, sarama.ErrShuttingDown), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE), errors.As(err, &nerr):
+		return false // the network: nothing to find in the records
+	}
+	return true
 }
 
 // newRawFetcher is the transfer's rescue reader.
