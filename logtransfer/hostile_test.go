@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/logpipe/logpipe/internal/brokertest"
 	"github.com/logpipe/logpipe/internal/estest"
+	"github.com/logpipe/logpipe/internal/logging"
 	"github.com/logpipe/logpipe/logtransfer/kafkabatch/batchtest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -426,4 +428,58 @@ func readDLQ(t *testing.T, addr, topic string) *kgo.Record {
 		t.Fatalf("nothing in %s", topic)
 	}
 	return dead
+}
+
+// TestRescueIsBounded: the records a probe keeps are bounded by [kafka]
+// max_decompressed_batch_bytes however well they compress; past it, the probe stops
+// at a batch boundary short of the bad batch, and the next probe goes on from there.
+func TestRescueIsBounded(t *testing.T) {
+	b := brokertest.Start(t, 1)
+	createTopic(t, b.Addr(), "web_log", 1)
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := bytes.Repeat([]byte("a"), 200<<10)
+	for i := 0; i < 10; i++ { // 2 MB of records in a few hundred bytes
+		batch := batchtest.Batch(0, batchtest.Zstd, 1, 0, enc.EncodeAll(batchtest.Record(0, nil, value), nil))
+		if err := produceRawBatch(t, b.Addr(), "web_log", 0, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := produceRawBatch(t, b.Addr(), "web_log", 0, batchtest.OverlongVarintBatch()); err != nil {
+		t.Skipf("the broker refuses the batch (%v)", err)
+	}
+	cfg := testConfig(b.Addr(), "http://127.0.0.1:1")
+	cfg.Output.Type, cfg.Output.Dir = "file", t.TempDir()
+	cfg.Kafka.MaxDecompressedBatchBytes = 1 << 20
+	tr, err := New(context.Background(), cfg, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.raw.close()
+	ctx := context.Background()
+	r, err := tr.probe(ctx, "web_log", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for _, m := range r.records {
+		kept += len(m.Value)
+	}
+	// It keeps batches until the limit is passed: at most the limit and one batch.
+	if !r.found || len(r.skipped) != 0 || r.next != 6 || kept > 1<<20+200<<10 {
+		t.Fatalf("first probe: found %v, skipped %d, next %d, %d bytes kept in %d records", r.found, len(r.skipped), r.next, kept, len(r.records))
+	}
+	r, err = tr.probe(ctx, "web_log", 0, r.next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.found || len(r.skipped) != 1 || r.skipped[0].BaseOffset != 10 || r.next != 11 || len(r.records) != 4 || r.records[0].Offset != 6 {
+		t.Fatalf("second probe: found %v, skipped %d, next %d, %d records", r.found, len(r.skipped), r.next, len(r.records))
+	}
+	// Past the bad batch nothing is wrong.
+	if r, err = tr.probe(ctx, "web_log", 0, 11); err != nil || r.found {
+		t.Fatalf("third probe: %+v %v", r, err)
+	}
 }
