@@ -23,6 +23,12 @@ type Config struct {
 		RebalanceTimeout time.Duration `ini:"rebalance_timeout"`
 		DLQTopic         string        `ini:"dlq_topic"`       // {topic} is replaced by the record's topic
 		CommitInterval   time.Duration `ini:"commit_interval"` // how often acknowledged offsets are committed
+		// MaxDecompressedBatchBytes bounds what one compressed record batch may inflate
+		// to (sarama.MaxDecompressedBatchSize, process-wide); a batch over it is skipped.
+		MaxDecompressedBatchBytes int `ini:"max_decompressed_batch_bytes"`
+		// DLQMaxMessageBytes is the largest dead-letter record produced; a larger copy is
+		// truncated (and says so in its headers).
+		DLQMaxMessageBytes int `ini:"dlq_max_message_bytes"`
 	} `ini:"kafka"`
 	Output struct {
 		Type          string        `ini:"type"` // elasticsearch | file
@@ -46,6 +52,11 @@ type Config struct {
 	Decode struct {
 		JSONTopics string `ini:"json_topics"` // topics whose lines are JSON objects; * = all
 		JSONTarget string `ini:"json_target"` // field for the decoded object; empty = top level
+		// A record timestamp further ahead of the clock than MaxTimestampFuture, or
+		// behind it by more than MaxTimestampAge, is replaced by the time of indexing
+		// (the original kept in kafka.timestamp); 0 = no bound.
+		MaxTimestampFuture time.Duration `ini:"max_timestamp_future"`
+		MaxTimestampAge    time.Duration `ini:"max_timestamp_age"`
 	} `ini:"decode"`
 	Metrics imetrics.Config `ini:"metrics"`
 	Logging struct {
@@ -65,6 +76,8 @@ func DefaultConfig() Config {
 	c.Kafka.RebalanceTimeout = 60 * time.Second
 	c.Kafka.DLQTopic = "{topic}.dlq"
 	c.Kafka.CommitInterval = time.Second
+	c.Kafka.MaxDecompressedBatchBytes = 64 << 20
+	c.Kafka.DLQMaxMessageBytes = 1000000
 	c.Output.Type = "elasticsearch"
 	c.Output.Dir = "./data/out"
 	c.Output.BulkActions = 5000
@@ -76,6 +89,8 @@ func DefaultConfig() Config {
 	c.ES.Template = true
 	c.ES.Timeout = 60 * time.Second
 	c.Decode.JSONTarget = "json"
+	c.Decode.MaxTimestampFuture = 24 * time.Hour
+	c.Decode.MaxTimestampAge = 30 * 24 * time.Hour
 	c.Metrics = imetrics.DefaultConfig("127.0.0.1:9310")
 	c.Logging.Level = "info"
 	c.Logging.Format = "text"
@@ -125,6 +140,15 @@ func (c Config) Validate() error {
 	}
 	if c.Kafka.CommitInterval <= 0 {
 		return fmt.Errorf("[kafka] commit_interval must be positive")
+	}
+	if c.Kafka.MaxDecompressedBatchBytes < 1<<20 || c.Kafka.MaxDecompressedBatchBytes > 1<<30 {
+		return fmt.Errorf("[kafka] max_decompressed_batch_bytes %d: want 1 MiB to 1 GiB", c.Kafka.MaxDecompressedBatchBytes)
+	}
+	if c.Kafka.DLQMaxMessageBytes < 4096 {
+		return fmt.Errorf("[kafka] dlq_max_message_bytes %d: want at least 4096", c.Kafka.DLQMaxMessageBytes)
+	}
+	if c.Decode.MaxTimestampFuture < 0 || c.Decode.MaxTimestampAge < 0 {
+		return fmt.Errorf("[decode] max_timestamp_future and max_timestamp_age must not be negative")
 	}
 	if c.Output.BulkActions < 1 || c.Output.BulkBytes < 1 || c.Output.FlushInterval <= 0 || c.Output.BackoffMax <= 0 {
 		return fmt.Errorf("[output] bulk_actions, bulk_bytes, flush_interval and backoff_max must be positive")

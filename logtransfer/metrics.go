@@ -10,9 +10,11 @@ import (
 type metrics struct {
 	reg                                                    *prometheus.Registry
 	consumed, indexed, retried, deadLettered, bulkFailures prometheus.Counter
-	bulkSeconds                                            prometheus.Histogram
-	lag                                                    *prometheus.GaugeVec
-	indexedN                                               atomic.Int64 // indexed, readable by benchmarks
+	// Hostile or broken input, each counted where it is skipped or changed.
+	timestampsReplaced, dlqTruncated, dlqDropped, batchesSkipped, recordsRescued, offsetsSkipped prometheus.Counter
+	bulkSeconds                                                                                  prometheus.Histogram
+	lag                                                                                          *prometheus.GaugeVec
+	indexedN                                                                                     atomic.Int64 // indexed, readable by benchmarks
 }
 
 func (m *metrics) indexedCount() int { return int(m.indexedN.Load()) }
@@ -22,16 +24,23 @@ func newMetrics() *metrics {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	}
 	m := &metrics{
-		reg:          imetrics.NewRegistry(),
-		consumed:     c("logtransfer_records_consumed_total", "Records consumed from Kafka."),
-		indexed:      c("logtransfer_documents_indexed_total", "Documents the output acknowledged."),
-		retried:      c("logtransfer_items_retried_total", "Documents sent again after a transient per-item failure."),
-		deadLettered: c("logtransfer_dead_lettered_total", "Records produced to a dead-letter topic."),
-		bulkFailures: c("logtransfer_bulk_failures_total", "Whole bulk requests that failed and were retried."),
+		reg:                imetrics.NewRegistry(),
+		consumed:           c("logtransfer_records_consumed_total", "Records consumed from Kafka."),
+		indexed:            c("logtransfer_documents_indexed_total", "Documents the output acknowledged."),
+		retried:            c("logtransfer_items_retried_total", "Documents sent again after a transient per-item failure."),
+		deadLettered:       c("logtransfer_dead_lettered_total", "Records produced to a dead-letter topic."),
+		bulkFailures:       c("logtransfer_bulk_failures_total", "Whole bulk requests that failed and were retried."),
+		timestampsReplaced: c("logtransfer_timestamps_replaced_total", "Records whose timestamp was outside [decode] max_timestamp_future / max_timestamp_age, indexed with the time of indexing as @timestamp."),
+		dlqTruncated:       c("logtransfer_dead_letter_truncated_total", "Dead-letter copies truncated to fit [kafka] dlq_max_message_bytes (or the broker's limit)."),
+		dlqDropped:         c("logtransfer_dead_letter_dropped_total", "Rejected records whose dead-letter copy the broker refused even when truncated to its headers; logged and skipped."),
+		batchesSkipped:     c("logtransfer_batches_skipped_total", "Record batches skipped because they cannot be decoded (corrupt, or decompressing past [kafka] max_decompressed_batch_bytes)."),
+		offsetsSkipped:     c("logtransfer_offsets_skipped_too_large_total", "Offsets the Kafka client skipped because their batch is larger than [kafka] max_decompressed_batch_bytes, or cut short by a record running past its end (one per offset)."),
+		recordsRescued:     c("logtransfer_records_rescued_total", "Good records read by the transfer's own decoder from a fetch that the Kafka client could not decode."),
 		bulkSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "logtransfer_bulk_seconds", Help: "Bulk request latency.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logtransfer_consumer_lag", Help: "Records not yet stored, per partition, as of the last batch."}, []string{"topic", "partition"}),
 	}
-	m.reg.MustRegister(m.consumed, m.indexed, m.retried, m.deadLettered, m.bulkFailures, m.bulkSeconds, m.lag)
+	m.reg.MustRegister(m.consumed, m.indexed, m.retried, m.deadLettered, m.bulkFailures, m.bulkSeconds, m.lag,
+		m.timestampsReplaced, m.dlqTruncated, m.dlqDropped, m.batchesSkipped, m.recordsRescued, m.offsetsSkipped)
 	return m
 }

@@ -27,6 +27,8 @@ type Transfer struct {
 
 	dlqMu sync.Mutex
 	dlq   sarama.SyncProducer
+
+	raw *rawFetcher // reads the partitions whose fetches sarama cannot decode
 }
 
 // New prepares a transfer and its output. For Elasticsearch it installs the index
@@ -47,12 +49,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Transfer{cfg: cfg, log: log, sink: sink, builder: cfg.builder(), m: newMetrics()}, nil
+	setClientLimits(cfg)
+	return &Transfer{cfg: cfg, log: log, sink: sink, builder: cfg.builder(), m: newMetrics(), raw: newRawFetcher(cfg)}, nil
 }
 
 // builder is the document builder the configuration asks for.
 func (c Config) builder() *document.Builder {
-	b := document.Builder{IndexPattern: c.ES.Index, JSONTarget: c.Decode.JSONTarget}
+	b := document.Builder{IndexPattern: c.ES.Index, JSONTarget: c.Decode.JSONTarget,
+		MaxFuture: c.Decode.MaxTimestampFuture, MaxAge: c.Decode.MaxTimestampAge}
 	if topics := config.SplitList(c.Decode.JSONTopics); len(topics) > 0 {
 		b.JSON = map[string]bool{}
 		for _, t := range topics {
@@ -78,12 +82,17 @@ func (t *Transfer) saramaConfig() *sarama.Config {
 	sc.Consumer.Group.Heartbeat.Interval = t.cfg.Kafka.SessionTimeout / 3
 	sc.Consumer.Group.Rebalance.Timeout = t.cfg.Kafka.RebalanceTimeout
 	sc.Consumer.Return.Errors = true
-	sc.Consumer.Fetch.Default = 256 << 10 // of compressed batches: decoded, they can be ten times as many bytes
+	sc.Consumer.Fetch.Default = fetchPartitionBytes // of compressed batches: decoded, they can be ten times as many bytes
+	// A batch larger than this fails with ErrMessageTooLarge (and is then read by the
+	// rescue) instead of doubling the fetch size without end.
+	sc.Consumer.Fetch.Max = int32(t.cfg.Kafka.MaxDecompressedBatchBytes)
+	sc.Consumer.Fetch.MaxBytes = fetchMaxBytes
 	sc.ChannelBufferSize = 1024
 	sc.Consumer.MaxProcessingTime = time.Second
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Producer.Return.Successes = true
 	sc.Producer.Retry.Max = 10
+	sc.Producer.MaxMessageBytes = t.cfg.Kafka.DLQMaxMessageBytes
 	return sc
 }
 
@@ -92,6 +101,7 @@ func (t *Transfer) saramaConfig() *sarama.Config {
 func (t *Transfer) Run(ctx context.Context) error {
 	defer t.sink.Close()
 	defer t.closeDLQ()
+	defer t.raw.close()
 	brokers := config.SplitList(t.cfg.Kafka.Brokers)
 	topics := config.SplitList(t.cfg.Kafka.Topics)
 	var group sarama.ConsumerGroup
@@ -108,16 +118,35 @@ func (t *Transfer) Run(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
-	defer group.Close()
+	h := &handler{t: t, probes: map[topicPartition]chan struct{}{}}
+	errorsDone := make(chan struct{})
+	defer func() { group.Close(); <-errorsDone }()
 	go func() {
+		defer close(errorsDone)
 		for err := range group.Errors() {
-			t.log.Warn("consumer group", "err", err)
+			var ce *sarama.ConsumerError
+			switch {
+			case errors.As(err, &ce) && errors.Is(ce.Err, sarama.ErrMessageTooLarge):
+				t.m.offsetsSkipped.Inc()
+				t.log.Error("the Kafka client skipped an offset: its batch is larger than [kafka] max_decompressed_batch_bytes, or its last record runs past its end",
+					"topic", ce.Topic, "partition", ce.Partition)
+			case errors.As(err, &ce) && canProbe(ce.Err):
+				t.log.Warn("consumer group", "err", err)
+				h.probe(ce.Topic, ce.Partition)
+			default:
+				t.log.Warn("consumer group", "err", err)
+			}
 		}
 	}()
 	t.log.Info("consuming", "group", t.cfg.Kafka.Group, "topics", topics, "output", t.cfg.Output.Type)
-	h := &handler{t: t}
 	for ctx.Err() == nil {
-		if err := group.Consume(ctx, topics, h); err != nil {
+		// A session ends with ctx, on a rebalance, or when a partition skipped a
+		// batch sarama cannot decode: its next session starts past the batch.
+		sctx, endSession := context.WithCancel(ctx)
+		h.setEndSession(endSession)
+		err := group.Consume(sctx, topics, h)
+		endSession()
+		if err != nil {
 			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
 				return nil
 			}
@@ -136,6 +165,59 @@ type handler struct {
 	t             *Transfer
 	stopCommitter chan struct{}
 	committerDone chan struct{}
+
+	mu         sync.Mutex
+	probes     map[topicPartition]chan struct{} // per claim: fetches of it failed
+	endSession context.CancelFunc
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// probe asks the claim of topic/partition, if any, to look for a batch sarama cannot
+// decode (see Transfer.probe).
+func (h *handler) probe(topic string, partition int32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ch := h.probes[topicPartition{topic, partition}]; ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (h *handler) setEndSession(f context.CancelFunc) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.endSession = f
+}
+
+// restart ends the session (its claims store what they have and commit), so that
+// the next session fetches from the committed offsets.
+func (h *handler) restart() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.endSession != nil {
+		h.endSession()
+	}
+}
+
+// watch registers the probe channel of a claim; the returned func removes it.
+func (h *handler) watch(tp topicPartition) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	h.probes[tp] = ch
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.probes[tp] == ch {
+			delete(h.probes, tp)
+		}
+	}
 }
 
 // Setup starts the session's committer: every commit interval it commits the offsets
@@ -170,6 +252,10 @@ func (h *handler) Cleanup(s sarama.ConsumerGroupSession) error {
 	s.Commit()
 	return nil
 }
+
+// deadBatchTimeout bounds how long a skipped batch's bytes may take to reach the
+// dead-letter topic.
+const deadBatchTimeout = 10 * time.Second
 
 // finalGrace is how long the stores of a partition may go on after its session ended
 // (rebalance or shutdown); what is not stored by then is not committed and goes to the
@@ -220,6 +306,12 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		return nil
 	}
 
+	tp := topicPartition{claim.Topic(), claim.Partition()}
+	probe, unwatch := h.watch(tp)
+	defer unwatch()
+	next := claim.InitialOffset() // the next offset expected (negative: oldest or newest)
+	var lastProbe time.Time
+
 	msgs := claim.Messages()
 	timer := time.NewTimer(t.cfg.Output.FlushInterval)
 	defer timer.Stop()
@@ -235,6 +327,10 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			if !ok {
 				return finish()
 			}
+			if next >= 0 && msg.Offset < next {
+				continue // already read by a rescue
+			}
+			next = msg.Offset + 1
 			t.m.consumed.Inc()
 			batch = append(batch, msg)
 			bytes += len(msg.Value) + 256
@@ -244,6 +340,59 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			}
 		case <-timer.C:
 			due = true
+		case <-probe:
+			if time.Since(lastProbe) < probeInterval {
+				continue // sarama retries every 2 s; the next error asks again
+			}
+			lastProbe = time.Now()
+			r, err := t.probe(sess.Context(), tp.topic, tp.partition, next)
+			if err != nil {
+				t.log.Warn("cannot read the partition to look for an undecodable batch", "topic", tp.topic, "partition", tp.partition, "offset", next, "err", err)
+				continue
+			}
+			if !r.found {
+				continue
+			}
+			// Store what is pending and what the rescue read, then mark the offset
+			// past the skipped batch and end the session: the next one starts there.
+			if inflight != nil && !settle(<-done) {
+				return nil
+			}
+			batch = append(batch, r.records...)
+			t.m.consumed.Add(float64(len(r.records)))
+			t.m.recordsRescued.Add(float64(len(r.records)))
+			if len(batch) > 0 {
+				send()
+				if !settle(<-done) {
+					return nil
+				}
+			}
+			for _, b := range r.skipped {
+				t.m.batchesSkipped.Inc()
+				t.log.Error("skipped a record batch that cannot be decoded", "topic", tp.topic, "partition", tp.partition,
+					"first_offset", b.BaseOffset, "last_offset", b.LastOffset, "bytes", b.Size, "err", b.Err)
+				// Its bytes go to the dead-letter topic, for a look (truncated to fit), if
+				// Kafka takes them soon: the skip is logged and counted already, and
+				// must not wait on a dead-letter topic that cannot be written.
+				dead := &sarama.ConsumerMessage{Topic: tp.topic, Partition: tp.partition, Offset: b.BaseOffset, Value: b.Raw, Timestamp: time.Now()}
+				reason := fmt.Sprintf("undecodable record batch, offsets %d-%d: %v", b.BaseOffset, b.LastOffset, b.Err)
+				dctx, cancel := context.WithTimeout(storeCtx, deadBatchTimeout)
+				ok := t.deadLetter(dctx, dead, output.Result{Outcome: output.Reject, Error: reason})
+				cancel()
+				if !ok && storeCtx.Err() != nil {
+					return nil
+				}
+				if !ok {
+					t.log.Warn("the skipped batch's bytes could not be dead-lettered", "topic", tp.topic, "partition", tp.partition, "first_offset", b.BaseOffset)
+				}
+			}
+			sess.MarkOffset(tp.topic, tp.partition, r.next, "")
+			if err := t.raw.commit(sess.Context(), t.cfg.Kafka.Group, sess.GenerationID(), sess.MemberID(), tp.topic, tp.partition, r.next); err != nil {
+				t.log.Warn("cannot commit past the skipped batch; the next session reads it again", "err", err)
+			}
+			next = r.next
+			t.log.Info("resuming past the records read by the rescue", "topic", tp.topic, "partition", tp.partition, "offset", r.next, "rescued", len(r.records))
+			h.restart()
 		case <-sess.Context().Done():
 			return finish()
 		}
@@ -267,6 +416,9 @@ func (t *Transfer) store(ctx context.Context, msgs []*sarama.ConsumerMessage) bo
 	docs := make([]document.Doc, len(msgs))
 	for i, m := range msgs {
 		docs[i] = t.builder.Build(m)
+		if docs[i].TimestampReplaced {
+			t.m.timestampsReplaced.Inc()
+		}
 	}
 	pending := make([]int, len(msgs))
 	for i := range pending {
@@ -330,28 +482,37 @@ func indexOf(s []int, v int) int {
 	return 0
 }
 
-// deadLetter produces a rejected record, unchanged, to its dead-letter topic with the
-// reason and its origin in headers, retrying until Kafka has it or ctx ends.
+// deadLetter produces a rejected record to its dead-letter topic with the reason and
+// its origin in headers, retrying until Kafka has it or ctx ends. A copy larger than
+// [kafka] dlq_max_message_bytes is truncated to fit (header "truncated" gives the
+// original value length); if the broker still refuses it as too large, the allowance
+// is halved until only the headers are left, and then the record is logged and
+// skipped: a dead letter never stalls its partition.
 func (t *Transfer) deadLetter(ctx context.Context, m *sarama.ConsumerMessage, r output.Result) bool {
 	topic := strings.ReplaceAll(t.cfg.Kafka.DLQTopic, "{topic}", m.Topic)
-	msg := &sarama.ProducerMessage{Topic: topic, Key: sarama.ByteEncoder(m.Key), Value: sarama.ByteEncoder(m.Value), Timestamp: m.Timestamp}
-	for _, h := range m.Headers {
-		msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: h.Key, Value: h.Value})
-	}
-	msg.Headers = append(msg.Headers,
-		sarama.RecordHeader{Key: []byte("error"), Value: []byte(fmt.Sprintf("%d %s", r.Status, r.Error))},
-		sarama.RecordHeader{Key: []byte("original_topic"), Value: []byte(m.Topic)},
-		sarama.RecordHeader{Key: []byte("original_partition"), Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
-		sarama.RecordHeader{Key: []byte("original_offset"), Value: strconv.AppendInt(nil, m.Offset, 10)},
-	)
+	budget := t.cfg.Kafka.DLQMaxMessageBytes
 	backoff := 100 * time.Millisecond
 	for {
+		msg, truncated := dlqMessage(topic, m, r, budget)
 		p, err := t.dlqProducer()
 		if err == nil {
 			if _, _, err = p.SendMessage(msg); err == nil {
 				t.m.deadLettered.Inc()
-				t.log.Warn("record dead-lettered", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "dlq", topic, "status", r.Status, "error", r.Error)
+				if truncated {
+					t.m.dlqTruncated.Inc()
+				}
+				t.log.Warn("record dead-lettered", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "dlq", topic, "status", r.Status, "error", r.Error, "truncated", truncated)
 				return true
+			}
+			var tooLarge sarama.ConfigurationError // sarama's own size check
+			if errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.As(err, &tooLarge) {
+				if budget <= dlqHeadersOnly {
+					t.m.dlqDropped.Inc()
+					t.log.Error("dead-letter copy refused as too large even truncated; record skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "dlq", topic, "err", err)
+					return true
+				}
+				budget = max(budget/2, dlqHeadersOnly)
+				continue
 			}
 		}
 		t.log.Warn("dead-letter produce failed; retrying", "dlq", topic, "err", err)
@@ -360,6 +521,65 @@ func (t *Transfer) deadLetter(ctx context.Context, m *sarama.ConsumerMessage, r 
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+}
+
+// dlqHeadersOnly is the smallest dead-letter allowance: room for logpipe's headers
+// (each capped) and nothing of the record's key, value or own headers.
+const dlqHeadersOnly = 2048
+
+// dlqMaxError caps the reason kept in the "error" header (Elasticsearch may quote
+// the document in it).
+const dlqMaxError = 1024
+
+// dlqMessage is the dead-letter copy of m, within budget bytes: the record's key,
+// value and headers, and headers error, original_topic, original_partition and
+// original_offset. When the copy does not fit, the value is cut first, then the key
+// and the record's own headers are dropped; header "truncated" then holds the original
+// value's length.
+func dlqMessage(topic string, m *sarama.ConsumerMessage, r output.Result, budget int) (*sarama.ProducerMessage, bool) {
+	reason := r.Error // a batch the transfer could not decode
+	if r.Status != 0 {
+		reason = fmt.Sprintf("%d %s", r.Status, r.Error)
+	}
+	if len(reason) > dlqMaxError {
+		reason = strings.ToValidUTF8(reason[:dlqMaxError], "")
+	}
+	own := []sarama.RecordHeader{
+		{Key: []byte("error"), Value: []byte(reason)},
+		{Key: []byte("original_topic"), Value: []byte(m.Topic)},
+		{Key: []byte("original_partition"), Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
+		{Key: []byte("original_offset"), Value: strconv.AppendInt(nil, m.Offset, 10)},
+	}
+	// sarama counts a record as its key, value and headers plus up to 70 bytes of
+	// record and batch framing (varints and the v2 batch header).
+	const overhead = 128
+	size := overhead + len(m.Key) + len(m.Value)
+	var theirs []sarama.RecordHeader
+	for _, h := range m.Headers {
+		theirs = append(theirs, sarama.RecordHeader{Key: h.Key, Value: h.Value})
+		size += len(h.Key) + len(h.Value) + 10
+	}
+	for _, h := range own {
+		size += len(h.Key) + len(h.Value) + 10
+	}
+	key, value := m.Key, m.Value
+	truncated := size > budget
+	if truncated {
+		own = append(own, sarama.RecordHeader{Key: []byte("truncated"), Value: strconv.AppendInt(nil, int64(len(m.Value)), 10)})
+		size += 40
+		if cut := size - budget; cut <= len(value) {
+			value = value[:len(value)-cut]
+		} else {
+			// Not even the key and the record's headers fit: keep logpipe's own.
+			key, value, theirs = nil, nil, nil
+		}
+	}
+	msg := &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(value), Timestamp: m.Timestamp,
+		Headers: append(theirs, own...)}
+	if key != nil {
+		msg.Key = sarama.ByteEncoder(key)
+	}
+	return msg, truncated
 }
 
 func (t *Transfer) dlqProducer() (sarama.SyncProducer, error) {

@@ -79,7 +79,11 @@ type runningTransfer struct {
 func startTransfer(tb testing.TB, cfg Config) *runningTransfer {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	tr, err := New(ctx, cfg, logging.Discard())
+	log := logging.Discard()
+	if os.Getenv("LOGTRANSFER_TEST_LOG") != "" {
+		log, _ = logging.New(os.Stderr, "debug", "text")
+	}
+	tr, err := New(ctx, cfg, log)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -22,7 +23,11 @@ import (
 type Doc struct {
 	Index string
 	ID    string
-	Body  []byte // the JSON document
+	Body  []byte // the JSON document: one line (no raw newline), valid JSON
+	// TimestampReplaced says that the record's timestamp was outside the window the
+	// builder accepts, so @timestamp is the time of indexing and kafka.timestamp keeps
+	// the record's own (epoch milliseconds).
+	TimestampReplaced bool
 }
 
 // Builder builds documents; IndexPattern may hold {topic} and {date} (yyyy.MM.dd, UTC,
@@ -35,9 +40,20 @@ type Builder struct {
 	// JSONTarget is the field the decoded object goes under; "" puts its keys at the
 	// top level of the document, beside (never over) logpipe's own fields.
 	JSONTarget string
+	// MaxFuture and MaxAge bound the record timestamps used as @timestamp: one more
+	// than MaxFuture ahead of the clock, or more than MaxAge behind it, is replaced by
+	// the time of indexing (and kept in kafka.timestamp), so that a producer's clock
+	// or a crafted record cannot create one index per day. Zero: no bound.
+	MaxFuture, MaxAge time.Duration
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
 
-	names *sync.Map // indexKey -> string; nil: computed every time
+	names  *sync.Map     // indexKey -> string; nil: computed every time
+	nNames *atomic.Int64 // entries in names, at most maxNames
 }
+
+// maxNames bounds the index names a builder remembers.
+const maxNames = 4096
 
 // indexKey is what an index name depends on.
 type indexKey struct {
@@ -48,7 +64,7 @@ type indexKey struct {
 // NewBuilder returns a copy of b that computes each index name once per topic and
 // day. It is safe for concurrent use.
 func NewBuilder(b Builder) *Builder {
-	b.names = new(sync.Map)
+	b.names, b.nNames = new(sync.Map), new(atomic.Int64)
 	return &b
 }
 
@@ -79,9 +95,16 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 			offset = h.Value
 		}
 	}
+	now := time.Now
+	if b.Now != nil {
+		now = b.Now
+	}
 	ts := m.Timestamp.UTC()
+	replaced := false
 	if m.Timestamp.IsZero() || ts.Year() < 1971 {
-		ts = time.Now().UTC()
+		ts = now().UTC()
+	} else if n := now(); (b.MaxFuture > 0 && ts.After(n.Add(b.MaxFuture))) || (b.MaxAge > 0 && ts.Before(n.Add(-b.MaxAge))) {
+		ts, replaced = n.UTC(), true
 	}
 	body := make([]byte, 0, len(m.Value)+len(host)+len(path)+len(m.Topic)+256)
 	body = append(body, `{"@timestamp":"`...)
@@ -117,13 +140,17 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 	body = strconv.AppendInt(body, int64(m.Partition), 10)
 	body = append(body, `,"offset":`...)
 	body = strconv.AppendInt(body, m.Offset, 10)
+	if replaced {
+		body = append(body, `,"timestamp":`...)
+		body = strconv.AppendInt(body, m.Timestamp.UnixMilli(), 10)
+	}
 	body = append(body, '}')
 	if b.JSON != nil && (b.JSON[m.Topic] || b.JSON["*"]) {
 		body = b.appendJSON(body, m.Value)
 	}
 	body = append(body, '}')
 
-	return Doc{Index: b.index(m.Topic, ts), ID: ID(m.Topic, m.Partition, m.Offset, host, fileID, offset), Body: body}
+	return Doc{Index: b.index(m.Topic, ts), ID: ID(m.Topic, m.Partition, m.Offset, host, fileID, offset), Body: body, TimestampReplaced: replaced}
 }
 
 // appendJSON adds the fields of a JSON object line, or the reason it is not one.
@@ -157,16 +184,32 @@ func (b Builder) appendJSON(body, line []byte) []byte {
 		}
 		body = appendString(body, []byte(k))
 		body = append(body, ':')
-		v := fields[k]
-		if !utf8.Valid(v) {
-			v = bytes.ToValidUTF8(v, []byte("\uFFFD"))
-		}
-		body = append(body, v...)
+		body = appendCompact(body, fields[k])
 	}
 	if b.JSONTarget != "" {
 		body = append(body, '}')
 	}
 	return body
+}
+
+// appendCompact appends a JSON value re-encoded without insignificant whitespace:
+// JSON allows raw newlines between tokens, and one in a _bulk body would split the
+// document into two NDJSON lines (and could pose as an action line). Inside strings a
+// newline is always escaped (a raw one is not valid JSON), so the result is one line.
+func appendCompact(dst, v []byte) []byte {
+	if !utf8.Valid(v) {
+		v = bytes.ToValidUTF8(v, []byte("\uFFFD"))
+	}
+	if bytes.IndexByte(v, '\n') < 0 && bytes.IndexByte(v, '\r') < 0 {
+		return append(dst, v...) // already one line: the common case, copied as is
+	}
+	n := len(dst)
+	buf := bytes.NewBuffer(dst)
+	if err := json.Compact(buf, v); err != nil {
+		// Unreachable for a value json.Unmarshal accepted; never copy it raw.
+		return appendString(dst[:n], v)
+	}
+	return buf.Bytes()
 }
 
 // ID is a record's document id: base64url (no padding) of the first 15 bytes of
@@ -205,7 +248,9 @@ func (b Builder) index(topic string, ts time.Time) string {
 		return name.(string)
 	}
 	name := b.indexName(topic, ts)
-	b.names.Store(k, name)
+	if b.nNames.Add(1) <= maxNames { // records from many days (no timestamp bound) must not grow it without end
+		b.names.Store(k, name)
+	}
 	return name
 }
 

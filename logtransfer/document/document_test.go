@@ -2,6 +2,7 @@ package document
 
 import (
 	"encoding/json"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -177,4 +178,110 @@ func FuzzBuildJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestJSONWithRawNewlinesIsOneLine: JSON allows raw newlines (and other whitespace)
+// between tokens; the document must stay one NDJSON line whatever the line holds, and a
+// value posing as a bulk action stays inside its string.
+func TestJSONWithRawNewlinesIsOneLine(t *testing.T) {
+	for _, target := range []string{"json", ""} {
+		b := NewBuilder(Builder{JSON: map[string]bool{"*": true}, JSONTarget: target})
+		for _, line := range []string{
+			"{\n\"a\"\n:\n1\r\n,\"b\":\t[ 1 ,\n 2 ],\n\"c\": {\"d\" :\n\"e\"}\n}",
+			"{\"x\":\n{\"index\":{\"_index\":\"victim\",\"_id\":\"1\"}}\n}",
+			"{\"x\":\"}\\n{\\\"index\\\":{\\\"_index\\\":\\\"victim\\\"}}\\n{\"}",
+		} {
+			d := b.Build(&sarama.ConsumerMessage{Topic: "t", Value: []byte(line), Timestamp: time.Unix(1_800_000_000, 0)})
+			if strings.ContainsAny(string(d.Body), "\r\n") {
+				t.Fatalf("raw newline in %q", d.Body)
+			}
+			var doc map[string]any
+			if err := json.Unmarshal(d.Body, &doc); err != nil || doc["tags"] != nil {
+				t.Fatalf("%s: %v", d.Body, err)
+			}
+			if target == "" && doc["a"] == nil && doc["x"] == nil {
+				t.Fatalf("fields lost: %s", d.Body)
+			}
+		}
+	}
+}
+
+// TestTimestampWindow: a record timestamp more than MaxFuture ahead or MaxAge behind
+// the clock is replaced by the clock, and kept in kafka.timestamp (epoch ms).
+func TestTimestampWindow(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	b := NewBuilder(Builder{MaxFuture: 24 * time.Hour, MaxAge: 30 * 24 * time.Hour, Now: func() time.Time { return now }})
+	for _, c := range []struct {
+		ts       time.Time
+		replaced bool
+	}{
+		{now.Add(23 * time.Hour), false},
+		{now.Add(25 * time.Hour), true},
+		{time.UnixMilli(1 << 62), true},
+		{now.Add(-29 * 24 * time.Hour), false},
+		{now.Add(-31 * 24 * time.Hour), true},
+		{time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC), true},
+	} {
+		d := b.Build(&sarama.ConsumerMessage{Topic: "t", Value: []byte("x"), Timestamp: c.ts})
+		var doc struct {
+			Timestamp string `json:"@timestamp"`
+			Kafka     struct {
+				Timestamp *int64 `json:"timestamp"`
+			} `json:"kafka"`
+		}
+		if err := json.Unmarshal(d.Body, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if d.TimestampReplaced != c.replaced {
+			t.Fatalf("%v: replaced %v", c.ts, d.TimestampReplaced)
+		}
+		if c.replaced {
+			if doc.Timestamp != "2026-11-27T12:00:00.000Z" || doc.Kafka.Timestamp == nil || *doc.Kafka.Timestamp != c.ts.UnixMilli() || d.Index != "t-2026.11.27" {
+				t.Fatalf("%v: %s in %s", c.ts, d.Body, d.Index)
+			}
+		} else if doc.Kafka.Timestamp != nil || doc.Timestamp != c.ts.UTC().Format("2006-01-02T15:04:05.000Z07:00") {
+			t.Fatalf("%v: %s", c.ts, d.Body)
+		}
+	}
+}
+
+// FuzzBuildOneLine: whatever the line and headers, with JSON decoding on, every
+// document is one line of valid JSON, and building it allocates no more than a small
+// multiple of its input.
+func FuzzBuildOneLine(f *testing.F) {
+	for _, s := range []string{"{\n\"a\"\n:\n1}", `{"a":[1,{"b":"\n"}]}`, "{\"a\":\"\xff\"\r\n}", `{"@timestamp":1,"kafka":{}}`, "x\ny"} {
+		f.Add([]byte(s), []byte("h\n"), int64(1_800_000_000_000))
+	}
+	builders := []*Builder{
+		NewBuilder(Builder{JSON: map[string]bool{"*": true}, JSONTarget: "json", MaxFuture: 24 * time.Hour, MaxAge: 720 * time.Hour}),
+		NewBuilder(Builder{JSON: map[string]bool{"*": true}, MaxFuture: 24 * time.Hour, MaxAge: 720 * time.Hour}),
+	}
+	f.Fuzz(func(t *testing.T, line, host []byte, tsMillis int64) {
+		m := &sarama.ConsumerMessage{Topic: "t", Value: line, Timestamp: time.UnixMilli(tsMillis), Headers: []*sarama.RecordHeader{
+			{Key: []byte("host"), Value: host}, {Key: []byte("path"), Value: host}, {Key: []byte("offset"), Value: host},
+		}}
+		for _, b := range builders {
+			// The allocation counter is the process's: take the least of three builds, so
+			// that the fuzzing engine's own work and first-use caches do not count.
+			var d Doc
+			got := uint64(1 << 62)
+			for range 3 {
+				before := allocatedBytes()
+				d = b.Build(m)
+				got = min(got, allocatedBytes()-before)
+			}
+			if limit := uint64(64*(len(line)+len(host)) + 64<<10); got > limit {
+				t.Fatalf("building a document of %d input bytes allocated %d bytes", len(line)+len(host), got)
+			}
+			if strings.ContainsAny(string(d.Body), "\r\n") || !json.Valid(d.Body) {
+				t.Fatalf("not one line of JSON: %q", d.Body)
+			}
+		}
+	})
+}
+
+func allocatedBytes() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }

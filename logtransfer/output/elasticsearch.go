@@ -32,7 +32,8 @@ type ESConfig struct {
 
 // ES is the Elasticsearch sink, using bulk requests.
 type ES struct {
-	c *elastic.Client
+	c  *elastic.Client
+	tr *http.Transport
 }
 
 // NewES connects to Elasticsearch and, if configured, installs the index template.
@@ -78,7 +79,7 @@ func NewES(ctx context.Context, cfg ESConfig) (*ES, error) {
 			return nil, fmt.Errorf("elasticsearch client: %w", err)
 		}
 	}
-	es := &ES{c: c}
+	es := &ES{c: c, tr: tr}
 	if cfg.Template {
 		if err := es.installTemplate(ctx, cfg.IndexPattern); err != nil {
 			return nil, err
@@ -111,6 +112,7 @@ func (e *ES) installTemplate(ctx context.Context, pattern string) error {
 						"topic":     map[string]any{"type": "keyword"},
 						"partition": map[string]any{"type": "integer"},
 						"offset":    map[string]any{"type": "long"},
+						"timestamp": map[string]any{"type": "long"}, // the record's, when @timestamp replaced it
 					}},
 				},
 			},
@@ -126,16 +128,29 @@ func (e *ES) installTemplate(ctx context.Context, pattern string) error {
 
 // Write sends docs in one bulk request. The NDJSON body is built here in one pass
 // (olivere's BulkService would marshal every document twice), and sent with the
-// client's transport, authentication and TLS.
+// client's transport, authentication and TLS. A document that is not one line is
+// never sent (it would split into several NDJSON lines, one of which could pose as an
+// action): it is rejected, so that it goes to the dead-letter topic.
 func (e *ES) Write(ctx context.Context, docs []document.Doc) ([]Result, error) {
+	results := make([]Result, len(docs))
+	sent := make([]int, 0, len(docs)) // indexes in docs of the documents in the body
 	n := 0
-	for _, d := range docs {
+	for i, d := range docs {
+		if !OneLine(d.Body) {
+			results[i] = Result{Outcome: Reject, Status: 400, Error: "logpipe: document is not one line of JSON"}
+			continue
+		}
+		sent = append(sent, i)
 		n += len(d.Body) + len(d.Index) + len(d.ID) + 40
+	}
+	if len(sent) == 0 {
+		return results, nil
 	}
 	// A strings.Builder hands its bytes over as the request body without a copy.
 	var body strings.Builder
 	body.Grow(n)
-	for _, d := range docs {
+	for _, i := range sent {
+		d := docs[i]
 		body.WriteString(`{"index":{"_index":`)
 		writeQuoted(&body, d.Index)
 		body.WriteString(`,"_id":`)
@@ -148,9 +163,8 @@ func (e *ES) Write(ctx context.Context, docs []document.Doc) ([]Result, error) {
 		Method: "POST", Path: "/_bulk", Body: body.String(), ContentType: "application/x-ndjson",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bulk request of %d documents: %w", len(docs), err)
+		return nil, fmt.Errorf("bulk request of %d documents: %w", len(sent), err)
 	}
-	results := make([]Result, len(docs))
 	// Most responses say no item failed: then the items need not be decoded, only
 	// counted (each has one "status").
 	failed, err := bulkErrors(resp.Body)
@@ -158,10 +172,10 @@ func (e *ES) Write(ctx context.Context, docs []document.Doc) ([]Result, error) {
 		return nil, fmt.Errorf("bulk response: %w", err)
 	}
 	if !failed {
-		if n := bytes.Count(resp.Body, []byte(`"status"`)); n != len(docs) {
-			return nil, fmt.Errorf("bulk response has %d items for %d documents", n, len(docs))
+		if n := bytes.Count(resp.Body, []byte(`"status"`)); n != len(sent) {
+			return nil, fmt.Errorf("bulk response has %d items for %d documents", n, len(sent))
 		}
-		for i := range results {
+		for _, i := range sent {
 			results[i] = Result{Outcome: Stored, Status: 200}
 		}
 		return results, nil
@@ -170,10 +184,11 @@ func (e *ES) Write(ctx context.Context, docs []document.Doc) ([]Result, error) {
 	if err := json.Unmarshal(resp.Body, &br); err != nil {
 		return nil, fmt.Errorf("bulk response: %w", err)
 	}
-	if len(br.Items) != len(docs) {
-		return nil, fmt.Errorf("bulk response has %d items for %d documents", len(br.Items), len(docs))
+	if len(br.Items) != len(sent) {
+		return nil, fmt.Errorf("bulk response has %d items for %d documents", len(br.Items), len(sent))
 	}
-	for i, item := range br.Items {
+	for k, item := range br.Items {
+		i := sent[k]
 		for _, r := range item {
 			results[i] = Result{Outcome: classify(r.Status), Status: r.Status}
 			if r.Error != nil {
@@ -182,6 +197,12 @@ func (e *ES) Write(ctx context.Context, docs []document.Doc) ([]Result, error) {
 		}
 	}
 	return results, nil
+}
+
+// OneLine reports whether a document body can be one NDJSON line: no raw line feed
+// or carriage return (Elasticsearch splits a bulk body on either).
+func OneLine(body []byte) bool {
+	return bytes.IndexByte(body, '\n') < 0 && bytes.IndexByte(body, '\r') < 0
 }
 
 // bulkErrors reads the top-level "errors" flag of a _bulk response, stopping there
@@ -236,8 +257,9 @@ type bulkResponse struct {
 	} `json:"items"`
 }
 
-// Close releases the client.
+// Close releases the client and its idle connections.
 func (e *ES) Close() error {
 	e.c.Stop()
+	e.tr.CloseIdleConnections()
 	return nil
 }

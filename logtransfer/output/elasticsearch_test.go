@@ -107,3 +107,33 @@ func TestWriteQuoted(t *testing.T) {
 		}
 	}
 }
+
+// TestMultiLineDocumentNeverSent: a body with a raw newline would be two NDJSON lines
+// (the second could pose as an action): it is rejected and the others are stored,
+// each result in its place.
+func TestMultiLineDocumentNeverSent(t *testing.T) {
+	es, srv := newSink(t)
+	ds := docs(5)
+	ds[1].Body = []byte("{\"message\":1}\n{\"index\":{\"_index\":\"victim\"}}")
+	ds[3].Body = []byte("{\"message\":\r3}")
+	res, err := es.Write(context.Background(), ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if want := map[bool]Outcome{true: Reject, false: Stored}[i == 1 || i == 3]; r.Outcome != want {
+			t.Fatalf("document %d: %+v", i, r)
+		}
+	}
+	if srv.Count("*") != 3 || srv.Count("victim") != 0 {
+		t.Fatalf("%d stored, %d in victim", srv.Count("*"), srv.Count("victim"))
+	}
+	f, err := NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if res, err := f.Write(context.Background(), ds); err != nil || res[1].Outcome != Reject || res[0].Outcome != Stored {
+		t.Fatalf("file sink: %+v %v", res, err)
+	}
+}

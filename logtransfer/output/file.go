@@ -29,10 +29,16 @@ func NewFile(dir string) (*File, error) {
 	return &File{dir: dir, files: map[string]*os.File{}}, nil
 }
 
-// Write appends docs to their index files and fsyncs them.
+// Write appends docs to their index files and fsyncs them. A document that is not one
+// line is rejected, as by the Elasticsearch sink.
 func (f *File) Write(ctx context.Context, docs []document.Doc) ([]Result, error) {
+	results := make([]Result, len(docs)) // Stored unless rejected
 	bufs := map[string][]byte{}
-	for _, d := range docs {
+	for i, d := range docs {
+		if !OneLine(d.Body) {
+			results[i] = Result{Outcome: Reject, Status: 400, Error: "logpipe: document is not one line of JSON"}
+			continue
+		}
 		b := bufs[d.Index]
 		b = append(b, `{"_id":"`...)
 		b = append(b, d.ID...)
@@ -57,7 +63,7 @@ func (f *File) Write(ctx context.Context, docs []document.Doc) ([]Result, error)
 			return nil, fmt.Errorf("fsync %s: %w", fh.Name(), err)
 		}
 	}
-	return make([]Result, len(docs)), nil // all Stored
+	return results, nil
 }
 
 func (f *File) file(index string) (*os.File, error) {
