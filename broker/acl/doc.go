@@ -32,7 +32,8 @@
 // stored: a file holding more, or more bytes than they can take, does not
 // load, and creations beyond answer POLICY_VIOLATION. Names and principals are
 // at most MaxNameBytes. One DeleteAcls handles at most MaxFiltersPerRequest
-// filters; each change rewrites the file (ACL changes are administrative and
+// filters, of which MaxScanFiltersPerRequest without a resource name; each
+// change rewrites the file (ACL changes are administrative and
 // rare). Denials and refusals are counted in logpipe_broker_acl_denied_total
 // {resource_type} and logpipe_broker_acl_refused_total{reason}; the stored
 // count is logpipe_broker_acl_bindings.

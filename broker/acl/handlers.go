@@ -8,10 +8,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// MaxFiltersPerRequest bounds the filters of one DeleteAcls request: a filter
-// without a resource name costs a pass over every binding. The filters beyond
-// it are answered INVALID_REQUEST.
-const MaxFiltersPerRequest = 1000
+// MaxFiltersPerRequest bounds the filters of one DeleteAcls request, and
+// MaxScanFiltersPerRequest those among them that name no resource type or
+// name, each of which costs a pass over every binding (a named one is looked
+// up in the index). The filters beyond are answered INVALID_REQUEST.
+const (
+	MaxFiltersPerRequest     = 1000
+	MaxScanFiltersPerRequest = 64
+)
 
 // APIKeys returns the versions of CreateAcls (30), DescribeAcls (29) and
 // DeleteAcls (31) that the handlers answer, for ApiVersions.
@@ -163,7 +167,7 @@ func (a *Authorizer) DeleteACLs(req *kmsg.DeleteACLsRequest) *kmsg.DeleteACLsRes
 	defer a.mu.Unlock()
 	cur := a.snap.Load()
 	deleted := make([]bool, len(cur.bindings))
-	ndeleted := 0
+	ndeleted, scans := 0, 0
 	for i, rf := range req.Filters {
 		r := &resp.Results[i]
 		if i >= MaxFiltersPerRequest {
@@ -177,6 +181,14 @@ func (a *Authorizer) DeleteACLs(req *kmsg.DeleteACLsRequest) *kmsg.DeleteACLsRes
 			a.m.refused.WithLabelValues("invalid").Inc()
 			r.ErrorCode, r.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr(err.Error())
 			continue
+		}
+		if f.scans() {
+			if scans++; scans > MaxScanFiltersPerRequest {
+				a.m.refused.WithLabelValues("max_filters").Inc()
+				r.ErrorCode = kerr.InvalidRequest.Code
+				r.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("more than %d filters without a resource type and name in one request", MaxScanFiltersPerRequest))
+				continue
+			}
 		}
 		for _, pos := range cur.match(&f) {
 			if deleted[pos] {
@@ -287,11 +299,15 @@ func (f *filter) matches(b *Binding) bool {
 	}
 }
 
+// scans reports whether f is matched by a pass over all bindings rather than
+// through the index.
+func (f *filter) scans() bool { return f.rt == kmsg.ACLResourceTypeAny || f.name == nil }
+
 // match returns, in order, the positions of the bindings f matches: from the
 // index when f names a resource type and name, else by a pass over all.
 func (s *snapshot) match(f *filter) []int32 {
 	var out []int32
-	if f.rt == kmsg.ACLResourceTypeAny || f.name == nil {
+	if f.scans() {
 		for i := range s.bindings {
 			if f.matches(&s.bindings[i]) {
 				out = append(out, int32(i))

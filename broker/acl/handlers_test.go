@@ -264,18 +264,42 @@ func TestMaxBindings(t *testing.T) {
 func TestDeleteFilterLimit(t *testing.T) {
 	a := open(t, Config{Enabled: true}, bind(topic, literal, "t", "User:bob", opRead, allow))
 	del := kmsg.NewPtrDeleteACLsRequest()
-	for range MaxFiltersPerRequest + 3 {
+	// Named filters, looked up in the index, up to MaxFiltersPerRequest.
+	for range MaxFiltersPerRequest - MaxScanFiltersPerRequest {
+		d := kmsg.NewDeleteACLsRequestFilter()
+		d.ResourceType, d.ResourceName, d.Operation, d.PermissionType = topic, sp("x"), kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+		del.Filters = append(del.Filters, d)
+	}
+	// Scanning filters: the first deletes, those beyond the limits are refused.
+	for range MaxScanFiltersPerRequest + 3 {
 		d := kmsg.NewDeleteACLsRequestFilter()
 		d.ResourceType, d.ResourcePatternType, d.Operation, d.PermissionType = kmsg.ACLResourceTypeAny, any_, kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
 		del.Filters = append(del.Filters, d)
 	}
 	dr := roundTrip(t, a, del, 3).(*kmsg.DeleteACLsResponse)
-	if len(dr.Results) != MaxFiltersPerRequest+3 || len(dr.Results[0].MatchingACLs) != 1 {
-		t.Fatalf("first filter: %+v", dr.Results[0])
+	first := MaxFiltersPerRequest - MaxScanFiltersPerRequest
+	if len(dr.Results) != len(del.Filters) || len(dr.Results[first].MatchingACLs) != 1 {
+		t.Fatalf("first scanning filter: %+v", dr.Results[first])
 	}
-	for _, r := range dr.Results[MaxFiltersPerRequest:] {
-		if r.ErrorCode != kerr.InvalidRequest.Code {
-			t.Fatalf("filter beyond the limit: %d", r.ErrorCode)
+	for i, r := range dr.Results {
+		want := int16(0)
+		if i >= MaxFiltersPerRequest {
+			want = kerr.InvalidRequest.Code
+		}
+		if r.ErrorCode != want {
+			t.Fatalf("filter %d: %d, want %d", i, r.ErrorCode, want)
+		}
+	}
+	// Scanning filters beyond their own limit, in a shorter request.
+	del.Filters = del.Filters[first-1:]
+	dr = roundTrip(t, a, del, 3).(*kmsg.DeleteACLsResponse)
+	for i, r := range dr.Results {
+		want := int16(0)
+		if i > MaxScanFiltersPerRequest {
+			want = kerr.InvalidRequest.Code
+		}
+		if r.ErrorCode != want {
+			t.Fatalf("short request, filter %d: %d, want %d", i, r.ErrorCode, want)
 		}
 	}
 }
