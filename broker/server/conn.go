@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/logpipe/logpipe/broker/acl"
 	"github.com/logpipe/logpipe/broker/sasl"
 )
 
@@ -71,6 +72,7 @@ type conn struct {
 	// Who the connection is: Anonymous until a client certificate or SASL says
 	// otherwise. Only the reader goroutine changes these.
 	principal     string
+	host          string         // the remote IP, as ACLs name hosts
 	authenticated bool           // SASL done (SASL listeners)
 	exchange      *sasl.Exchange // the SASL exchange in progress
 
@@ -116,6 +118,7 @@ func newConn(s *Server, nc net.Conn, lst listenerInfo) *conn {
 		nc:        nc,
 		lst:       lst,
 		principal: Anonymous,
+		host:      acl.HostOf(nc.RemoteAddr()),
 		log:       s.log.With("remote", nc.RemoteAddr().String()),
 		client:    Client{Host: host},
 		ctx:       ctx,
@@ -446,6 +449,17 @@ func (c *conn) goAsync(p *pending, fn func(p *pending)) {
 func (c *conn) dispatch(h header, req kmsg.Request) error {
 	s := c.s
 	start := time.Now()
+	deny, complete := c.screen(req)
+	if deny != nil {
+		c.respond(h, deny, start)
+		return nil
+	}
+	reply := func(resp kmsg.Response) {
+		if complete != nil {
+			complete(resp)
+		}
+		c.respond(h, resp, start)
+	}
 	switch r := req.(type) {
 	case *kmsg.ProduceRequest:
 		return c.handleProduce(h, r, start)
@@ -454,35 +468,37 @@ func (c *conn) dispatch(h header, req kmsg.Request) error {
 		c.goAsync(p, func(p *pending) { c.handleFetch(h, r, p) })
 		return nil
 	case *kmsg.ApiVersionsRequest:
-		c.respond(h, s.handleApiVersions(r), start)
+		reply(s.handleApiVersions(r))
 	case *kmsg.SASLHandshakeRequest:
-		c.respond(h, c.handleSaslHandshake(r), start)
+		reply(c.handleSaslHandshake(r))
 	case *kmsg.SASLAuthenticateRequest:
 		resp, err := c.handleSaslAuthenticate(r)
-		c.respond(h, resp, start)
+		reply(resp)
 		return err
 	case *kmsg.DescribeUserSCRAMCredentialsRequest:
-		c.respond(h, s.handleDescribeUserSCRAMs(r), start)
+		reply(s.handleDescribeUserSCRAMs(r))
 	case *kmsg.AlterUserSCRAMCredentialsRequest:
-		c.respond(h, s.handleAlterUserSCRAMs(r), start)
+		reply(s.handleAlterUserSCRAMs(r))
+	case *kmsg.CreateACLsRequest, *kmsg.DescribeACLsRequest, *kmsg.DeleteACLsRequest:
+		reply(c.handleACLs(req))
 	case *kmsg.MetadataRequest:
-		c.respond(h, s.handleMetadata(r, c.lst), start)
+		reply(c.handleMetadata(r))
 	case *kmsg.ListOffsetsRequest:
-		c.respond(h, s.handleListOffsets(r), start)
+		reply(s.handleListOffsets(r))
 	case *kmsg.FindCoordinatorRequest:
-		c.respond(h, s.handleFindCoordinator(r, c.lst), start)
+		reply(s.handleFindCoordinator(r, c.lst))
 	case *kmsg.InitProducerIDRequest:
-		c.respond(h, s.handleInitProducerID(r), start)
+		reply(s.handleInitProducerID(r))
 	case *kmsg.CreateTopicsRequest:
-		c.respond(h, s.handleCreateTopics(r), start)
+		reply(s.handleCreateTopics(r))
 	case *kmsg.DeleteTopicsRequest:
-		c.respond(h, s.handleDeleteTopics(r), start)
+		reply(s.handleDeleteTopics(r))
 	case *kmsg.CreatePartitionsRequest:
-		c.respond(h, s.handleCreatePartitions(r), start)
+		reply(s.handleCreatePartitions(r))
 	case *kmsg.DescribeConfigsRequest:
-		c.respond(h, s.handleDescribeConfigs(r), start)
+		reply(s.handleDescribeConfigs(r))
 	case *kmsg.DescribeLogDirsRequest:
-		c.respond(h, s.handleDescribeLogDirs(r), start)
+		reply(s.handleDescribeLogDirs(r))
 	default:
 		if s.cfg.Groups == nil || !isGroupKey(h.key) {
 			return fmt.Errorf("no handler for %s", kmsg.NameForKey(h.key))
@@ -496,6 +512,12 @@ func (c *conn) dispatch(h header, req kmsg.Request) error {
 // group worker, so that a JoinGroup waiting for a rebalance holds back only the
 // group requests behind it.
 func (c *conn) handleGroup(h header, req kmsg.Request) {
+	deny, complete := c.screenGroup(req)
+	if deny != nil {
+		deny.SetVersion(req.GetVersion())
+		c.respond(h, deny, time.Now())
+		return
+	}
 	p := c.push(h)
 	if c.groupJobs == nil {
 		c.groupJobs = make(chan func(), maxInFlight)
@@ -522,6 +544,9 @@ func (c *conn) handleGroup(h header, req kmsg.Request) {
 		case resp == nil:
 			p.err = fmt.Errorf("%s: no response", kmsg.NameForKey(h.key))
 		default:
+			if complete != nil {
+				complete(resp)
+			}
 			p.frame = responseFrame(h.corr, resp)
 		}
 		p.complete()

@@ -61,6 +61,9 @@ var baseVersions = map[int16]versionRange{
 	36: {0, 2},  // SaslAuthenticate
 	50: {0, 0},  // DescribeUserScramCredentials
 	51: {0, 0},  // AlterUserScramCredentials
+	29: {0, 3},  // DescribeAcls
+	30: {0, 3},  // CreateAcls
+	31: {0, 3},  // DeleteAcls
 }
 
 // buildVersions merges the server's table with the group coordinator's.

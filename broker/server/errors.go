@@ -46,6 +46,8 @@ func errorCode(err error) int16 {
 		return kerr.PolicyViolation.Code
 	case errors.Is(err, errInternalTopic):
 		return kerr.InvalidTopicException.Code
+	case errors.Is(err, errTopicDenied):
+		return kerr.TopicAuthorizationFailed.Code
 	case errors.Is(err, errUnsupportedCompression):
 		return kerr.UnsupportedCompressionType.Code
 	default:

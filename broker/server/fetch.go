@@ -25,12 +25,13 @@ func (c *conn) handleFetch(h header, r *kmsg.FetchRequest, p *pending) {
 		return
 	}
 	dropDuplicates(r)
+	allowed := c.fetchAllowed(r)
 	wait := min(time.Duration(max(r.MaxWaitMillis, 0))*time.Millisecond, s.cfg.MaxFetchWait)
 	deadline := time.Now().Add(wait)
 	minBytes := int64(max(r.MinBytes, 0))
 	var timer *time.Timer
 	for {
-		topics, total, waits, failed := s.readFetch(r)
+		topics, total, waits, failed := s.readFetch(r, allowed)
 		if total >= minBytes || failed || !time.Now().Before(deadline) || s.isStopping() || c.ctx.Err() != nil {
 			p.fetch = encodeFetch(r.Version, h.corr, 0, 0, 0, topics)
 			s.metrics.fetched(topics)
@@ -117,7 +118,9 @@ func dropDuplicates(r *kmsg.FetchRequest) {
 
 // readFetch reads what the request asks for. It reports the bytes read, what to
 // wait on for more, and whether a partition failed (Kafka answers at once then).
-func (s *Server) readFetch(r *kmsg.FetchRequest) (topics []fetchTopic, total int64, waits []waitTarget, failed bool) {
+// A topic with false in allowed (nil: all allowed) answers
+// TOPIC_AUTHORIZATION_FAILED for each partition.
+func (s *Server) readFetch(r *kmsg.FetchRequest, allowed map[string]bool) (topics []fetchTopic, total int64, waits []waitTarget, failed bool) {
 	remaining := int64(r.MaxBytes)
 	if r.Version < 3 || remaining <= 0 {
 		remaining = math.MaxInt32
@@ -126,8 +129,15 @@ func (s *Server) readFetch(r *kmsg.FetchRequest) (topics []fetchTopic, total int
 	for _, rt := range r.Topics {
 		ft := fetchTopic{name: rt.Topic, partitions: make([]fetchPartition, 0, len(rt.Partitions))}
 		t := s.store.Topic(rt.Topic)
+		denied := allowed != nil && !allowed[rt.Topic]
 		for _, rp := range rt.Partitions {
 			fp := fetchPartition{partition: rp.Partition, hw: -1, lso: -1, logStart: -1}
+			if denied {
+				fp.errorCode = topicDenied
+				failed = true
+				ft.partitions = append(ft.partitions, fp)
+				continue
+			}
 			var part *storage.Partition
 			if t != nil {
 				part = t.Partition(rp.Partition)

@@ -52,7 +52,11 @@ func (s *Server) apiVersionsTooNew() kmsg.Response {
 }
 
 // handleMetadata answers Metadata: this node leads every partition.
-func (s *Server) handleMetadata(r *kmsg.MetadataRequest, lst listenerInfo) kmsg.Response {
+// With ACLs, c lists only the topics its principal may describe, answers
+// TOPIC_AUTHORIZATION_FAILED for a named one it may not, and creates a topic
+// only with CREATE on the cluster or the topic.
+func (c *conn) handleMetadata(r *kmsg.MetadataRequest) kmsg.Response {
+	s, lst := c.s, c.lst
 	resp := r.ResponseKind().(*kmsg.MetadataResponse)
 	host, port := lst.host, lst.port
 	b := kmsg.NewMetadataResponseBroker()
@@ -64,7 +68,9 @@ func (s *Server) handleMetadata(r *kmsg.MetadataRequest, lst listenerInfo) kmsg.
 
 	if r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0) {
 		for _, t := range s.store.Topics() {
-			resp.Topics = append(resp.Topics, topicMetadata(t))
+			if c.can(opDescribe, rtTopic, t.Name()) {
+				resp.Topics = append(resp.Topics, topicMetadata(t))
+			}
 		}
 		return resp
 	}
@@ -79,6 +85,12 @@ func (s *Server) handleMetadata(r *kmsg.MetadataRequest, lst listenerInfo) kmsg.
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
+			if !c.can(opDescribe, rtTopic, t.Name()) {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.TopicID, mt.ErrorCode = rt.TopicID, topicDenied
+				resp.Topics = append(resp.Topics, mt)
+				continue
+			}
 			resp.Topics = append(resp.Topics, topicMetadata(t))
 			continue
 		}
@@ -89,12 +101,17 @@ func (s *Server) handleMetadata(r *kmsg.MetadataRequest, lst listenerInfo) kmsg.
 			switch {
 			case !validTopicName(name):
 				err = storage.ErrInvalidTopic
+			case autoCreate && !storage.IsInternalTopic(name) && !c.canCreateTopic(name):
+				err = errTopicDenied
 			case autoCreate && !storage.IsInternalTopic(name):
 				// The group coordinator creates its internal topic itself.
 				t, err = s.autoCreate(name)
 			default:
 				err = storage.ErrUnknownTopic
 			}
+		}
+		if err == nil && !c.can(opDescribe, rtTopic, name) {
+			err = errTopicDenied
 		}
 		if err != nil {
 			mt := kmsg.NewMetadataResponseTopic()

@@ -41,6 +41,7 @@ func (c *conn) handleProduce(h header, r *kmsg.ProduceRequest, start time.Time) 
 	for ti := range r.Topics {
 		rt := &r.Topics[ti]
 		t := s.store.Topic(rt.Topic)
+		allowed := c.can(opWrite, rtTopic, rt.Topic)
 		out := kmsg.NewProduceResponseTopic()
 		out.Topic = rt.Topic
 		out.Partitions = make([]kmsg.ProduceResponseTopicPartition, 0, len(rt.Partitions))
@@ -52,6 +53,11 @@ func (c *conn) handleProduce(h header, r *kmsg.ProduceRequest, start time.Time) 
 			var part *storage.Partition
 			if fixed != 0 {
 				op.ErrorCode = fixed
+			} else if !allowed {
+				op.ErrorCode = topicDenied
+				if firstErr == nil {
+					firstErr = fmt.Errorf("produce to %s: %w", rt.Topic, errTopicDenied)
+				}
 			} else {
 				var res storage.AppendResult
 				var err error

@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/logpipe/logpipe/broker/acl"
 	"github.com/logpipe/logpipe/broker/sasl"
 	"github.com/logpipe/logpipe/broker/storage"
 )
@@ -82,6 +83,10 @@ type Config struct {
 	// nil = those APIs are not offered.
 	SASL  *sasl.Authenticator
 	Users Users
+
+	// ACL authorizes every request when it is enabled; nil = everything is
+	// allowed. CreateAcls, DescribeAcls and DeleteAcls are answered by it.
+	ACL *acl.Authorizer
 
 	Logger   *slog.Logger          // nil = discard
 	Registry prometheus.Registerer // nil = no metrics
