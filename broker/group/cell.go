@@ -185,13 +185,19 @@ func (c *Coordinator) fire(cl *cell, key timerKey, a *armed) {
 // stopCell stops cl's group (answering its blocked requests with code) and all its timers.
 func (c *Coordinator) stopCell(cl *cell, code int16, dead bool) {
 	cl.mu.Lock()
+	eff := c.stopLocked(cl, code, dead)
+	cl.mu.Unlock()
+	c.finish(cl, eff)
+}
+
+// stopLocked is stopCell with cl.mu held.
+func (c *Coordinator) stopLocked(cl *cell, code int16, dead bool) effects {
 	eff := c.stepLocked(cl, stopEvent{code: code, dead: dead})
 	for key, a := range cl.timers {
 		a.t.Stop()
 		delete(cl.timers, key)
 	}
-	cl.mu.Unlock()
-	c.finish(cl, eff)
+	return eff
 }
 
 // deleteMetadata writes the tombstone of cl's group metadata; records the group asked for

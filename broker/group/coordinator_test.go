@@ -373,3 +373,41 @@ func TestGroupSurvivesRestart(t *testing.T) {
 		t.Fatalf("state after delete and restart: %v", got)
 	}
 }
+
+// TestMetadataWritesInStepOrder checks the coordinator's rule for a group's metadata
+// records, which it writes after releasing the group's mutex: a record asked for by an
+// earlier Step is never written after a later one, and none after the group's tombstone.
+func TestMetadataWritesInStepOrder(t *testing.T) {
+	h := newHarness(t, nil)
+	cl := h.c.getOrCreate("g")
+	value := func(gen int32) []byte {
+		v := kmsg.NewGroupMetadataValue()
+		v.Version, v.ProtocolType, v.Generation = 3, "consumer", gen
+		return v.AppendTo(nil)
+	}
+	stored := func() int32 {
+		t.Helper()
+		raw, ok := h.c.offsets.groupMetadata()["g"]
+		if !ok {
+			return -1
+		}
+		v := new(kmsg.GroupMetadataValue)
+		if err := v.ReadFrom(raw); err != nil {
+			t.Fatal(err)
+		}
+		return v.Generation
+	}
+	// Two Steps asked for records 1 and 2; the second's write wins the race.
+	h.c.finish(cl, effects{record: value(2), version: 2})
+	h.c.finish(cl, effects{record: value(1), version: 1})
+	if got := stored(); got != 2 {
+		t.Fatalf("stored generation %d, want 2 (the later Step's)", got)
+	}
+	if err := h.c.deleteMetadata(cl); err != nil {
+		t.Fatal(err)
+	}
+	h.c.finish(cl, effects{record: value(3), version: 3})
+	if got := stored(); got != -1 {
+		t.Fatalf("stored generation %d after the tombstone, want none", got)
+	}
+}

@@ -52,11 +52,18 @@ func (c *Coordinator) ExpireOffsets() {
 	var forgotten []*cell
 	c.mu.Lock()
 	for id, cl := range c.groups {
+		if c.offsets.has(id) {
+			continue
+		}
 		cl.mu.Lock()
-		forget := cl.g.state == stateEmpty && cl.g.idle() && !c.offsets.has(id)
+		forget := cl.g.state == stateEmpty && cl.g.idle()
+		var eff effects
+		if forget {
+			eff = c.stopLocked(cl, errCoordinatorNotAvailable, true)
+		}
 		cl.mu.Unlock()
 		if forget {
-			c.stopCell(cl, errCoordinatorNotAvailable, true)
+			c.finish(cl, eff) // answers nothing, writes nothing: the group was idle
 			delete(c.groups, id)
 			forgotten = append(forgotten, cl)
 		}

@@ -589,3 +589,46 @@ func TestStaticRejoinDuringRebalance(t *testing.T) {
 		t.Fatalf("static join after restart: %+v", r)
 	}
 }
+
+// TestMetadataRecords checks the records a group asks to store: one after each completed
+// rebalance, with the members' assignments, and one when a static member's new id replaces
+// its old one (no rebalance); heartbeats ask for none.
+func TestMetadataRecords(t *testing.T) {
+	h := newMachine(t, nil)
+	first := h.async(joinReq(5, "g", "", withInstance("host-a")))
+	h.advance(3 * time.Second) // the initial delay
+	rs := []*kmsg.JoinGroupResponse{wait[*kmsg.JoinGroupResponse](t, first)}
+	h.syncAll("g", rs)
+	decode := func(i int) *kmsg.GroupMetadataValue {
+		t.Helper()
+		recs := h.records["g"]
+		if len(recs) <= i {
+			t.Fatalf("%d metadata records, want more than %d", len(recs), i)
+		}
+		v := new(kmsg.GroupMetadataValue)
+		if err := v.ReadFrom(recs[i]); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	v := decode(0)
+	if v.Generation != 1 || len(v.Members) != 1 || *v.Protocol != "range" || *v.Leader != rs[0].LeaderID {
+		t.Fatalf("record after the first rebalance: %+v", v)
+	}
+	for _, m := range v.Members {
+		if string(m.Assignment) != "assign-"+m.MemberID {
+			t.Fatalf("member %s stored with assignment %q", m.MemberID, m.Assignment)
+		}
+	}
+	for _, r := range rs {
+		h.heartbeat("g", r.MemberID, 1)
+	}
+	if n := len(h.records["g"]); n != 1 {
+		t.Fatalf("%d records after heartbeats, want 1", n)
+	}
+	r := h.do(joinReq(5, "g", "", withInstance("host-a"))).(*kmsg.JoinGroupResponse)
+	v = decode(1)
+	if v.Generation != 1 || len(v.Members) != 1 || *v.Leader != r.MemberID || !slices.ContainsFunc(v.Members, func(m kmsg.GroupMetadataValueMember) bool { return m.MemberID == r.MemberID }) {
+		t.Fatalf("record after the static rejoin as %s: %+v", r.MemberID, v)
+	}
+}
