@@ -39,12 +39,16 @@ type brokerProc struct {
 	done chan error
 }
 
-// startProc starts bin with a config using dataDir and waits until it listens.
-func startProc(t *testing.T, bin, dataDir string) *brokerProc {
+// startProc starts bin with a config using dataDir and waits until it listens: on listen
+// ("" = a free port), with the ini sections extra added.
+func startProc(t *testing.T, bin, dataDir, listen, extra string) *brokerProc {
 	t.Helper()
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
 	dir := t.TempDir()
 	ini := filepath.Join(dir, "broker.ini")
-	conf := fmt.Sprintf("[server]\nlisten = 127.0.0.1:0\nshutdown_timeout = 2s\n[log]\ndir = %s\nnum_partitions = 3\n[metrics]\nlisten = 127.0.0.1:0\n[logging]\nformat = json\nlevel = info\n", dataDir)
+	conf := fmt.Sprintf("[server]\nlisten = %s\nshutdown_timeout = 2s\n[log]\ndir = %s\nnum_partitions = 3\n[metrics]\nlisten = 127.0.0.1:0\n[logging]\nformat = json\nlevel = info\n%s", listen, dataDir, extra)
 	if err := os.WriteFile(ini, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +95,13 @@ func startProc(t *testing.T, bin, dataDir string) *brokerProc {
 	return p
 }
 
+// kill SIGKILLs the broker and waits for it to exit.
+func (p *brokerProc) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	err := <-p.done
+	p.done <- err // for the cleanup
+}
+
 type acked struct {
 	partition int32
 	offset    int64
@@ -106,7 +117,7 @@ func TestKillDuringProduce(t *testing.T) {
 	}
 	bin := buildBroker(t)
 	data := t.TempDir()
-	p1 := startProc(t, bin, data)
+	p1 := startProc(t, bin, data, "", "")
 	const topic = "durable"
 
 	var mu sync.Mutex
@@ -137,11 +148,7 @@ func TestKillDuringProduce(t *testing.T) {
 		defer mu.Unlock()
 		return len(ack) >= 20000
 	})
-	if err := p1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-p1.done
-	p1.done <- nil
+	p1.kill()
 	cancel()
 	wg.Wait()
 	cl.Close() // fails what is still buffered
@@ -170,7 +177,7 @@ func TestKillDuringProduce(t *testing.T) {
 	f.Close()
 	os.Remove(strings.TrimSuffix(active, ".log") + ".index")
 
-	p2 := startProc(t, bin, data)
+	p2 := startProc(t, bin, data, "", "")
 	adm := kadm.NewClient(newKgo(t, p2.addr))
 	ends, err := adm.ListEndOffsets(context.Background(), topic)
 	if err != nil {

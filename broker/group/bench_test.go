@@ -66,7 +66,7 @@ func BenchmarkRebalance(b *testing.B) {
 		for j := range ids {
 			ids[j] = h.do(joinReq(4, group, "")).(*kmsg.JoinGroupResponse).MemberID
 		}
-		var chs []<-chan result
+		var chs []*call
 		for _, id := range ids {
 			chs = append(chs, h.async(joinReq(4, group, id)))
 		}

@@ -7,8 +7,8 @@
 //
 // # Groups
 //
-// Each group is a state machine (Empty, PreparingRebalance, CompletingRebalance, Stable, Dead)
-// guarded by its own mutex. A member joining, leaving or missing its session timeout starts a
+// Each group is a state machine (Empty, PreparingRebalance, CompletingRebalance, Stable, Dead).
+// A member joining, leaving or missing its session timeout starts a
 // rebalance; members must rejoin within the largest rebalance timeout of the group or are
 // removed; the join phase ends early once every member has rejoined. A group that was empty
 // waits the initial rebalance delay (extended while new members keep arriving, up to the
@@ -18,9 +18,30 @@
 // MEMBER_ID_REQUIRED and an id to rejoin with. Static members (group.instance.id) that rejoin
 // without a member id get a new id, the old id is fenced (FENCED_INSTANCE_ID) and, if the
 // group is stable and their protocols are unchanged, they keep their assignment without a
-// rebalance. Blocked JoinGroup and SyncGroup requests wait on per-member channels; timers come
-// from a Clock so that tests drive every timeout with a fake clock. Close stops all timers and
-// answers blocked requests with COORDINATOR_NOT_AVAILABLE.
+// rebalance. Close stops all timers and answers blocked requests with
+// COORDINATOR_NOT_AVAILABLE.
+//
+// # State machine and IO
+//
+// A group does no IO, in the style of etcd's raft: group.Step takes one event — a request
+// (JoinGroup, SyncGroup, Heartbeat, one member of a LeaveGroup, the member check of an
+// OffsetCommit, DeleteGroups), a timer firing, the restore of stored metadata, a stop — with
+// the time it happens, and returns the answers to give (a blocked JoinGroup or SyncGroup is
+// answered by a later Step), the timers to arm or stop and the group metadata record to
+// write. The Coordinator does all the IO (cell.go): it runs each Step under the group's
+// mutex and applies its timer operations there with the Clock it owns (so that a timer
+// replaced meanwhile never fires into the group), then, with the mutex released, writes the
+// record (records of one group are written in Step order, an older one never after a newer
+// one) and delivers the answers. The group holds no pointer to the coordinator, and no
+// storage write happens under a group's mutex. Tests drive a bare group with events and
+// move time by stepping its timers (machine_test.go), with no goroutine or clock.
+//
+// Files: group.go (events, outputs, Step), join.go (JoinGroup), rebalance.go (join and sync
+// phases, SyncGroup), session.go (heartbeats, session expiry, LeaveGroup, commit checks),
+// protocol.go (protocol selection), metadata.go (the group's metadata record and restore);
+// coordinator.go (configuration, loading, Close, dispatch), cell.go (the IO loop),
+// membership.go, commit.go, admin.go (the requests' coordinator side), expire.go (offset
+// expiry), offsets.go and records.go (the __consumer_offsets log).
 //
 // # Committed offsets
 //

@@ -1,11 +1,10 @@
 package group
 
 import (
-	"bytes"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -56,6 +55,133 @@ var (
 	errGroupSubscribedToTopic  = kerr.GroupSubscribedToTopic.Code
 )
 
+// A group is a pure state machine: Step takes one event (a request, a timer firing, a
+// restore from storage, a stop) and returns an output that says what the caller must do —
+// answer requests, arm or stop timers, write the group's metadata record. A group does no IO,
+// takes no locks and reads no clock: the time of an event is passed to Step. The Coordinator
+// runs every Step of a group under that group's mutex and does the IO afterwards.
+
+// waiterID names one request a group answers (0: none). A JoinGroup or SyncGroup may be
+// answered by a later Step than its own; every other request is answered by its own Step.
+type waiterID uint64
+
+// event is one input of a group's Step.
+type event interface{ isEvent() }
+
+// joinEvent is a JoinGroup, answered with a joinResult.
+type joinEvent struct {
+	from waiterID
+	req  joinRequest
+}
+
+// syncEvent is a SyncGroup, answered with a syncResult.
+type syncEvent struct {
+	from                            waiterID
+	generation                      int32
+	memberID                        string
+	instanceID, protocolType, proto *string
+	assignments                     map[string][]byte // by member id
+}
+
+// heartbeatEvent is a Heartbeat, answered with an error code.
+type heartbeatEvent struct {
+	from       waiterID
+	generation int32
+	memberID   string
+	instanceID *string
+}
+
+// leaveEvent is one member of a LeaveGroup, answered with an error code.
+type leaveEvent struct {
+	from       waiterID
+	memberID   string
+	instanceID *string
+}
+
+// commitEvent checks the generation and member of an OffsetCommit, answered with an error
+// code (0: the offsets may be stored).
+type commitEvent struct {
+	from       waiterID
+	generation int32
+	memberID   string
+	instanceID *string
+}
+
+// deleteEvent is a DeleteGroups of this group, answered with 0 (the group is now Dead) or
+// NON_EMPTY_GROUP.
+type deleteEvent struct{ from waiterID }
+
+// timerEvent is the firing of a timer the group armed and has not stopped since.
+type timerEvent struct{ key timerKey }
+
+// restoreEvent rebuilds the group from its stored metadata at load.
+type restoreEvent struct{ value *kmsg.GroupMetadataValue }
+
+// stopEvent stops the group (coordinator shutdown, or the group is forgotten): its timers
+// are stopped and its blocked requests answered with code. With dead, it becomes Dead.
+type stopEvent struct {
+	code int16
+	dead bool
+}
+
+func (joinEvent) isEvent()      {}
+func (syncEvent) isEvent()      {}
+func (heartbeatEvent) isEvent() {}
+func (leaveEvent) isEvent()     {}
+func (commitEvent) isEvent()    {}
+func (deleteEvent) isEvent()    {}
+func (timerEvent) isEvent()     {}
+func (restoreEvent) isEvent()   {}
+func (stopEvent) isEvent()      {}
+
+// timerKind says what a timer of a group is for.
+type timerKind uint8
+
+const (
+	// timerPhase bounds the current phase: the initial rebalance delay or the rebalance
+	// timeout of PreparingRebalance, the wait for the leader's SyncGroup in
+	// CompletingRebalance. A group has at most one.
+	timerPhase timerKind = iota + 1
+	// timerSession is a member's session timeout (member: the member's seq, which a static
+	// member keeps when its member id changes).
+	timerSession
+	// timerPending is the wait for the JoinGroup of a member id handed out with
+	// MEMBER_ID_REQUIRED (id: that member id).
+	timerPending
+)
+
+// timerKey names one timer of a group; arming a key again replaces its timer.
+type timerKey struct {
+	kind   timerKind
+	member uint64
+	id     string
+}
+
+// timerOp arms (after > 0 or stop false) or stops one timer.
+type timerOp struct {
+	key   timerKey
+	after time.Duration
+	stop  bool
+}
+
+// answer is the answer to one request: join for a joinEvent, sync for a syncEvent, code
+// for the others.
+type answer struct {
+	to   waiterID
+	join *joinResult
+	sync *syncResult
+	code int16
+}
+
+// output is what one Step asks of its caller, to be done in this order: apply the timer
+// operations, write the metadata record, deliver the answers.
+type output struct {
+	timers     []timerOp
+	record     []byte // the group's metadata value to store (nil: none)
+	answers    []answer
+	rebalances int // join phases completed
+}
+
 // protocol is one assignment protocol a member supports, with its metadata.
 type protocol struct {
 	name     string
@@ -81,25 +207,6 @@ type syncResult struct {
 	assignment   []byte
 }
 
-// member is one member of a group.
-type member struct {
-	id               string
-	instanceID       *string
-	clientID         string
-	clientHost       string
-	sessionTimeout   time.Duration
-	rebalanceTimeout time.Duration
-	protocols        []protocol
-	assignment       []byte
-	seq              uint64 // join order: the leader is the longest-standing member
-
-	join chan joinResult // set while the member's JoinGroup waits for the rebalance
-	sync chan syncResult // set while the member's SyncGroup waits for the leader
-
-	hb    Timer // session timeout
-	hbSeq uint64
-}
-
 // joinRequest is a JoinGroup, version-independent.
 type joinRequest struct {
 	version          int16
@@ -113,39 +220,156 @@ type joinRequest struct {
 	protocols        []protocol
 }
 
-// group is one consumer group. Every field is guarded by mu; timers re-take mu and check a
-// sequence number so that a timer that fires after being replaced does nothing.
-type group struct {
-	c  *Coordinator
-	id string
+// member is one member of a group.
+type member struct {
+	id               string
+	instanceID       *string
+	clientID         string
+	clientHost       string
+	sessionTimeout   time.Duration
+	rebalanceTimeout time.Duration
+	protocols        []protocol
+	assignment       []byte
+	seq              uint64 // join order: the leader is the longest-standing member
 
-	mu           sync.Mutex
+	join waiterID // the member's JoinGroup waiting for the rebalance
+	sync waiterID // the member's SyncGroup waiting for the leader
+}
+
+// phaseAction is what the phase timer does when it fires.
+type phaseAction uint8
+
+const (
+	phaseNone         phaseAction = iota
+	phaseInitialDelay             // the initial delay is over (or extended)
+	phaseJoin                     // the rebalance timeout is over: complete the join
+	phaseSync                     // the leader did not sync in time
+)
+
+// groupConfig is what a group needs of the coordinator's configuration.
+type groupConfig struct {
+	initialRebalanceDelay time.Duration // 0: none
+}
+
+// group is one consumer group's state machine. It is not safe for concurrent use.
+type group struct {
+	id  string
+	cfg groupConfig
+	log *slog.Logger
+
+	// Set for the duration of one Step.
+	now time.Time
+	out *output
+
 	state        state
 	generation   int32
 	protocolType string
 	protocol     string
 	leader       string
 	members      map[string]*member
-	static       map[string]string // group.instance.id -> member id
-	pending      map[string]Timer  // member ids handed out with MEMBER_ID_REQUIRED, not yet joined
+	static       map[string]string   // group.instance.id -> member id
+	pending      map[string]struct{} // member ids handed out with MEMBER_ID_REQUIRED, not yet joined
 	nextSeq      uint64
 	emptySince   time.Time
 
-	joinTimer       Timer // rebalance timeout or initial delay
-	joinSeq         uint64
-	initialDelay    bool // the join phase is in its initial delay
+	phase           phaseAction // armed phase timer's action
+	initialDelay    bool        // the join phase is in its initial delay
 	delayRemaining  time.Duration
 	newMemberJoined bool
 }
 
-func newGroup(c *Coordinator, id string) *group {
+func newGroup(id string, cfg groupConfig, log *slog.Logger, now time.Time) *group {
 	return &group{
-		c:          c,
 		id:         id,
+		cfg:        cfg,
+		log:        log,
 		members:    make(map[string]*member),
 		static:     make(map[string]string),
-		pending:    make(map[string]Timer),
-		emptySince: c.clock.Now(),
+		pending:    make(map[string]struct{}),
+		emptySince: now,
+	}
+}
+
+// Step applies one event at time now and returns what the caller must do.
+func (g *group) Step(now time.Time, ev event) output {
+	var out output
+	g.now, g.out = now, &out
+	defer func() { g.out = nil }()
+	switch e := ev.(type) {
+	case joinEvent:
+		g.join(e.from, e.req)
+	case syncEvent:
+		g.sync(e)
+	case heartbeatEvent:
+		g.reply(e.from, g.heartbeat(e.generation, e.memberID, e.instanceID))
+	case leaveEvent:
+		g.reply(e.from, g.leave(e.memberID, e.instanceID))
+	case commitEvent:
+		g.reply(e.from, g.checkCommit(e.generation, e.memberID, e.instanceID))
+	case deleteEvent:
+		g.reply(e.from, g.delete())
+	case timerEvent:
+		g.timerFired(e.key)
+	case restoreEvent:
+		g.restore(e.value)
+	case stopEvent:
+		g.stop(e.code, e.dead)
+	default:
+		panic(fmt.Sprintf("group: unknown event %T", ev))
+	}
+	return out
+}
+
+// reply answers a request with an error code.
+func (g *group) reply(to waiterID, code int16) {
+	g.out.answers = append(g.out.answers, answer{to: to, code: code})
+}
+
+func (g *group) replyJoin(to waiterID, res joinResult) {
+	g.out.answers = append(g.out.answers, answer{to: to, join: &res})
+}
+
+func (g *group) replySync(to waiterID, res syncResult) {
+	g.out.answers = append(g.out.answers, answer{to: to, sync: &res})
+}
+
+func (g *group) arm(key timerKey, d time.Duration) {
+	g.out.timers = append(g.out.timers, timerOp{key: key, after: d})
+}
+
+func (g *group) disarm(key timerKey) {
+	g.out.timers = append(g.out.timers, timerOp{key: key, stop: true})
+}
+
+func sessionKey(m *member) timerKey { return timerKey{kind: timerSession, member: m.seq} }
+
+func pendingKey(id string) timerKey { return timerKey{kind: timerPending, id: id} }
+
+var phaseKey = timerKey{kind: timerPhase}
+
+// timerFired dispatches a timer event.
+func (g *group) timerFired(key timerKey) {
+	switch key.kind {
+	case timerPhase:
+		action := g.phase
+		g.phase = phaseNone
+		switch action {
+		case phaseInitialDelay:
+			g.initialDelayExpired()
+		case phaseJoin:
+			g.completeJoin()
+		case phaseSync:
+			g.syncExpired()
+		}
+	case timerSession:
+		for _, m := range g.members {
+			if m.seq == key.member {
+				g.sessionExpired(m)
+				return
+			}
+		}
+	case timerPending:
+		g.pendingExpired(key.id)
 	}
 }
 
@@ -176,794 +400,80 @@ func (g *group) orderedMembers() []*member {
 	return ms
 }
 
-// candidates returns the protocols that every member except skip supports, in the order of
-// the longest-standing such member's preference; nil means no constraint (no other member).
-func (g *group) candidates(skip *member) []string {
-	var out []string
-	first := true
-	for _, m := range g.orderedMembers() {
-		if m == skip {
-			continue
-		}
-		if first {
-			for _, p := range m.protocols {
-				out = append(out, p.name)
-			}
-			first = false
-			continue
-		}
-		out = slices.DeleteFunc(out, func(name string) bool { return !m.supports(name) })
-	}
-	if first {
-		return nil
-	}
-	return out
-}
-
-func (m *member) supports(name string) bool {
-	for _, p := range m.protocols {
-		if p.name == name {
-			return true
-		}
-	}
-	return false
-}
-
-func (m *member) metadataFor(name string) []byte {
-	for _, p := range m.protocols {
-		if p.name == name {
-			return p.metadata
-		}
-	}
-	return nil
-}
-
-// acceptsProtocols reports whether a member (skip, or a new one when skip is nil) with these
-// protocols can be in the group: same protocol type, and at least one protocol that all other
-// members support.
-func (g *group) acceptsProtocols(skip *member, protocolType string, protocols []protocol) bool {
-	others := len(g.members)
-	if skip != nil {
-		others--
-	}
-	if others == 0 {
-		return true
-	}
-	if protocolType != g.protocolType {
-		return false
-	}
-	cands := g.candidates(skip)
-	for _, p := range protocols {
-		if slices.Contains(cands, p.name) {
-			return true
-		}
-	}
-	return false
-}
-
-// selectProtocol picks the protocol for the new generation as Kafka does: among the protocols
-// every member supports, each member votes for the one it prefers most; the most votes win
-// (ties go to the longest-standing member's preference).
-func (g *group) selectProtocol() string {
-	cands := g.candidates(nil)
-	votes := make(map[string]int, len(cands))
-	for _, m := range g.members {
-		for _, p := range m.protocols {
-			if slices.Contains(cands, p.name) {
-				votes[p.name]++
-				break
-			}
-		}
-	}
-	best, bestVotes := "", -1
-	for _, name := range cands {
-		if votes[name] > bestVotes {
-			best, bestVotes = name, votes[name]
-		}
-	}
-	return best
-}
-
-func sameProtocols(a, b []protocol) bool {
-	return slices.EqualFunc(a, b, func(x, y protocol) bool {
-		return x.name == y.name && bytes.Equal(x.metadata, y.metadata)
-	})
-}
-
-// schedHeartbeat (re)starts m's session timer.
-func (g *group) schedHeartbeat(m *member) {
-	if m.hb != nil {
-		m.hb.Stop()
-	}
-	m.hbSeq++
-	seq := m.hbSeq
-	m.hb = g.c.clock.AfterFunc(m.sessionTimeout, func() { g.sessionExpired(m, seq) })
-}
-
-func (g *group) sessionExpired(m *member, seq uint64) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.c.closed.Load() || g.members[m.id] != m || m.hbSeq != seq {
-		return
-	}
-	if m.join != nil || m.sync != nil {
-		// A member blocked in JoinGroup or SyncGroup is alive; the rebalance timeout or the
-		// leader's session bounds the wait.
-		g.schedHeartbeat(m)
-		return
-	}
-	g.c.log.Info("group member session expired", "group", g.id, "member", m.id)
-	g.removeMember(m)
-	g.memberRemoved()
-}
-
-// removeMember drops m from the group, answering its blocked requests.
-func (g *group) removeMember(m *member) {
-	if m.hb != nil {
-		m.hb.Stop()
-		m.hb = nil
-	}
-	m.hbSeq++
-	delete(g.members, m.id)
-	if m.instanceID != nil && g.static[*m.instanceID] == m.id {
-		delete(g.static, *m.instanceID)
-	}
-	if m.join != nil {
-		m.join <- joinResult{errCode: errUnknownMemberID, generation: -1, memberID: m.id}
-		m.join = nil
-	}
-	if m.sync != nil {
-		m.sync <- syncResult{errCode: errUnknownMemberID}
-		m.sync = nil
-	}
-	if g.leader == m.id {
-		g.leader = ""
-	}
-}
-
-// memberRemoved moves the group on after a member left or expired.
-func (g *group) memberRemoved() {
-	switch g.state {
-	case stateStable, stateCompletingRebalance:
-		g.prepareRebalance()
-	case statePreparingRebalance:
-		g.maybeCompleteJoin()
-	}
-}
-
-func (g *group) stopJoinTimer() {
-	if g.joinTimer != nil {
-		g.joinTimer.Stop()
-		g.joinTimer = nil
-	}
-	g.joinSeq++
-}
-
-func (g *group) startJoinTimer(d time.Duration, f func()) {
-	g.stopJoinTimer()
-	seq := g.joinSeq
-	g.joinTimer = g.c.clock.AfterFunc(d, func() {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		if g.c.closed.Load() || g.joinSeq != seq {
-			return
-		}
-		g.joinTimer = nil
-		f()
-	})
-}
-
-func (g *group) maxRebalanceTimeout() time.Duration {
-	var d time.Duration
-	for _, m := range g.members {
-		d = max(d, m.rebalanceTimeout)
-	}
-	return d
-}
-
-// prepareRebalance starts a join phase: members must (re)join within the rebalance timeout.
-// A group that was empty waits the initial rebalance delay first, extended while new members
-// keep arriving, so that members starting together rebalance once.
-func (g *group) prepareRebalance() {
-	if g.state == stateCompletingRebalance {
-		for _, m := range g.members {
-			if m.sync != nil {
-				m.sync <- syncResult{errCode: errRebalanceInProgress}
-				m.sync = nil
-				g.schedHeartbeat(m) // it was alive while it waited
-			}
-			m.assignment = nil
-		}
-	}
-	wasEmpty := g.state == stateEmpty
-	g.state = statePreparingRebalance
-	rt := g.maxRebalanceTimeout()
-	if delay := g.c.cfg.InitialRebalanceDelay; wasEmpty && delay > 0 {
-		g.initialDelay = true
-		g.newMemberJoined = false
-		d := min(delay, rt)
-		g.delayRemaining = max(rt-delay, 0)
-		g.startJoinTimer(d, g.initialDelayExpired)
-		return
-	}
-	g.initialDelay = false
-	g.startJoinTimer(rt, g.completeJoin)
-	g.maybeCompleteJoin()
-}
-
-func (g *group) initialDelayExpired() {
-	if g.newMemberJoined && g.delayRemaining > 0 {
-		d := min(g.c.cfg.InitialRebalanceDelay, g.delayRemaining)
-		g.delayRemaining -= d
-		g.newMemberJoined = false
-		g.startJoinTimer(d, g.initialDelayExpired)
-		return
-	}
-	g.completeJoin()
-}
-
-// maybeCompleteJoin completes the join phase early once every member has rejoined and no
-// member id handed out with MEMBER_ID_REQUIRED is outstanding.
-func (g *group) maybeCompleteJoin() {
-	if g.state != statePreparingRebalance || g.initialDelay || len(g.pending) > 0 {
-		return
-	}
-	for _, m := range g.members {
-		if m.join == nil {
-			return
-		}
-	}
-	g.completeJoin()
-}
-
-// completeJoin ends the join phase: members that did not rejoin are removed, the generation
-// advances, a protocol and a leader are chosen and every joined member is answered (the leader
-// with the members' metadata).
-func (g *group) completeJoin() {
-	if g.state != statePreparingRebalance {
-		return
-	}
-	g.stopJoinTimer()
-	g.initialDelay = false
-	for _, m := range g.members {
-		if m.join == nil {
-			g.c.log.Info("group member did not rejoin in time", "group", g.id, "member", m.id)
-			g.removeMember(m)
-		}
-	}
-	g.generation++
-	g.c.metrics.rebalances.Inc()
-	if len(g.members) == 0 {
-		g.state = stateEmpty
-		g.protocol, g.protocolType, g.leader = "", "", ""
-		g.emptySince = g.c.clock.Now()
-		g.persist()
-		return
-	}
-	g.protocol = g.selectProtocol()
-	ordered := g.orderedMembers()
-	if _, ok := g.members[g.leader]; !ok {
-		g.leader = ordered[0].id
-	}
-	g.state = stateCompletingRebalance
-	// Members must send SyncGroup within the rebalance timeout; the leader's brings the
-	// assignment. Those that do not are removed (see syncExpired).
-	g.startJoinTimer(g.maxRebalanceTimeout(), g.syncExpired)
-	list := g.memberList(ordered)
-	for _, m := range ordered {
-		res := g.currentJoin(m)
-		if m.id == g.leader {
-			res.members = list
-		}
-		m.join <- res
-		m.join = nil
-		g.schedHeartbeat(m)
-	}
-	g.c.log.Debug("group rebalanced", "group", g.id, "generation", g.generation, "members", len(ordered), "protocol", g.protocol)
-}
-
-// syncExpired ends a CompletingRebalance phase whose leader did not send its assignment in
-// time: members that have not sent SyncGroup (the leader among them) are removed and the
-// others rebalance.
-func (g *group) syncExpired() {
-	if g.state != stateCompletingRebalance {
-		return
-	}
-	for _, m := range g.members {
-		if m.sync == nil {
-			g.c.log.Info("group member did not sync in time", "group", g.id, "member", m.id)
-			g.removeMember(m)
-		}
-	}
-	g.prepareRebalance()
-}
-
-func (g *group) memberList(ordered []*member) []kmsg.JoinGroupResponseMember {
-	list := make([]kmsg.JoinGroupResponseMember, 0, len(ordered))
-	for _, m := range ordered {
-		jm := kmsg.NewJoinGroupResponseMember()
-		jm.MemberID = m.id
-		jm.InstanceID = m.instanceID
-		jm.ProtocolMetadata = m.metadataFor(g.protocol)
-		list = append(list, jm)
-	}
-	return list
-}
-
-// currentJoin is the join answer for m in the current generation (without the member list).
-func (g *group) currentJoin(m *member) joinResult {
-	return joinResult{
-		generation:   g.generation,
-		protocolType: g.protocolType,
-		protocol:     g.protocol,
-		leader:       g.leader,
-		memberID:     m.id,
-	}
-}
-
-// awaitJoin registers a waiting JoinGroup of m.
-func (g *group) awaitJoin(m *member) chan joinResult {
-	if m.join != nil {
-		// A second JoinGroup for the same member supersedes the first (the client retried,
-		// typically on a new connection).
-		m.join <- joinResult{errCode: errRebalanceInProgress, generation: -1, memberID: m.id}
-	}
-	m.join = make(chan joinResult, 1)
-	return m.join
-}
-
-func (m *member) update(r joinRequest) {
-	m.clientID = r.clientID
-	m.clientHost = r.clientHost
-	m.sessionTimeout = r.sessionTimeout
-	m.rebalanceTimeout = r.rebalanceTimeout
-	m.protocols = r.protocols
-}
-
-func failJoin(code int16, memberID string) (joinResult, chan joinResult) {
-	return joinResult{errCode: code, generation: -1, memberID: memberID}, nil
-}
-
-// join handles a JoinGroup. It returns either an immediate answer or a channel that receives
-// the answer when the join phase completes.
-func (g *group) join(r joinRequest) (joinResult, chan joinResult) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.state == stateDead {
-		return failJoin(errCoordinatorNotAvailable, r.memberID)
-	}
-	if r.memberID == "" {
-		if r.instanceID != nil {
-			if old, ok := g.static[*r.instanceID]; ok {
-				return g.staticRejoin(g.members[old], r)
-			}
-			if !g.acceptsProtocols(nil, r.protocolType, r.protocols) {
-				return failJoin(errInconsistentProtocol, "")
-			}
-			return g.addMember(newMemberID(*r.instanceID), r)
-		}
-		if !g.acceptsProtocols(nil, r.protocolType, r.protocols) {
-			return failJoin(errInconsistentProtocol, "")
-		}
-		id := newMemberID(r.clientID)
-		if r.version >= 4 {
-			g.addPending(id, r.sessionTimeout)
-			return failJoin(errMemberIDRequired, id)
-		}
-		return g.addMember(id, r)
-	}
-	if t, ok := g.pending[r.memberID]; ok {
-		t.Stop()
-		delete(g.pending, r.memberID)
-		if !g.acceptsProtocols(nil, r.protocolType, r.protocols) {
-			g.maybeCompleteJoin()
-			return failJoin(errInconsistentProtocol, r.memberID)
-		}
-		return g.addMember(r.memberID, r)
-	}
-	m := g.members[r.memberID]
-	if r.instanceID != nil {
-		if id, ok := g.static[*r.instanceID]; ok && id != r.memberID {
-			return failJoin(errFencedInstanceID, r.memberID)
-		}
-	}
-	if m == nil {
-		return failJoin(errUnknownMemberID, r.memberID)
-	}
-	if !g.acceptsProtocols(m, r.protocolType, r.protocols) {
-		return failJoin(errInconsistentProtocol, r.memberID)
-	}
-	switch g.state {
-	case statePreparingRebalance:
-		m.update(r)
-		ch := g.awaitJoin(m)
-		g.maybeCompleteJoin()
-		return joinResult{}, ch
-	case stateCompletingRebalance:
-		if sameProtocols(m.protocols, r.protocols) {
-			// The member missed our answer: repeat it.
-			res := g.currentJoin(m)
-			if m.id == g.leader {
-				res.members = g.memberList(g.orderedMembers())
-			}
-			g.schedHeartbeat(m)
-			return res, nil
-		}
-		m.update(r)
-		ch := g.awaitJoin(m)
-		g.prepareRebalance()
-		return joinResult{}, ch
-	case stateStable:
-		if m.id != g.leader && sameProtocols(m.protocols, r.protocols) {
-			// Nothing changed: the follower may sync again with the current generation.
-			g.schedHeartbeat(m)
-			return g.currentJoin(m), nil
-		}
-		m.update(r)
-		ch := g.awaitJoin(m)
-		g.prepareRebalance()
-		return joinResult{}, ch
-	default:
-		return failJoin(errUnknownMemberID, r.memberID)
-	}
-}
-
-// addPending remembers a member id handed out with MEMBER_ID_REQUIRED until the member joins
-// with it or its session timeout passes.
-func (g *group) addPending(id string, session time.Duration) {
-	g.pending[id] = g.c.clock.AfterFunc(session, func() {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		if g.c.closed.Load() {
-			return
-		}
-		if _, ok := g.pending[id]; ok {
-			delete(g.pending, id)
-			g.maybeCompleteJoin()
-		}
-	})
-}
-
-// addMember adds a new member waiting to join, starting a rebalance if none is under way.
-func (g *group) addMember(id string, r joinRequest) (joinResult, chan joinResult) {
-	m := &member{id: id, instanceID: r.instanceID, seq: g.nextSeq}
-	g.nextSeq++
-	m.update(r)
-	if len(g.members) == 0 {
-		g.protocolType = r.protocolType
-	}
-	g.members[id] = m
-	if r.instanceID != nil {
-		g.static[*r.instanceID] = id
-	}
-	ch := g.awaitJoin(m)
-	g.schedHeartbeat(m)
-	g.newMemberJoined = true
-	if g.state == statePreparingRebalance {
-		g.maybeCompleteJoin()
-	} else {
-		g.prepareRebalance()
-	}
-	return joinResult{}, ch
-}
-
-// staticRejoin handles a JoinGroup without member id from a known group.instance.id: the
-// member gets a new id and the old id is fenced. In a stable group with unchanged protocols
-// the member keeps its assignment and no rebalance happens.
-func (g *group) staticRejoin(m *member, r joinRequest) (joinResult, chan joinResult) {
-	if !g.acceptsProtocols(m, r.protocolType, r.protocols) {
-		return failJoin(errInconsistentProtocol, "")
-	}
-	old := m.id
-	if m.join != nil {
-		m.join <- joinResult{errCode: errFencedInstanceID, generation: -1, memberID: old}
-		m.join = nil
-	}
-	if m.sync != nil {
-		m.sync <- syncResult{errCode: errFencedInstanceID}
-		m.sync = nil
-	}
-	delete(g.members, old)
-	m.id = newMemberID(*r.instanceID)
-	g.members[m.id] = m
-	g.static[*r.instanceID] = m.id
-	if g.leader == old {
-		g.leader = m.id
-	}
-	g.c.log.Info("static group member rejoined", "group", g.id, "instance", *r.instanceID, "old", old, "member", m.id)
-	switch g.state {
-	case stateStable:
-		if sameProtocols(m.protocols, r.protocols) {
-			m.update(r)
-			g.schedHeartbeat(m)
-			g.persist() // the new member id replaces the old one
-			res := g.currentJoin(m)
-			if m.id == g.leader {
-				res.members = g.memberList(g.orderedMembers())
-			}
-			return res, nil
-		}
-		m.update(r)
-		ch := g.awaitJoin(m)
-		g.prepareRebalance()
-		return joinResult{}, ch
-	case stateCompletingRebalance:
-		m.update(r)
-		ch := g.awaitJoin(m)
-		g.prepareRebalance()
-		return joinResult{}, ch
-	default: // PreparingRebalance
-		m.update(r)
-		ch := g.awaitJoin(m)
-		g.schedHeartbeat(m)
-		g.maybeCompleteJoin()
-		return joinResult{}, ch
-	}
-}
-
-// checkMember resolves memberID (and the static instance id, if given) to a member, or
-// returns the error code a request from it gets.
-func (g *group) checkMember(memberID string, instanceID *string) (*member, int16) {
-	if instanceID != nil {
-		if id, ok := g.static[*instanceID]; ok && id != memberID {
-			return nil, errFencedInstanceID
-		}
-	}
-	m := g.members[memberID]
-	if m == nil {
-		return nil, errUnknownMemberID
-	}
-	return m, 0
-}
-
-// sync handles a SyncGroup: the leader's assignment completes the rebalance; followers wait
-// for it.
-func (g *group) sync(gen int32, memberID string, instanceID, protocolType, protocol *string, assignments map[string][]byte) (syncResult, chan syncResult) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.state == stateDead {
-		return syncResult{errCode: errCoordinatorNotAvailable}, nil
-	}
-	m, code := g.checkMember(memberID, instanceID)
-	if code != 0 {
-		return syncResult{errCode: code}, nil
-	}
-	if gen != g.generation {
-		return syncResult{errCode: errIllegalGeneration}, nil
-	}
-	if protocolType != nil && *protocolType != g.protocolType || protocol != nil && *protocol != g.protocol {
-		return syncResult{errCode: errInconsistentProtocol}, nil
-	}
-	switch g.state {
-	case statePreparingRebalance:
-		return syncResult{errCode: errRebalanceInProgress}, nil
-	case stateStable:
-		g.schedHeartbeat(m)
-		return g.syncAnswer(m), nil
-	case stateCompletingRebalance:
-		if m.sync != nil {
-			m.sync <- syncResult{errCode: errRebalanceInProgress}
-		}
-		m.sync = make(chan syncResult, 1)
-		ch := m.sync
-		g.schedHeartbeat(m)
-		if m.id == g.leader {
-			for _, o := range g.members {
-				o.assignment = assignments[o.id]
-				if o.assignment == nil {
-					o.assignment = []byte{}
-				}
-			}
-			g.state = stateStable
-			g.stopJoinTimer()
-			g.persist()
-			for _, o := range g.members {
-				if o.sync != nil {
-					o.sync <- g.syncAnswer(o)
-					o.sync = nil
-					g.schedHeartbeat(o) // it was alive while it waited
-				}
-			}
-		}
-		return syncResult{}, ch
-	default:
-		return syncResult{errCode: errUnknownMemberID}, nil
-	}
-}
-
-func (g *group) syncAnswer(m *member) syncResult {
-	return syncResult{protocolType: g.protocolType, protocol: g.protocol, assignment: m.assignment}
-}
-
-// heartbeat handles a Heartbeat.
-func (g *group) heartbeat(gen int32, memberID string, instanceID *string) int16 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	switch {
-	case g.state == stateDead:
-		return errCoordinatorNotAvailable
-	case g.state == stateEmpty:
-		return errUnknownMemberID
-	}
-	if _, ok := g.pending[memberID]; ok {
-		return errRebalanceInProgress
-	}
-	m, code := g.checkMember(memberID, instanceID)
-	if code != 0 {
-		return code
-	}
-	if gen != g.generation {
-		return errIllegalGeneration
-	}
-	g.schedHeartbeat(m)
-	if g.state == statePreparingRebalance {
-		return errRebalanceInProgress
-	}
-	return 0
-}
-
-// leave handles one member of a LeaveGroup. With an instance id and no member id, the static
-// member is removed whatever its current member id (an administrative removal).
-func (g *group) leave(memberID string, instanceID *string) int16 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.state == stateDead {
-		return errCoordinatorNotAvailable
-	}
-	if instanceID != nil {
-		id, ok := g.static[*instanceID]
-		if !ok {
-			return errUnknownMemberID
-		}
-		if memberID != "" && memberID != id {
-			return errFencedInstanceID
-		}
-		memberID = id
-	}
-	if t, ok := g.pending[memberID]; ok {
-		t.Stop()
-		delete(g.pending, memberID)
-		g.maybeCompleteJoin()
-		return 0
-	}
-	m := g.members[memberID]
-	if m == nil {
-		return errUnknownMemberID
-	}
-	g.c.log.Info("group member left", "group", g.id, "member", m.id)
-	g.removeMember(m)
-	g.memberRemoved()
-	return 0
-}
-
-// checkCommit validates an OffsetCommit's generation and member. Commits with generation < 0
-// and no member id to a group without members come from simple consumers (no group
-// management) and are accepted.
-func (g *group) checkCommit(gen int32, memberID string, instanceID *string) int16 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.state == stateDead {
-		return errCoordinatorNotAvailable
-	}
-	if gen < 0 && memberID == "" && len(g.members) == 0 {
-		return 0
-	}
-	m, code := g.checkMember(memberID, instanceID)
-	if code != 0 {
-		return code
-	}
-	if gen != g.generation {
-		return errIllegalGeneration
-	}
-	if g.state == stateCompletingRebalance {
-		return errRebalanceInProgress
-	}
-	g.schedHeartbeat(m)
-	return 0
-}
-
-// persist stores the group's metadata (generation, protocol, leader, members with their
-// assignments) in __consumer_offsets, as Kafka does after each rebalance, so that a restarted
-// broker keeps the group stable. Errors are logged: the members then rejoin after a restart.
-func (g *group) persist() {
-	v := kmsg.NewGroupMetadataValue()
-	v.Version = 3
-	v.ProtocolType = g.protocolType
-	v.Generation = g.generation
-	if g.protocol != "" {
-		v.Protocol = kmsg.StringPtr(g.protocol)
-	}
-	if g.leader != "" {
-		v.Leader = kmsg.StringPtr(g.leader)
-	}
-	v.CurrentStateTimestamp = g.c.clock.Now().UnixMilli()
-	for _, m := range g.orderedMembers() {
-		vm := kmsg.NewGroupMetadataValueMember()
-		vm.MemberID = m.id
-		vm.InstanceID = m.instanceID
-		vm.ClientID = m.clientID
-		vm.ClientHost = m.clientHost
-		vm.RebalanceTimeoutMillis = int32(m.rebalanceTimeout / time.Millisecond)
-		vm.SessionTimeoutMillis = int32(m.sessionTimeout / time.Millisecond)
-		vm.Subscription = m.metadataFor(g.protocol)
-		vm.Assignment = m.assignment
-		v.Members = append(v.Members, vm)
-	}
-	if err := g.c.offsets.storeGroup(g.id, v.AppendTo(nil)); err != nil {
-		g.c.log.Error("store group metadata", "group", g.id, "err", err)
-	}
-}
-
-// restore rebuilds a group from its stored metadata at load: a group that was stable stays
-// stable with the same members, generation and assignments, and its members' sessions start
-// now.
-func (g *group) restore(v *kmsg.GroupMetadataValue) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.generation = v.Generation
-	g.protocolType = v.ProtocolType
-	if v.Protocol != nil {
-		g.protocol = *v.Protocol
-	}
-	if v.Leader != nil {
-		g.leader = *v.Leader
-	}
-	if len(v.Members) == 0 {
-		g.state = stateEmpty
-		if v.CurrentStateTimestamp > 0 {
-			g.emptySince = time.UnixMilli(v.CurrentStateTimestamp)
-		}
-		return
-	}
-	g.state = stateStable
-	for _, vm := range v.Members {
-		m := &member{
-			id:               vm.MemberID,
-			instanceID:       vm.InstanceID,
-			clientID:         vm.ClientID,
-			clientHost:       vm.ClientHost,
-			sessionTimeout:   time.Duration(vm.SessionTimeoutMillis) * time.Millisecond,
-			rebalanceTimeout: time.Duration(vm.RebalanceTimeoutMillis) * time.Millisecond,
-			protocols:        []protocol{{name: g.protocol, metadata: vm.Subscription}},
-			assignment:       vm.Assignment,
-			seq:              g.nextSeq,
-		}
-		if m.assignment == nil {
-			m.assignment = []byte{}
-		}
-		g.nextSeq++
-		g.members[m.id] = m
-		if m.instanceID != nil {
-			g.static[*m.instanceID] = m.id
-		}
-		g.schedHeartbeat(m)
-	}
-	if _, ok := g.members[g.leader]; !ok {
-		g.leader = g.orderedMembers()[0].id
-	}
-}
-
-// stop cancels the group's timers and answers its blocked requests (coordinator shutdown or
-// group deletion).
-func (g *group) stop(code int16) {
-	g.stopJoinTimer()
-	for id, t := range g.pending {
-		t.Stop()
+// stop answers the group's blocked requests with code and stops its timers (coordinator
+// shutdown, group deletion or expiry).
+func (g *group) stop(code int16, dead bool) {
+	if dead {
+		g.state = stateDead
+	}
+	g.stopPhase()
+	for id := range g.pending {
+		g.disarm(pendingKey(id))
 		delete(g.pending, id)
 	}
-	for _, m := range g.members {
-		if m.hb != nil {
-			m.hb.Stop()
-			m.hb = nil
+	for _, m := range g.orderedMembers() {
+		g.disarm(sessionKey(m))
+		if m.join != 0 {
+			g.replyJoin(m.join, joinResult{errCode: code, generation: -1, memberID: m.id})
+			m.join = 0
 		}
-		m.hbSeq++
-		if m.join != nil {
-			m.join <- joinResult{errCode: code, generation: -1, memberID: m.id}
-			m.join = nil
-		}
-		if m.sync != nil {
-			m.sync <- syncResult{errCode: code}
-			m.sync = nil
+		if m.sync != 0 {
+			g.replySync(m.sync, syncResult{errCode: code})
+			m.sync = 0
 		}
 	}
+}
+
+// idle reports whether the group is empty with nothing outstanding, so that it may be
+// deleted or forgotten.
+func (g *group) idle() bool {
+	return (g.state == stateEmpty || g.state == stateDead) && len(g.members) == 0 && len(g.pending) == 0
+}
+
+// delete makes an idle group Dead.
+func (g *group) delete() int16 {
+	if !g.idle() {
+		return errNonEmptyGroup
+	}
+	g.stop(errCoordinatorNotAvailable, true)
+	return 0
+}
+
+// describe fills a DescribeGroups answer for the group.
+func (g *group) describe(d *kmsg.DescribeGroupsResponseGroup) {
+	d.State = g.state.String()
+	d.ProtocolType = g.protocolType
+	if g.state == stateStable || g.state == stateCompletingRebalance {
+		d.Protocol = g.protocol
+	}
+	for _, m := range g.orderedMembers() {
+		dm := kmsg.NewDescribeGroupsResponseGroupMember()
+		dm.MemberID = m.id
+		dm.InstanceID = m.instanceID
+		dm.ClientID = m.clientID
+		dm.ClientHost = m.clientHost
+		if g.state == stateStable {
+			dm.ProtocolMetadata = m.metadataFor(g.protocol)
+			dm.MemberAssignment = m.assignment
+		}
+		d.Members = append(d.Members, dm)
+	}
+}
+
+// subscribedTopics returns the topics the members subscribe to by the consumer protocol,
+// or nonConsumer if the group has members of another protocol type.
+func (g *group) subscribedTopics() (topics map[string]bool, nonConsumer bool) {
+	if len(g.members) > 0 && g.protocolType != "consumer" {
+		return nil, true
+	}
+	topics = map[string]bool{}
+	for _, m := range g.members {
+		var meta kmsg.ConsumerMemberMetadata
+		if err := meta.ReadFrom(m.metadataFor(g.protocol)); err == nil {
+			for _, t := range meta.Topics {
+				topics[t] = true
+			}
+		}
+	}
+	return topics, false
 }

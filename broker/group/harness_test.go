@@ -93,20 +93,103 @@ func roundTrip(t testing.TB, req kmsg.Request) kmsg.Request {
 	return fresh
 }
 
+var testClient = server.Client{ID: "test-client", Host: "127.0.0.1"}
+
 func (h *harness) handle(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
-	resp, err := h.c.Handle(ctx, server.Client{ID: "test-client", Host: "127.0.0.1"}, roundTrip(h.t, req))
+	resp, err := h.c.Handle(ctx, testClient, roundTrip(h.t, req))
 	if err != nil {
 		return nil, err
 	}
+	return checkResponse(h.t, req, resp), nil
+}
+
+// checkResponse fails the test unless resp answers req at its version and encodes and
+// decodes at that version; it returns the decoded copy.
+func checkResponse(t testing.TB, req kmsg.Request, resp kmsg.Response) kmsg.Response {
+	t.Helper()
 	if resp.GetVersion() != req.GetVersion() || resp.Key() != req.Key() {
-		return nil, fmt.Errorf("response %s v%d to %s v%d", kmsg.NameForKey(resp.Key()), resp.GetVersion(), kmsg.NameForKey(req.Key()), req.GetVersion())
+		t.Fatalf("response %s v%d to %s v%d", kmsg.NameForKey(resp.Key()), resp.GetVersion(), kmsg.NameForKey(req.Key()), req.GetVersion())
 	}
-	// The response must encode and decode at its version.
 	back := req.ResponseKind()
 	if err := back.ReadFrom(resp.AppendTo(nil)); err != nil {
-		return nil, fmt.Errorf("decode response %s v%d: %w", kmsg.NameForKey(resp.Key()), resp.GetVersion(), err)
+		t.Fatalf("decode response %s v%d: %v", kmsg.NameForKey(resp.Key()), resp.GetVersion(), err)
 	}
-	return back, nil
+	return back
+}
+
+// driver runs requests against a coordinator (harness) or a bare group state machine
+// (machine), so that the helpers below serve both.
+type driver interface {
+	tb() testing.TB
+	do(req kmsg.Request) kmsg.Response
+	async(req kmsg.Request) *call
+	advance(d time.Duration)
+	initialDelay() time.Duration
+	// joining and syncing fail the test unless exactly n members of the group are blocked
+	// in JoinGroup (SyncGroup).
+	joining(id string, n int)
+	syncing(id string, n int)
+}
+
+// countWaiting counts the members blocked in JoinGroup and in SyncGroup.
+func countWaiting(g *group) (joins, syncs int) {
+	for _, m := range g.members {
+		if m.join != 0 {
+			joins++
+		}
+		if m.sync != 0 {
+			syncs++
+		}
+	}
+	return joins, syncs
+}
+
+func expectWaiting(t testing.TB, id string, g *group, joins, syncs int) {
+	t.Helper()
+	j, s := 0, 0
+	if g != nil {
+		j, s = countWaiting(g)
+	}
+	if joins >= 0 && j != joins {
+		t.Fatalf("group %s: %d members blocked in JoinGroup, want %d", id, j, joins)
+	}
+	if syncs >= 0 && s != syncs {
+		t.Fatalf("group %s: %d members blocked in SyncGroup, want %d", id, s, syncs)
+	}
+}
+
+// call is a request started by async. Its answer, if the request has one by now, is
+// already there: answers are delivered by the Step that produces them, in the goroutine
+// that caused it (a request, or a clock advance), so checking a call never waits.
+type call struct {
+	t    testing.TB
+	poll func() (kmsg.Response, bool)
+	resp kmsg.Response
+	done bool
+}
+
+func (c *call) try() bool {
+	if !c.done {
+		c.resp, c.done = c.poll()
+	}
+	return c.done
+}
+
+// wait returns the call's answer, failing the test if it has none.
+func wait[T kmsg.Response](t testing.TB, c *call) T {
+	t.Helper()
+	if !c.try() {
+		t.Fatal("request did not complete")
+	}
+	return c.resp.(T)
+}
+
+// notDone fails the test if the call has its answer.
+func notDone(t testing.TB, c *call) {
+	t.Helper()
+	if c.try() {
+		t.Fatalf("request completed early: %+v", c.resp)
+	}
 }
 
 func (h *harness) do(req kmsg.Request) kmsg.Response {
@@ -118,100 +201,72 @@ func (h *harness) do(req kmsg.Request) kmsg.Response {
 	return resp
 }
 
-type result struct {
-	resp kmsg.Response
-	err  error
-}
-
-// async runs req in its own goroutine.
-func (h *harness) async(req kmsg.Request) <-chan result {
-	ch := make(chan result, 1)
-	go func() {
-		resp, err := h.handle(context.Background(), req)
-		ch <- result{resp, err}
-	}()
-	return ch
-}
-
-func wait[T kmsg.Response](t testing.TB, ch <-chan result) T {
-	t.Helper()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-		return r.resp.(T)
-	case <-time.After(10 * time.Second):
-		t.Fatal("request did not complete")
-	}
-	panic("unreachable")
-}
-
-func notDone(t testing.TB, ch <-chan result) {
-	t.Helper()
-	select {
-	case r := <-ch:
-		t.Fatalf("request completed early: %+v", r)
-	default:
-	}
-}
-
-// waitFor polls cond on the group until it holds or a deadline passes.
-func (h *harness) waitFor(id, what string, cond func(g *group) bool) {
+// async starts req: when it returns, the request has reached its group (a JoinGroup or
+// SyncGroup that waits is registered), so no test needs to poll for it.
+func (h *harness) async(req kmsg.Request) *call {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if g := h.c.lookup(id); g != nil {
-			g.mu.Lock()
-			ok := cond(g)
-			g.mu.Unlock()
-			if ok {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("group %s: timed out waiting for %s", id, what)
-		}
-		time.Sleep(time.Millisecond)
+	p, err := h.c.begin(testClient, roundTrip(h.t, req))
+	if err != nil {
+		h.t.Fatal(err)
 	}
+	return &call{t: h.t, poll: func() (kmsg.Response, bool) {
+		resp, ok := p.poll()
+		if !ok {
+			return nil, false
+		}
+		return checkResponse(h.t, req, resp), true
+	}}
 }
 
-// waitJoining waits until n members of the group are blocked in JoinGroup.
-func (h *harness) waitJoining(id string, n int) {
+func (h *harness) tb() testing.TB              { return h.t }
+func (h *harness) advance(d time.Duration)     { h.clk.Advance(d) }
+func (h *harness) initialDelay() time.Duration { return h.c.cfg.InitialRebalanceDelay }
+func (h *harness) heartbeat(group, member string, gen int32) int16 {
+	return heartbeat(h, group, member, gen)
+}
+func (h *harness) commit(group, member string, gen int32, offsets map[int32]int64) int16 {
 	h.t.Helper()
-	h.waitFor(id, fmt.Sprintf("%d joining members", n), func(g *group) bool {
-		c := 0
-		for _, m := range g.members {
-			if m.join != nil {
-				c++
-			}
-		}
-		return c == n
-	})
+	return commit(h, group, member, gen, offsets)
+}
+func (h *harness) stableGroup(id string, n int, opts ...joinOpt) []*kmsg.JoinGroupResponse {
+	h.t.Helper()
+	return stableGroup(h, id, n, opts...)
+}
+func (h *harness) syncAll(id string, resps []*kmsg.JoinGroupResponse) {
+	h.t.Helper()
+	syncAll(h, id, resps)
 }
 
-// waitSyncing waits until n members of the group are blocked in SyncGroup.
-func (h *harness) waitSyncing(id string, n int) {
+func (h *harness) joining(id string, n int) {
 	h.t.Helper()
-	h.waitFor(id, fmt.Sprintf("%d syncing members", n), func(g *group) bool {
-		c := 0
-		for _, m := range g.members {
-			if m.sync != nil {
-				c++
-			}
-		}
-		return c == n
-	})
+	h.inspect(id, func(g *group) { expectWaiting(h.t, id, g, n, -1) })
+}
+
+func (h *harness) syncing(id string, n int) {
+	h.t.Helper()
+	h.inspect(id, func(g *group) { expectWaiting(h.t, id, g, -1, n) })
+}
+
+// inspect calls f with the group (nil if absent) under its cell's mutex.
+func (h *harness) inspect(id string, f func(*group)) {
+	cl := h.c.lookup(id)
+	if cl == nil {
+		f(nil)
+		return
+	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	f(cl.g)
 }
 
 func (h *harness) state(id string) state {
-	g := h.c.lookup(id)
-	if g == nil {
+	cl := h.c.lookup(id)
+	if cl == nil {
 		return stateDead
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.state
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.g.state
 }
 
 type joinOpt func(*kmsg.JoinGroupRequest)
@@ -276,8 +331,8 @@ func heartbeatReq(version int16, group, member string, gen int32) *kmsg.Heartbea
 	return r
 }
 
-func (h *harness) heartbeat(group, member string, gen int32) int16 {
-	return h.do(heartbeatReq(4, group, member, gen)).(*kmsg.HeartbeatResponse).ErrorCode
+func heartbeat(d driver, group, member string, gen int32) int16 {
+	return d.do(heartbeatReq(4, group, member, gen)).(*kmsg.HeartbeatResponse).ErrorCode
 }
 
 func commitReq(version int16, group, member string, gen int32, offsets map[int32]int64) *kmsg.OffsetCommitRequest {
@@ -298,14 +353,15 @@ func commitReq(version int16, group, member string, gen int32, offsets map[int32
 
 // commit commits and returns the single error code of all partitions (failing the test if
 // they differ).
-func (h *harness) commit(group, member string, gen int32, offsets map[int32]int64) int16 {
-	h.t.Helper()
-	resp := h.do(commitReq(8, group, member, gen, offsets)).(*kmsg.OffsetCommitResponse)
+func commit(d driver, group, member string, gen int32, offsets map[int32]int64) int16 {
+	t := d.tb()
+	t.Helper()
+	resp := d.do(commitReq(8, group, member, gen, offsets)).(*kmsg.OffsetCommitResponse)
 	code := int16(-2)
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
+	for _, rt := range resp.Topics {
+		for _, p := range rt.Partitions {
 			if code != -2 && p.ErrorCode != code {
-				h.t.Fatalf("mixed commit errors: %+v", resp.Topics)
+				t.Fatalf("mixed commit errors: %+v", resp.Topics)
 			}
 			code = p.ErrorCode
 		}
@@ -339,58 +395,60 @@ func (h *harness) fetch(group string, partitions ...int32) map[int32]int64 {
 // stableGroup brings n members (JoinGroup v3, so without the MEMBER_ID_REQUIRED round) into
 // a stable group through the initial delay, with assignment "assign-<member id>" each. It
 // returns the join responses in the order of the requests.
-func (h *harness) stableGroup(id string, n int, opts ...joinOpt) []*kmsg.JoinGroupResponse {
-	h.t.Helper()
-	var chs []<-chan result
+func stableGroup(d driver, id string, n int, opts ...joinOpt) []*kmsg.JoinGroupResponse {
+	t := d.tb()
+	t.Helper()
+	var chs []*call
 	for i := 0; i < n; i++ {
-		chs = append(chs, h.async(joinReq(3, id, "", opts...)))
-		h.waitJoining(id, i+1)
+		chs = append(chs, d.async(joinReq(3, id, "", opts...)))
+		d.joining(id, i+1)
 	}
 	// Members that joined during the initial delay extend it once (Kafka's behaviour).
-	h.clk.Advance(h.c.cfg.InitialRebalanceDelay)
+	d.advance(d.initialDelay())
 	if n > 1 {
-		h.clk.Advance(h.c.cfg.InitialRebalanceDelay)
+		d.advance(d.initialDelay())
 	}
 	var resps []*kmsg.JoinGroupResponse
 	for _, ch := range chs {
-		resps = append(resps, wait[*kmsg.JoinGroupResponse](h.t, ch))
+		resps = append(resps, wait[*kmsg.JoinGroupResponse](t, ch))
 	}
-	h.syncAll(id, resps)
+	syncAll(d, id, resps)
 	return resps
 }
 
 // syncAll syncs every member of a completed join: followers first, then the leader with
 // assignment "assign-<member id>" for each member.
-func (h *harness) syncAll(id string, resps []*kmsg.JoinGroupResponse) {
-	h.t.Helper()
+func syncAll(d driver, id string, resps []*kmsg.JoinGroupResponse) {
+	t := d.tb()
+	t.Helper()
 	var leader *kmsg.JoinGroupResponse
-	var chs []<-chan result
+	var chs []*call
 	for _, r := range resps {
 		if r.ErrorCode != 0 {
-			h.t.Fatalf("join error %d", r.ErrorCode)
+			t.Fatalf("join error %d", r.ErrorCode)
 		}
 		if r.MemberID == r.LeaderID {
 			leader = r
 			continue
 		}
-		chs = append(chs, h.async(syncReq(3, id, r.MemberID, r.Generation, nil)))
+		chs = append(chs, d.async(syncReq(3, id, r.MemberID, r.Generation, nil)))
 	}
 	if leader == nil {
-		h.t.Fatal("no leader among the join responses")
+		t.Fatal("no leader among the join responses")
 	}
-	h.waitSyncing(id, len(chs))
+	d.syncing(id, len(chs))
 	assign := map[string]string{}
 	for _, m := range leader.Members {
 		assign[m.MemberID] = "assign-" + m.MemberID
 	}
-	lr := h.do(syncReq(3, id, leader.MemberID, leader.Generation, assign)).(*kmsg.SyncGroupResponse)
+	lr := d.do(syncReq(3, id, leader.MemberID, leader.Generation, assign)).(*kmsg.SyncGroupResponse)
 	if lr.ErrorCode != 0 || string(lr.MemberAssignment) != "assign-"+leader.MemberID {
-		h.t.Fatalf("leader sync: error %d assignment %q", lr.ErrorCode, lr.MemberAssignment)
+		t.Fatalf("leader sync: error %d assignment %q", lr.ErrorCode, lr.MemberAssignment)
 	}
 	for _, ch := range chs {
-		sr := wait[*kmsg.SyncGroupResponse](h.t, ch)
+		sr := wait[*kmsg.SyncGroupResponse](t, ch)
 		if sr.ErrorCode != 0 || len(sr.MemberAssignment) == 0 {
-			h.t.Fatalf("follower sync: error %d assignment %q", sr.ErrorCode, sr.MemberAssignment)
+			t.Fatalf("follower sync: error %d assignment %q", sr.ErrorCode, sr.MemberAssignment)
 		}
 	}
 }

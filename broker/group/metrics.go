@@ -48,19 +48,13 @@ func newMetrics(c *Coordinator, reg prometheus.Registerer) *metrics {
 
 // counts returns the number of groups with members and the number of members.
 func (c *Coordinator) counts() (groups, members int) {
-	c.mu.Lock()
-	gs := make([]*group, 0, len(c.groups))
-	for _, g := range c.groups {
-		gs = append(gs, g)
-	}
-	c.mu.Unlock()
-	for _, g := range gs {
-		g.mu.Lock()
-		if n := len(g.members); n > 0 {
+	for _, cl := range c.cells() {
+		cl.mu.Lock()
+		if n := len(cl.g.members); n > 0 {
 			groups++
 			members += n
 		}
-		g.mu.Unlock()
+		cl.mu.Unlock()
 	}
 	return groups, members
 }

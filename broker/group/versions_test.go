@@ -43,7 +43,7 @@ func TestEveryVersion(t *testing.T) {
 			jr.MemberID = r.MemberID
 		}
 		ch := h.async(jr)
-		h.waitJoining(group, 1)
+		h.joining(group, 1)
 		h.clk.Advance(3 * time.Second)
 		r := wait[*kmsg.JoinGroupResponse](t, ch)
 		if r.ErrorCode != 0 || r.Generation != 1 || r.Protocol == nil || *r.Protocol != "range" || r.LeaderID != r.MemberID || len(r.Members) != 1 {

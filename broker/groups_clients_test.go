@@ -1,18 +1,14 @@
-package group_test
+package broker_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,179 +19,75 @@ import (
 	"github.com/logpipe/logpipe/broker"
 )
 
-// testBroker is a real logpipe broker on a temporary directory, restartable on the same
-// address: in this process (restart = Close and Start), or as a cmd/broker process
+// Consumer groups driven by real clients (sarama, kgo, kcat) against whole brokers. The
+// coordinator's protocol itself is tested in broker/group, against its state machine.
+
+// groupBroker is a real logpipe broker on a temporary directory, restartable on the same
+// address and data: in this process (restart = Close and Start), or as a cmd/broker process
 // (restart = SIGKILL and start again).
-type testBroker struct {
+type groupBroker struct {
 	t    testing.TB
-	cfg  broker.Config
-	b    *broker.Broker
 	addr string
 
-	bin  string // set for a process broker
-	ini  string
-	proc *exec.Cmd
-	done chan struct{}
+	cfg broker.Config // in this process
+	b   *broker.Broker
+
+	bin, data string // as a process
+	proc      *brokerProc
 }
 
-func testBrokerConfig(t testing.TB) broker.Config {
-	cfg := broker.DefaultConfig()
-	cfg.Server.Listen = "127.0.0.1:0"
-	cfg.Server.ShutdownTimeout = time.Second
-	cfg.Log.Dir = t.TempDir()
-	cfg.Metrics.Listen = ""
-	cfg.Group.InitialRebalanceDelay = 300 * time.Millisecond
-	cfg.Group.MinSessionTimeout = time.Second
-	return cfg
-}
+// groupIni is the [group] section of the test brokers: a short initial rebalance delay and
+// short sessions allowed, so that clients form groups quickly.
+const groupIni = "[group]\ninitial_rebalance_delay = 300ms\nmin_session_timeout = 1s\n"
 
-func startBroker(t testing.TB) *testBroker {
+// startGroupBroker starts a broker in this process.
+func startGroupBroker(t testing.TB) *groupBroker {
 	t.Helper()
-	tb := &testBroker{t: t, cfg: testBrokerConfig(t)}
-	tb.start()
-	tb.cfg.Server.Listen = tb.addr // restarts keep the address
+	gb := &groupBroker{t: t, cfg: testConfig(t.TempDir())}
+	gb.cfg.Server.ShutdownTimeout = time.Second
+	gb.cfg.Group.InitialRebalanceDelay = 300 * time.Millisecond
+	gb.cfg.Group.MinSessionTimeout = time.Second
+	gb.start()
+	gb.cfg.Server.Listen = gb.addr // restarts keep the address
 	t.Cleanup(func() {
-		if tb.b != nil {
-			tb.b.Close()
+		if gb.b != nil {
+			gb.b.Close()
 		}
 	})
-	return tb
+	return gb
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildBin != "" {
-		os.RemoveAll(filepath.Dir(buildBin))
-	}
-	os.Exit(code)
-}
-
-var (
-	buildOnce sync.Once
-	buildBin  string
-	buildErr  error
-)
-
-// startBrokerProcess builds cmd/broker (once per test binary) and runs it as a process.
-func startBrokerProcess(t *testing.T) *testBroker {
+// startGroupBrokerProcess builds cmd/broker and runs it as a process.
+func startGroupBrokerProcess(t *testing.T) *groupBroker {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "logpipe-group-test-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildBin = filepath.Join(dir, "broker")
-		out, err := exec.Command("go", "build", "-o", buildBin, "github.com/logpipe/logpipe/cmd/broker").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build cmd/broker: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	gb := &groupBroker{t: t, bin: buildBroker(t), data: t.TempDir()}
+	gb.proc = startProc(t, gb.bin, gb.data, "", groupIni)
+	gb.addr = gb.proc.addr
+	return gb
+}
+
+func (gb *groupBroker) start() {
+	gb.t.Helper()
+	b, err := broker.Start(gb.cfg, testLogger())
 	if err != nil {
-		t.Fatal(err)
+		gb.t.Fatalf("start broker: %v", err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	tb := &testBroker{t: t, addr: addr, bin: buildBin, ini: filepath.Join(dir, "broker.ini")}
-	conf := fmt.Sprintf("[server]\nlisten = %s\nshutdown_timeout = 1s\n[log]\ndir = %s\n[metrics]\nlisten =\n"+
-		"[group]\ninitial_rebalance_delay = 300ms\nmin_session_timeout = 1s\n", addr, filepath.Join(dir, "data"))
-	if err := os.WriteFile(tb.ini, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tb.start()
-	t.Cleanup(tb.kill)
-	return tb
-}
-
-func (tb *testBroker) start() {
-	tb.t.Helper()
-	if tb.bin == "" {
-		level := slog.LevelError
-		if testing.Verbose() {
-			level = slog.LevelInfo
-		}
-		b, err := broker.Start(tb.cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
-		if err != nil {
-			tb.t.Fatalf("start broker: %v", err)
-		}
-		tb.b, tb.addr = b, b.Addr()
-		return
-	}
-	tb.proc = exec.Command(tb.bin, "-config", tb.ini)
-	if testing.Verbose() {
-		tb.proc.Stdout, tb.proc.Stderr = os.Stderr, os.Stderr
-	}
-	if err := tb.proc.Start(); err != nil {
-		tb.t.Fatalf("start broker process: %v", err)
-	}
-	tb.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
-		cmd.Wait()
-		close(done)
-	}(tb.proc, tb.done)
-	eventually(tb.t, 30*time.Second, "the broker process to listen", func() bool {
-		select {
-		case <-tb.done:
-			tb.t.Fatal("broker process exited")
-		default:
-		}
-		c, err := net.DialTimeout("tcp", tb.addr, time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
-}
-
-// kill SIGKILLs a process broker.
-func (tb *testBroker) kill() {
-	if tb.proc == nil {
-		return
-	}
-	tb.proc.Process.Signal(syscall.SIGKILL)
-	<-tb.done
-	tb.proc = nil
+	gb.b, gb.addr = b, b.Addr()
 }
 
 // restart restarts the broker: SIGKILL for a process, Close for one in this process.
-func (tb *testBroker) restart() {
-	tb.t.Helper()
-	if tb.bin != "" {
-		tb.kill()
-		tb.start()
+func (gb *groupBroker) restart() {
+	gb.t.Helper()
+	if gb.proc != nil {
+		gb.proc.kill()
+		gb.proc = startProc(gb.t.(*testing.T), gb.bin, gb.data, gb.addr, groupIni)
 		return
 	}
-	if err := tb.b.Close(); err != nil {
-		tb.t.Fatalf("close broker: %v", err)
+	if err := gb.b.Close(); err != nil {
+		gb.t.Fatalf("close broker: %v", err)
 	}
-	tb.b = nil
-	tb.start()
-}
-
-func newKgo(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
-
-func createTopic(t testing.TB, addr, topic string, partitions int32) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(newKgo(t, addr)).CreateTopic(ctx, partitions, 1, nil, topic)
-	if err != nil || resp.Err != nil {
-		t.Fatalf("create topic %s: %v %v", topic, err, resp.Err)
-	}
+	gb.b = nil
+	gb.start()
 }
 
 // produce writes n records to each of the topic's partitions.
@@ -234,17 +126,6 @@ func committed(t testing.TB, addr, group, topic string, partitions int32) []int6
 		}
 	}
 	return out
-}
-
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // tracker records which member owns which partition and every delivered offset, and flags
@@ -433,7 +314,7 @@ func (d *killDialer) kill() {
 	}
 }
 
-func saramaConfig(name string, version sarama.KafkaVersion) *sarama.Config {
+func saramaGroupConfig(name string, version sarama.KafkaVersion) *sarama.Config {
 	cfg := sarama.NewConfig()
 	cfg.Version = version
 	cfg.ClientID = name
@@ -494,18 +375,18 @@ func (m *saramaMember) stop() {
 // TestSaramaConsumerGroup runs three sarama members with manual commits against the broker
 // as a process, which is killed with SIGKILL and restarted.
 func TestSaramaConsumerGroup(t *testing.T) {
-	tb := startBrokerProcess(t)
+	tb := startGroupBrokerProcess(t)
 	const topic, group, parts = "orders", "sarama-group", 6
-	createTopic(t, tb.addr, topic, parts)
+	createTopic(t, tb.addr, topic, parts, nil)
 	produce(t, tb.addr, topic, parts, 50)
 
 	tr := newTracker()
 	var members []*saramaMember
 	for i := 0; i < 3; i++ {
 		name := fmt.Sprintf("m%d", i)
-		members = append(members, startSaramaMember(t, tb.addr, group, topic, name, tr, saramaConfig(name, sarama.V2_8_0_0)))
+		members = append(members, startSaramaMember(t, tb.addr, group, topic, name, tr, saramaGroupConfig(name, sarama.V2_8_0_0)))
 	}
-	eventually(t, 30*time.Second, "all records consumed and committed", func() bool {
+	waitFor(t, 30*time.Second, "all records consumed and committed", func() bool {
 		c := committed(t, tb.addr, group, topic, parts)
 		return tr.count() >= parts*50 && slices.Equal(c, []int64{50, 50, 50, 50, 50, 50})
 	})
@@ -522,7 +403,7 @@ func TestSaramaConsumerGroup(t *testing.T) {
 	// A member that leaves loses its partitions to the others.
 	members[2].stop()
 	tr.kill("m2")
-	eventually(t, 10*time.Second, "m2's partitions reassigned after leave", func() bool {
+	waitFor(t, 10*time.Second, "m2's partitions reassigned after leave", func() bool {
 		return !slices.Contains(tr.owners(parts), "")
 	})
 	tr.check(t)
@@ -532,7 +413,7 @@ func TestSaramaConsumerGroup(t *testing.T) {
 	killedAt := time.Now()
 	members[1].dialer.kill()
 	tr.kill("m1")
-	eventually(t, 3*time.Second+5*time.Second, "m1's partitions reassigned after kill", func() bool {
+	waitFor(t, 3*time.Second+5*time.Second, "m1's partitions reassigned after kill", func() bool {
 		o := tr.owners(parts)
 		return !slices.Contains(o, "") && !slices.Contains(o, "m1")
 	})
@@ -542,13 +423,13 @@ func TestSaramaConsumerGroup(t *testing.T) {
 
 	// More records, consumed by the survivor.
 	produce(t, tb.addr, topic, parts, 25)
-	eventually(t, 30*time.Second, "75 records committed per partition", func() bool {
+	waitFor(t, 30*time.Second, "75 records committed per partition", func() bool {
 		return slices.Equal(committed(t, tb.addr, group, topic, parts), []int64{75, 75, 75, 75, 75, 75})
 	})
 
 	// A new member (sarama with V3_6 versions) joins the survivor.
-	startSaramaMember(t, tb.addr, group, topic, "m3", tr, saramaConfig("m3", sarama.V3_6_0_0))
-	eventually(t, 10*time.Second, "m3 joined", func() bool { return slices.Contains(tr.owners(parts), "m3") })
+	startSaramaMember(t, tb.addr, group, topic, "m3", tr, saramaGroupConfig("m3", sarama.V3_6_0_0))
+	waitFor(t, 10*time.Second, "m3 joined", func() bool { return slices.Contains(tr.owners(parts), "m3") })
 	before := tr.takeDelivered()
 	for p := int32(0); p < parts; p++ {
 		if got := distinct(before[p]); !slices.Equal(got, seq(0, 75)) {
@@ -559,7 +440,7 @@ func TestSaramaConsumerGroup(t *testing.T) {
 	// stored, so the members may carry on in their generation or rejoin: either way the
 	// group settles with m0 and m3 owning all partitions.
 	tb.restart()
-	eventually(t, 30*time.Second, "group settled with m0 and m3 after the broker restart", func() bool {
+	waitFor(t, 30*time.Second, "group settled with m0 and m3 after the broker restart", func() bool {
 		owners := tr.owners(parts)
 		n, who := 0, map[string]bool{}
 		for _, o := range owners {
@@ -575,7 +456,7 @@ func TestSaramaConsumerGroup(t *testing.T) {
 	}
 	producedAt := time.Now()
 	produce(t, tb.addr, topic, parts, 25)
-	eventually(t, 30*time.Second, "100 records committed per partition", func() bool {
+	waitFor(t, 30*time.Second, "100 records committed per partition", func() bool {
 		return slices.Equal(committed(t, tb.addr, group, topic, parts), []int64{100, 100, 100, 100, 100, 100})
 	})
 	tr.check(t)
@@ -617,9 +498,9 @@ func distinct(offs []int64) []int64 {
 }
 
 func TestKgoGroupCommitRecords(t *testing.T) {
-	tb := startBroker(t)
+	tb := startGroupBroker(t)
 	const topic, group, parts = "kgo-events", "kgo-group", 3
-	createTopic(t, tb.addr, topic, parts)
+	createTopic(t, tb.addr, topic, parts, nil)
 	produce(t, tb.addr, topic, parts, 20)
 
 	consume := func(want int) []*kgo.Record {
@@ -667,9 +548,9 @@ func TestKcatBalancedConsumer(t *testing.T) {
 	if err != nil {
 		t.Skip("kcat not installed (apt-get install kcat)")
 	}
-	tb := startBroker(t)
+	tb := startGroupBroker(t)
 	const topic, group, parts = "kcat-events", "kcat-group", 2
-	createTopic(t, tb.addr, topic, parts)
+	createTopic(t, tb.addr, topic, parts, nil)
 	produce(t, tb.addr, topic, parts, 10)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
@@ -703,11 +584,11 @@ func TestKcatBalancedConsumer(t *testing.T) {
 }
 
 func TestMixedSaramaKgoRange(t *testing.T) {
-	tb := startBroker(t)
+	tb := startGroupBroker(t)
 	const topic, group, parts = "mixed", "mixed-group", 6
-	createTopic(t, tb.addr, topic, parts)
+	createTopic(t, tb.addr, topic, parts, nil)
 	tr := newTracker()
-	startSaramaMember(t, tb.addr, group, topic, "sarama", tr, saramaConfig("sarama", sarama.V3_6_0_0))
+	startSaramaMember(t, tb.addr, group, topic, "sarama", tr, saramaGroupConfig("sarama", sarama.V3_6_0_0))
 
 	var mu sync.Mutex
 	kgoOwned := map[int32]bool{}
@@ -736,7 +617,7 @@ func TestMixedSaramaKgoRange(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, 20*time.Second, "range split between sarama and kgo", func() bool {
+	waitFor(t, 20*time.Second, "range split between sarama and kgo", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		owners := tr.owners(parts)
@@ -764,9 +645,9 @@ func TestMixedSaramaKgoRange(t *testing.T) {
 // leaving until the other two own every partition. The broker's initial rebalance delay is
 // 300 ms here (3 s by default) and counts in the first figure.
 func BenchmarkKgoGroupStabilize(b *testing.B) {
-	tb := startBroker(b)
+	tb := startGroupBroker(b)
 	const topic, parts = "stabilize", 6
-	createTopic(b, tb.addr, topic, parts)
+	createTopic(b, tb.addr, topic, parts, nil)
 	var startTotal, leaveTotal time.Duration
 	for i := 0; i < b.N; i++ {
 		group := fmt.Sprintf("stabilize-%d", i)
@@ -814,13 +695,13 @@ func BenchmarkKgoGroupStabilize(b *testing.B) {
 				}
 			}()
 		}
-		eventually(b, 30*time.Second, "3 members own all partitions", func() bool {
+		waitFor(b, 30*time.Second, "3 members own all partitions", func() bool {
 			return total(0, 1, 2) == parts && total(0) > 0 && total(1) > 0 && total(2) > 0
 		})
 		startTotal += time.Since(start)
 		start = time.Now()
 		clients[2].Close() // LeaveGroup
-		eventually(b, 30*time.Second, "2 members own all partitions", func() bool { return total(0, 1) == parts })
+		waitFor(b, 30*time.Second, "2 members own all partitions", func() bool { return total(0, 1) == parts })
 		leaveTotal += time.Since(start)
 		cancel()
 		clients[0].Close()
