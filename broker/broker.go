@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/logpipe/logpipe/broker/acl"
 	"github.com/logpipe/logpipe/broker/group"
 	"github.com/logpipe/logpipe/broker/server"
 	"github.com/logpipe/logpipe/broker/status"
@@ -40,8 +41,8 @@ type Config struct {
 
 // ServerConfig is the [server] section: the Kafka listener.
 type ServerConfig struct {
-	Listen          string        `ini:"listen"`            // host:port to listen on
-	Advertised      string        `ini:"advertised"`        // host:port given to clients; empty = the listen address
+	Listen     string `ini:"listen"`     // host:port to listen on
+	Advertised string `ini:"advertised"` // host:port given to clients; empty = the listen address
 
 	// Listeners, when set, replaces listen: PROTOCOL://host:port,... with
 	// PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL; AdvertisedListeners gives
@@ -309,8 +310,17 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if b.sec, err = cfg.openSecurity(needTLS); err != nil {
 		return fail(err)
 	}
+	supers, err := acl.ParseSuperUsers(cfg.ACL.SuperUsers)
+	if err != nil {
+		return fail(fmt.Errorf("[acl] super_users: %w", err))
+	}
+	authz, err := acl.Open(cfg.Log.Dir, acl.Config{Enabled: cfg.ACL.Enabled, SuperUsers: supers, Registerer: reg})
+	if err != nil {
+		return fail(err)
+	}
 	b.srv, err = server.New(server.Config{
 		Store:            b.store,
+		ACL:              authz,
 		SASL:             b.sec.auth,
 		Users:            b.sec.users,
 		AutoCreateTopics: cfg.Log.AutoCreateTopics,

@@ -347,7 +347,6 @@ func (s *Server) Close(grace time.Duration) {
 	<-done
 }
 
-
 // isStopping reports whether Close has begun.
 func (s *Server) isStopping() bool {
 	select {
