@@ -67,6 +67,7 @@ func (c Config) shipConfig() ship.Config {
 		FlushFrequency:   c.Kafka.FlushFrequency,
 		MaxMessageBytes:  c.Kafka.MaxMessageBytes,
 		ClientID:         "logagent-" + c.Agent.Host,
+		Security:         c.Kafka.Config,
 	}
 }
 

@@ -5,6 +5,7 @@ package logagent
 
 import (
 	"fmt"
+	"github.com/logpipe/logpipe/internal/kafkasec"
 	"os"
 	"strings"
 	"time"
@@ -31,6 +32,8 @@ type Config struct {
 		DialTimeout time.Duration `ini:"dial_timeout"`
 	} `ini:"etcd"`
 	Kafka struct {
+		kafkasec.Config `ini:"-"` // tls, ca_file, sasl_mechanism, username, password_file, ...
+
 		Brokers          string        `ini:"brokers"`
 		RequiredAcks     string        `ini:"required_acks"` // 0 | 1 | all
 		Compression      string        `ini:"compression"`   // none | gzip | snappy | lz4 | zstd

@@ -5,6 +5,7 @@ package logtransfer
 
 import (
 	"fmt"
+	"github.com/logpipe/logpipe/internal/kafkasec"
 	"strings"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 // Config is the transfer's configuration, logtransfer.ini.
 type Config struct {
 	Kafka struct {
+		kafkasec.Config `ini:"-"` // tls, ca_file, sasl_mechanism, username, password_file, ...
+
 		Brokers          string        `ini:"brokers"`
 		Group            string        `ini:"group"`
 		Topics           string        `ini:"topics"`

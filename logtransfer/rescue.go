@@ -54,7 +54,8 @@ const (
 // closed with the transfer.
 type rawFetcher struct {
 	brokers  []string
-	maxBytes int32 // the largest response read
+	maxBytes int32     // the largest response read
+	opts     []kgo.Opt // TLS and SASL, as the transfer's [kafka] section says
 
 	mu sync.Mutex
 	cl *kgo.Client
@@ -64,10 +65,11 @@ func (f *rawFetcher) client() (*kgo.Client, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.cl == nil {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.ClientID("logtransfer-rescue"),
+		opts := append([]kgo.Opt{kgo.SeedBrokers(f.brokers...), kgo.ClientID("logtransfer-rescue"),
 			kgo.MaxVersions(kversion.V2_8_0()), kgo.BrokerMaxReadBytes(f.maxBytes),
 			// Not used (the rescue sends its own fetches) but checked against the above.
-			kgo.FetchMaxBytes(fetchPartitionBytes), kgo.FetchMaxPartitionBytes(fetchPartitionBytes))
+			kgo.FetchMaxBytes(fetchPartitionBytes), kgo.FetchMaxPartitionBytes(fetchPartitionBytes)}, f.opts...)
+		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			return nil, fmt.Errorf("rescue client: %w", err)
 		}
@@ -267,8 +269,8 @@ func canProbe(err error) bool {
 }
 
 // newRawFetcher is the transfer's rescue reader.
-func newRawFetcher(cfg Config) *rawFetcher {
-	return &rawFetcher{brokers: config.SplitList(cfg.Kafka.Brokers),
+func newRawFetcher(cfg Config, opts ...kgo.Opt) *rawFetcher {
+	return &rawFetcher{brokers: config.SplitList(cfg.Kafka.Brokers), opts: opts,
 		maxBytes: int32(fetchPartitionBytes + cfg.Kafka.MaxDecompressedBatchBytes + 1<<20)}
 }
 

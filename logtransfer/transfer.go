@@ -28,7 +28,8 @@ type Transfer struct {
 	dlqMu sync.Mutex
 	dlq   sarama.SyncProducer
 
-	raw *rawFetcher // reads the partitions whose fetches sarama cannot decode
+	raw *rawFetcher    // reads the partitions whose fetches sarama cannot decode
+	sc  *sarama.Config // the clients' configuration, security included
 }
 
 // New prepares a transfer and its output. For Elasticsearch it installs the index
@@ -50,7 +51,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 		return nil, err
 	}
 	setClientLimits(cfg)
-	return &Transfer{cfg: cfg, log: log, sink: sink, builder: cfg.builder(), m: newMetrics(), raw: newRawFetcher(cfg)}, nil
+	t := &Transfer{cfg: cfg, log: log, sink: sink, builder: cfg.builder(), m: newMetrics()}
+	// The security settings are checked (and a password file read) at start.
+	if t.sc, err = t.saramaConfig(); err != nil {
+		sink.Close()
+		return nil, err
+	}
+	secOpts, err := cfg.Kafka.Config.KgoOpts()
+	if err != nil {
+		sink.Close()
+		return nil, err
+	}
+	t.raw = newRawFetcher(cfg, secOpts...)
+	if cfg.Kafka.InsecureSkipVerify {
+		log.Warn("[kafka] insecure_skip_verify = true: the broker's certificate is NOT verified; anyone on the path can read and change the logs")
+	}
+	log.Info("kafka security", "settings", cfg.Kafka.Config.String())
+	return t, nil
 }
 
 // builder is the document builder the configuration asks for.
@@ -69,8 +86,11 @@ func (c Config) builder() *document.Builder {
 // Registry is the transfer's metrics registry.
 func (t *Transfer) Registry() *prometheus.Registry { return t.m.reg }
 
-func (t *Transfer) saramaConfig() *sarama.Config {
+func (t *Transfer) saramaConfig() (*sarama.Config, error) {
 	sc := sarama.NewConfig()
+	if err := t.cfg.Kafka.Config.ApplySarama(sc); err != nil {
+		return nil, err
+	}
 	sc.Version = sarama.V2_8_0_0
 	sc.ClientID = "logtransfer"
 	sc.Consumer.Offsets.AutoCommit.Enable = false
@@ -93,7 +113,7 @@ func (t *Transfer) saramaConfig() *sarama.Config {
 	sc.Producer.Return.Successes = true
 	sc.Producer.Retry.Max = 10
 	sc.Producer.MaxMessageBytes = t.cfg.Kafka.DLQMaxMessageBytes
-	return sc
+	return sc, nil
 }
 
 // Run consumes until ctx ends. On a rebalance and at the end it stores what is
@@ -107,7 +127,7 @@ func (t *Transfer) Run(ctx context.Context) error {
 	var group sarama.ConsumerGroup
 	backoff := 250 * time.Millisecond
 	for group == nil {
-		g, err := sarama.NewConsumerGroup(brokers, t.cfg.Kafka.Group, t.saramaConfig())
+		g, err := sarama.NewConsumerGroup(brokers, t.cfg.Kafka.Group, t.sc)
 		if err == nil {
 			group = g
 			break
@@ -586,7 +606,7 @@ func (t *Transfer) dlqProducer() (sarama.SyncProducer, error) {
 	t.dlqMu.Lock()
 	defer t.dlqMu.Unlock()
 	if t.dlq == nil {
-		p, err := sarama.NewSyncProducer(config.SplitList(t.cfg.Kafka.Brokers), t.saramaConfig())
+		p, err := sarama.NewSyncProducer(config.SplitList(t.cfg.Kafka.Brokers), t.sc)
 		if err != nil {
 			return nil, fmt.Errorf("dead-letter producer: %w", err)
 		}

@@ -48,7 +48,7 @@ func TestParseRequest(t *testing.T) {
 		{"produce v2", encodeRequest(kmsg.NewPtrProduceRequest(), 2, ""), "unsupported version 2 of Produce"},
 		{"produce too new", encodeRequest(kmsg.NewPtrProduceRequest(), 10, ""), "unsupported version 10 of Produce"},
 		{"fetch v3", encodeRequest(kmsg.NewPtrFetchRequest(), 3, ""), "unsupported version 3 of Fetch"},
-		{"not advertised", encodeRequest(kmsg.NewPtrSASLHandshakeRequest(), 1, ""), "unsupported API key 17"},
+		{"not advertised", encodeRequest(kmsg.NewPtrDeleteRecordsRequest(), 1, ""), "unsupported API key 21"},
 		{"group key without groups", encodeRequest(kmsg.NewPtrJoinGroupRequest(), 5, ""), "unsupported API key 11"},
 		{"truncated header", []byte{0, 3, 0, 1, 0}, "truncated"},
 		{"truncated body", encodeRequest(meta, 9, "x")[:16], "decode Metadata"},

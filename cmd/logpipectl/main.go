@@ -26,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/logpipe/logpipe/internal/kafkasec"
 	"io"
 	"os"
 	"strings"
@@ -51,11 +52,18 @@ const usage = `usage: logpipectl [--brokers host:port,...] [--config FILE] [--js
          delete NAME
   produce TOPIC [--key K] [--acks 0|1|all]            (one record per line of stdin)
   consume TOPIC [--from-beginning] [--group G] [--max N]
-                                  (prints partition, offset, key, headers, value)`
+                                  (prints partition, offset, key, headers, value)
+  users list | add NAME [--mechanism SCRAM-SHA-512|SCRAM-SHA-256] [--iterations N] --password-file F |
+        delete NAME [--mechanism M]
+  acls list | add|remove --principal User:NAME [--deny] [--host H]
+        (--topic T | --group G | --cluster) [--prefixed] --operation OP[,OP...]
+TLS and SASL come from the [kafka] section of --config (tls, ca_file, sasl_mechanism, username,
+password_file, ...), as for the agent and the transfer.`
 
 // cli is one invocation.
 type cli struct {
 	brokers []string
+	sec     []kgo.Opt // TLS and SASL
 	json    bool
 	out     io.Writer
 	stdin   io.Reader
@@ -78,12 +86,17 @@ func runWith(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	list, err := resolveBrokers(*brokers, *configPath)
+	list, sec, err := resolveBrokers(*brokers, *configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "logpipectl: %v\n", err)
 		return 2
 	}
-	c := &cli{brokers: list, json: *asJSON, out: stdout, stdin: stdin}
+	secOpts, err := sec.KgoOpts()
+	if err != nil {
+		fmt.Fprintf(stderr, "logpipectl: %v\n", err)
+		return 2
+	}
+	c := &cli{brokers: list, sec: secOpts, json: *asJSON, out: stdout, stdin: stdin}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	c.ctx = ctx
@@ -108,19 +121,16 @@ const defaultConfig = "/etc/logpipe/logpipectl.ini"
 // fileConfig is logpipectl.ini.
 type fileConfig struct {
 	Kafka struct {
-		Brokers string `ini:"brokers"`
+		kafkasec.Config `ini:"-"`
+		Brokers         string `ini:"brokers"`
 	} `ini:"kafka"`
 }
 
 // resolveBrokers picks the brokers: the flag, then LOGPIPE_BROKERS, then the config
 // file (an explicit one must exist), then 127.0.0.1:9092.
-func resolveBrokers(flagValue, configPath string) ([]string, error) {
-	if flagValue != "" {
-		return config.SplitList(flagValue), nil
-	}
-	if v := os.Getenv("LOGPIPE_BROKERS"); v != "" {
-		return config.SplitList(v), nil
-	}
+// The security settings come from the config file only.
+func resolveBrokers(flagValue, configPath string) ([]string, kafkasec.Config, error) {
+	var fc fileConfig
 	path := configPath
 	if path == "" {
 		if _, err := os.Stat(defaultConfig); err == nil {
@@ -128,22 +138,26 @@ func resolveBrokers(flagValue, configPath string) ([]string, error) {
 		}
 	}
 	if path != "" {
-		var fc fileConfig
 		if err := config.Load(path, &fc); err != nil {
-			return nil, err
-		}
-		if fc.Kafka.Brokers != "" {
-			return config.SplitList(fc.Kafka.Brokers), nil
+			return nil, fc.Kafka.Config, err
 		}
 	}
-	return []string{"127.0.0.1:9092"}, nil
+	switch {
+	case flagValue != "":
+		return config.SplitList(flagValue), fc.Kafka.Config, nil
+	case os.Getenv("LOGPIPE_BROKERS") != "":
+		return config.SplitList(os.Getenv("LOGPIPE_BROKERS")), fc.Kafka.Config, nil
+	case fc.Kafka.Brokers != "":
+		return config.SplitList(fc.Kafka.Brokers), fc.Kafka.Config, nil
+	}
+	return []string{"127.0.0.1:9092"}, fc.Kafka.Config, nil
 }
 
 func (c *cli) dispatch(args []string) error {
 	if len(args) < 2 {
 		return fmt.Errorf("%w: missing command or argument", errUsage)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.DialTimeout(3*time.Second), kgo.RequestRetries(2))
+	cl, err := kgo.NewClient(c.opts(kgo.DialTimeout(3*time.Second), kgo.RequestRetries(2))...)
 	if err != nil {
 		return err
 	}
@@ -175,8 +189,26 @@ func (c *cli) dispatch(args []string) error {
 		return c.withName(rest, c.groupsDelete)
 	case "groups reset-offsets":
 		return c.groupsReset(rest)
+	case "users list":
+		return c.usersList()
+	case "users add":
+		return c.usersAdd(rest)
+	case "users delete":
+		return c.usersDelete(rest)
+	case "acls list":
+		return c.aclsList()
+	case "acls add":
+		return c.aclsChange(rest, true)
+	case "acls remove":
+		return c.aclsChange(rest, false)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, strings.Join(args[:2], " "))
+}
+
+// opts are the client options every command starts from: the brokers and the
+// security settings.
+func (c *cli) opts(more ...kgo.Opt) []kgo.Opt {
+	return append(append([]kgo.Opt{kgo.SeedBrokers(c.brokers...)}, c.sec...), more...)
 }
 
 func (c *cli) withName(args []string, f func(string) error) error {

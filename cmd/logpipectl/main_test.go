@@ -250,7 +250,7 @@ func TestBrokersPrecedence(t *testing.T) {
 		{"", "", "", "127.0.0.1:9092"},
 	} {
 		t.Setenv("LOGPIPE_BROKERS", c.env)
-		got, err := resolveBrokers(c.flag, c.config)
+		got, _, err := resolveBrokers(c.flag, c.config)
 		if err != nil || strings.Join(got, ",") != c.want {
 			t.Errorf("flag %q env %q config %q: %v %v, want %s", c.flag, c.env, c.config, got, err, c.want)
 		}
@@ -265,7 +265,7 @@ func TestBrokersPrecedence(t *testing.T) {
 		}
 	}
 	// The shipped example loads.
-	if got, err := resolveBrokers("", "../../conf/logpipectl.ini"); err != nil || strings.Join(got, ",") != "127.0.0.1:9092" {
+	if got, _, err := resolveBrokers("", "../../conf/logpipectl.ini"); err != nil || strings.Join(got, ",") != "127.0.0.1:9092" {
 		t.Errorf("conf/logpipectl.ini: %v %v", got, err)
 	}
 }

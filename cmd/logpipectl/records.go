@@ -30,7 +30,7 @@ func (c *cli) produceCmd(args []string, stdin io.Reader) error {
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
 		return fmt.Errorf("%w: produce TOPIC [--key K] [--acks 0|1|all]", errUsage)
 	}
-	opts := []kgo.Opt{kgo.SeedBrokers(c.brokers...), kgo.DefaultProduceTopic(topic), kgo.DialTimeout(3 * time.Second), kgo.AllowAutoTopicCreation()}
+	opts := c.opts(kgo.DefaultProduceTopic(topic), kgo.DialTimeout(3*time.Second), kgo.AllowAutoTopicCreation())
 	switch *acks {
 	case "all", "-1":
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
@@ -103,7 +103,7 @@ func (c *cli) consumeCmd(args []string) error {
 	if *fromStart {
 		start = kgo.NewOffset().AtStart()
 	}
-	opts := []kgo.Opt{kgo.SeedBrokers(c.brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start), kgo.DialTimeout(3 * time.Second)}
+	opts := c.opts(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start), kgo.DialTimeout(3*time.Second))
 	if *group != "" {
 		opts = append(opts, kgo.ConsumerGroup(*group), kgo.DisableAutoCommit())
 	}

@@ -68,7 +68,58 @@ func load(data []byte, v any) error {
 	if err := f.StrictMapTo(v); err != nil {
 		return err
 	}
+	if err := mapEmbedded(f, v); err != nil {
+		return err
+	}
 	return setExplicit(f, v)
+}
+
+// mapEmbedded fills the fields of structs embedded in a section struct (tagged
+// `ini:"-"`, which ini.v1 skips) from the keys of that section: a group of keys
+// that several components share, such as kafkasec.Config in [kafka], is
+// declared once.
+func mapEmbedded(f *ini.File, v any) error {
+	rv := reflect.ValueOf(v).Elem()
+	for i := 0; i < rv.NumField(); i++ {
+		sec := tagName(rv.Type().Field(i))
+		sv := rv.Field(i)
+		if sec == "" || sv.Kind() != reflect.Struct || !f.HasSection(sec) {
+			continue
+		}
+		for j := 0; j < sv.NumField(); j++ {
+			if !sv.Type().Field(j).Anonymous || sv.Field(j).Kind() != reflect.Struct {
+				continue
+			}
+			ev := sv.Field(j)
+			for k := 0; k < ev.NumField(); k++ {
+				key := tagName(ev.Type().Field(k))
+				if key == "" || !f.Section(sec).HasKey(key) {
+					continue
+				}
+				ik := f.Section(sec).Key(key)
+				field := ev.Field(k)
+				switch field.Kind() {
+				case reflect.String:
+					field.SetString(ik.String())
+				case reflect.Bool:
+					b, err := ik.Bool()
+					if err != nil {
+						return fmt.Errorf("[%s] %s: %w", sec, key, err)
+					}
+					field.SetBool(b)
+				case reflect.Int, reflect.Int32, reflect.Int64:
+					n, err := ik.Int64()
+					if err != nil {
+						return fmt.Errorf("[%s] %s: %w", sec, key, err)
+					}
+					field.SetInt(n)
+				default:
+					return fmt.Errorf("[%s] %s: unsupported field type %s", sec, key, field.Type())
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // setExplicit corrects two things ini.v1's mapping does for keys the file gives:

@@ -103,3 +103,29 @@ func TestLoadZeroDuration(t *testing.T) {
 		t.Fatal("a bad duration was accepted")
 	}
 }
+
+func TestEmbeddedKeys(t *testing.T) {
+	type shared struct {
+		TLS      bool   `ini:"tls"`
+		CAFile   string `ini:"ca_file"`
+		Attempts int    `ini:"attempts"`
+	}
+	var v struct {
+		Kafka struct {
+			Brokers string `ini:"brokers"`
+			shared  `ini:"-"`
+		} `ini:"kafka"`
+	}
+	path := filepath.Join(t.TempDir(), "x.ini")
+	os.WriteFile(path, []byte("[kafka]\nbrokers = a:1\ntls = true\nca_file = /ca.pem\nattempts = 3\n"), 0o600)
+	if err := Load(path, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Kafka.Brokers != "a:1" || !v.Kafka.TLS || v.Kafka.CAFile != "/ca.pem" || v.Kafka.Attempts != 3 {
+		t.Fatalf("%+v", v.Kafka)
+	}
+	os.WriteFile(path, []byte("[kafka]\ntls = maybe\n"), 0o600)
+	if err := Load(path, &v); err == nil {
+		t.Fatal("tls = maybe accepted")
+	}
+}

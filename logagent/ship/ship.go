@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/logpipe/logpipe/internal/kafkasec"
 	"log/slog"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ type Config struct {
 	FlushFrequency   time.Duration // how long a batch may wait for more records
 	MaxMessageBytes  int           // largest batch sent (Kafka's max.message.bytes)
 	ClientID         string
+	Security         kafkasec.Config // TLS and SASL
 }
 
 // SaramaConfig builds the sarama client configuration for c.
@@ -47,6 +49,9 @@ func (c Config) SaramaConfig() (*sarama.Config, error) {
 	sc := sarama.NewConfig()
 	sc.Version = sarama.V2_8_0_0
 	sc.ClientID = c.ClientID
+	if err := c.Security.ApplySarama(sc); err != nil {
+		return nil, err
+	}
 	switch strings.ToLower(c.RequiredAcks) {
 	case "0", "none":
 		sc.Producer.RequiredAcks = sarama.NoResponse
