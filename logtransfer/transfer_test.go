@@ -21,9 +21,9 @@ import (
 
 // produce writes n agent-style records to topic over its partitions: the line
 // "line <i>" of file /var/log/f<i%3>.log at offset 100*i.
-func produce(t testing.TB, addr, topic string, from, to int) {
+func produce(t testing.TB, addr, topic string, from, to int, opts ...kgo.Opt) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
