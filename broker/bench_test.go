@@ -155,6 +155,11 @@ func measure(b *testing.B, bb *benchBroker, fn func()) {
 
 // kgoProduce produces n records with `producers` concurrent kgo clients.
 func kgoProduce(b *testing.B, addr, topic string, n, producers int, acksAll bool) {
+	kgoProduceWith(b, addr, topic, n, producers, acksAll)
+}
+
+// kgoProduceWith is kgoProduce with more client options (security).
+func kgoProduceWith(b *testing.B, addr, topic string, n, producers int, acksAll bool, more ...kgo.Opt) {
 	value := make([]byte, benchRecordSize)
 	var failed atomic.Int64
 	var firstErr atomic.Value
@@ -166,6 +171,7 @@ func kgoProduce(b *testing.B, addr, topic string, n, producers int, acksAll bool
 		if !acksAll {
 			opts = append(opts, kgo.DisableIdempotentWrite(), kgo.RequiredAcks(kgo.LeaderAck()))
 		}
+		opts = append(opts, more...)
 		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			b.Fatal(err)
