@@ -436,6 +436,13 @@ func TestInstallPrefixIdempotent(t *testing.T) {
 			t.Errorf("unit of %s differs from scripts/", name)
 		}
 	}
+	// Every ini may hold a secret (passwords, API keys): readable by root and
+	// the logpipe group only.
+	for _, name := range append(append([]string{}, components...), "logpipectl") {
+		if m := first["etc/logpipe/"+name+".ini"]; m != "-rw-r-----" {
+			t.Errorf("etc/logpipe/%s.ini mode %s, want -rw-r-----", name, m)
+		}
+	}
 	if first["var/lib/logpipe"] != "drwxr-x---" {
 		t.Errorf("var/lib/logpipe mode %s", first["var/lib/logpipe"])
 	}

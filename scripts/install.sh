@@ -64,7 +64,7 @@ say "installed /usr/local/bin/logpipectl (topics and consumer groups administrat
 if [ -e "$prefix/etc/logpipe/logpipectl.ini" ]; then
   say "kept existing /etc/logpipe/logpipectl.ini"
 else
-  install -m 0644 "$repo/conf/logpipectl.ini" "$prefix/etc/logpipe/logpipectl.ini"
+  install -m 0640 "${cfgowner[@]}" "$repo/conf/logpipectl.ini" "$prefix/etc/logpipe/logpipectl.ini"
   say "installed /etc/logpipe/logpipectl.ini (logpipectl's default brokers)"
 fi
 
