@@ -111,30 +111,30 @@ func (c *cli) usersDelete(args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("%w: users delete NAME [--mechanism M]", errUsage)
 	}
+	// Delete the mechanisms the user has (kadm answers one result per user).
+	d, err := c.adm.DescribeUserSCRAMs(c.ctx, args[0])
+	if err != nil {
+		return err
+	}
+	u, ok := d[args[0]]
+	if !ok || u.Err != nil || len(u.CredInfos) == 0 {
+		return fmt.Errorf("user %s: no SCRAM credentials", args[0])
+	}
 	var dels []kadm.DeleteSCRAM
-	for _, name := range []string{"SCRAM-SHA-512", "SCRAM-SHA-256"} {
-		if *mech != "" && !strings.EqualFold(*mech, name) {
-			continue
+	for _, ci := range u.CredInfos {
+		if *mech == "" || strings.EqualFold(*mech, ci.Mechanism.String()) {
+			dels = append(dels, kadm.DeleteSCRAM{User: args[0], Mechanism: ci.Mechanism})
 		}
-		m, _ := scramMechanism(name)
-		dels = append(dels, kadm.DeleteSCRAM{User: args[0], Mechanism: m})
 	}
 	if len(dels) == 0 {
-		_, err := scramMechanism(*mech)
-		return err
+		return fmt.Errorf("user %s has no %s credential", args[0], *mech)
 	}
 	res, err := c.adm.AlterUserSCRAMs(c.ctx, dels, nil)
 	if err != nil {
 		return err
 	}
-	deleted := 0
-	for _, r := range res {
-		if r.Err == nil {
-			deleted++
-		}
-	}
-	if deleted == 0 {
-		return fmt.Errorf("user %s: %w", args[0], res.Error())
+	if err := res.Error(); err != nil {
+		return fmt.Errorf("user %s: %w", args[0], err)
 	}
 	fmt.Fprintf(c.out, "deleted %s\n", args[0])
 	return nil
