@@ -125,6 +125,7 @@ func DefaultConfig() Config {
 			MaxTopics:              storage.DefaultMaxTopics,
 			MaxPartitions:          storage.DefaultMaxPartitions,
 		},
+		TLS:     TLSConfig{ClientAuth: "none"},
 		SASL:    SASLConfig{Mechanisms: "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"},
 		ACL:     ACLConfig{SuperUsers: "User:admin"},
 		Metrics: metrics.DefaultConfig("127.0.0.1:9308"),
