@@ -14,6 +14,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/logpipe/logpipe/internal/config"
 	"github.com/logpipe/logpipe/logagent/collect"
+	"github.com/logpipe/logpipe/logagent/discover"
 	"github.com/logpipe/logpipe/logagent/registry"
 	"github.com/logpipe/logpipe/logagent/ship"
 	"github.com/logpipe/logpipe/logagent/tailer"
@@ -28,6 +29,7 @@ type Agent struct {
 	prod  *ship.Producer
 	stats tailer.Stats
 	m     *metrics
+	hub   *discover.Hub // file system events
 
 	// open, if set, replaces how harvesters open files (tests stand for a slow
 	// file system with it).
@@ -80,7 +82,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log, reg: reg, prod: prod, entries: map[string]*entryRun{}, stopping: map[string]*entryRun{}}
+	a := &Agent{cfg: cfg, log: log, reg: reg, prod: prod, hub: discover.NewHub(log), entries: map[string]*entryRun{}, stopping: map[string]*entryRun{}}
 	a.m = newMetrics(a)
 	return a, nil
 }
@@ -110,7 +112,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		Applied:  func() { a.m.configApplied.Inc() },
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); a.hub.Run(readCtx) }()
 	go func() { defer wg.Done(); src.Run(readCtx, a.apply) }()
 	go func() { defer wg.Done(); a.saveLoop(readCtx) }()
 
@@ -193,8 +196,11 @@ func (a *Agent) apply(cfg collect.Config) {
 	}
 }
 
-// runEntry expands the entry's glob now and every scan interval, and runs a harvester
-// for each matching file.
+// runEntry finds the entry's files and runs a harvester for each. It expands the
+// entry's glob at start, whenever the file system reports a change that could make
+// a new path match (a file or directory created, renamed or removed in a watched
+// directory), and every scan interval as the fallback for file systems without
+// events (NFS) and for lost events. Changes of a file being read wake its harvester.
 func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 	defer close(r.done)
 	defer func() {
@@ -215,13 +221,40 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 		return
 	}
 	ml, _ := r.entry.Multiline.Compile() // validated when the config was parsed
+	pat, _ := discover.Compile(r.entry.Path)
 	access := r.entry.Access()
+	rescan := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case rescan <- struct{}{}:
+		default:
+		}
+	}
+	sub := a.hub.Subscribe(func(ev discover.Event) {
+		if ev.Overflow {
+			signal()
+			r.wakeAll()
+			return
+		}
+		r.mu.Lock()
+		h := r.files[ev.Path]
+		r.mu.Unlock()
+		if h != nil {
+			h.Wake()
+		}
+		if !ev.Write && pat.Relevant(ev.Path) {
+			signal()
+		}
+	})
+	defer sub.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	t := time.NewTicker(a.cfg.Agent.ScanInterval)
 	defer t.Stop()
 	for {
-		for _, path := range a.match(r, access) {
+		paths, dirs := a.match(r, pat, access)
+		sub.SetDirs(dirs)
+		for _, path := range paths {
 			r.mu.Lock()
 			_, running := r.files[path]
 			if !running {
@@ -244,6 +277,8 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 					r.mu.Lock()
 					delete(r.files, path)
 					r.mu.Unlock()
+					// The path may name a new file already (deleted and created again).
+					signal()
 				}()
 			}
 			r.mu.Unlock()
@@ -251,17 +286,27 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-rescan:
 		case <-t.C:
 		}
 	}
 }
 
+// wakeAll wakes every harvester of the entry (after lost file system events).
+func (r *entryRun) wakeAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, h := range r.files {
+		h.Wake()
+	}
+}
+
 // match expands an entry's glob, leaving out its excludes and anything it may not
 // read: symlinks it does not follow, and anything but regular files. A refused path is
-// logged and counted once, until it changes.
-func (a *Agent) match(r *entryRun, access tailer.Access) []string {
-	paths, _ := filepath.Glob(r.entry.Path)
-	var out []string
+// logged and counted once, until it changes. It also returns the directories to
+// watch for new matches.
+func (a *Agent) match(r *entryRun, pat *discover.Pattern, access tailer.Access) (out, dirs []string) {
+	paths, dirs := pat.Expand()
 	refused := map[string]bool{}
 outer:
 	for _, p := range paths {
@@ -284,7 +329,7 @@ outer:
 		}
 	}
 	r.refused = refused
-	return out
+	return out, dirs
 }
 
 // emitter builds the Kafka record of a line (see the README's record format) and

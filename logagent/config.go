@@ -18,7 +18,7 @@ type Config struct {
 	Agent struct {
 		Host            string        `ini:"host"`              // default: the OS hostname
 		DataDir         string        `ini:"data_dir"`          // registry and cached collection config
-		ScanInterval    time.Duration `ini:"scan_interval"`     // how often globs are expanded again
+		ScanInterval    time.Duration `ini:"scan_interval"`     // fallback: how often globs are expanded again without events
 		PollInterval    time.Duration `ini:"poll_interval"`     // how often a file at its end is checked
 		MaxIdleInterval time.Duration `ini:"max_idle_interval"` // polls of an idle file back off up to this
 		MaxLineBytes    int           `ini:"max_line_bytes"`    // longer lines are split
@@ -51,7 +51,7 @@ type Config struct {
 func DefaultConfig() Config {
 	var c Config
 	c.Agent.DataDir = "./data/logagent"
-	c.Agent.ScanInterval = 10 * time.Second
+	c.Agent.ScanInterval = time.Second
 	c.Agent.PollInterval = 50 * time.Millisecond
 	c.Agent.MaxIdleInterval = 2 * time.Second
 	c.Agent.MaxLineBytes = 512 << 10

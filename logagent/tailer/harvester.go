@@ -110,6 +110,7 @@ type Harvester struct {
 	lastInfo os.FileInfo // the open file's stat at that check
 	fpLen    int         // bytes the registry's fingerprint covers
 	timer    *time.Timer // for polls
+	wake     chan struct{}
 }
 
 // New returns a harvester for o.Path; Run starts it.
@@ -126,7 +127,16 @@ func New(o Options) *Harvester {
 	if o.Stats == nil {
 		o.Stats = &Stats{}
 	}
-	return &Harvester{o: o, lr: NewLineReader(nil, 0, o.MaxLineBytes)}
+	return &Harvester{o: o, lr: NewLineReader(nil, 0, o.MaxLineBytes), wake: make(chan struct{}, 1)}
+}
+
+// Wake makes the harvester look at its file now rather than at its next poll: the
+// agent calls it when the file system reports a change of the path. It never blocks.
+func (h *Harvester) Wake() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Run reads the file until ctx ends, or until the file is deleted and read to its end
@@ -436,8 +446,8 @@ func fileID(fi os.FileInfo) (dev, ino uint64) {
 	return 0, 0
 }
 
-// sleep waits d with the harvester's own timer, or until ctx ends (then it returns
-// false). One timer per harvester: idle files poll forever.
+// sleep waits d with the harvester's own timer, or until Wake, or until ctx ends
+// (then it returns false). One timer per harvester: idle files poll forever.
 func (h *Harvester) sleep(ctx context.Context, d time.Duration) bool {
 	if h.timer == nil {
 		h.timer = time.NewTimer(d)
@@ -448,6 +458,9 @@ func (h *Harvester) sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		h.timer.Stop()
 		return false
+	case <-h.wake:
+		h.timer.Stop()
+		return true
 	case <-h.timer.C:
 		return true
 	}

@@ -1,0 +1,169 @@
+package logagent
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rotatingWriter writes numbered lines to a file at a steady rate and rotates it every
+// so many lines.
+type rotatingWriter struct {
+	t      *testing.T
+	path   string
+	prefix string
+	f      *os.File
+	n      int
+}
+
+func (w *rotatingWriter) write(k int) {
+	if w.f == nil {
+		f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		w.f = f
+	}
+	var b strings.Builder
+	for i := 0; i < k; i++ {
+		fmt.Fprintf(&b, "%s line %06d payload-payload-payload-payload\n", w.prefix, w.n)
+		w.n++
+	}
+	if _, err := w.f.WriteString(b.String()); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// rename rotates as logrotate's create mode does: the writer keeps its descriptor
+// for a moment (a last line lands in the renamed file), then opens a new file.
+func (w *rotatingWriter) rename(i int) {
+	if err := os.Rename(w.path, fmt.Sprintf("%s.%d", w.path, i)); err != nil {
+		w.t.Fatal(err)
+	}
+	w.write(1)
+	w.f.Close()
+	w.f = nil
+}
+
+// copytruncate rotates as logrotate's copytruncate does, once the agent has read
+// what is there: lines written between the agent's last read and the truncation
+// exist only in the copy, which no shipper can see.
+func (w *rotatingWriter) copytruncate(i int, caughtUp func() bool) time.Duration {
+	start := time.Now()
+	waitFor(w.t, 10*time.Second, "the agent to read "+w.path+" before its truncation", caughtUp)
+	waited := time.Since(start)
+	data, err := os.ReadFile(w.path)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	os.WriteFile(fmt.Sprintf("%s.%d", w.path, i), data, 0o644)
+	if err := w.f.Truncate(0); err != nil {
+		w.t.Fatal(err)
+	}
+	return waited
+}
+
+// TestAgentFilesCreatedAfterConfig is the new user's scenario, with the shipped
+// defaults: the collection config names web.log and app.log before they exist; then
+// the application creates them, writes 1,500 lines/s to each and rotates every 4,000
+// lines (rename for web.log, copytruncate for app.log). Every line must arrive exactly
+// once. A third entry's directory is created after the config.
+func TestAgentFilesCreatedAfterConfig(t *testing.T) {
+	e := newEnv(t)
+	logs := filepath.Join(e.dir, "logs")
+	os.MkdirAll(logs, 0o755)
+	web := filepath.Join(logs, "web.log")
+	app := filepath.Join(logs, "app.log")
+	later := filepath.Join(logs, "later", "svc", "*.log")
+	e.put(fmt.Sprintf(`[{"path": %q, "topic": "web_log"}, {"path": %q, "topic": "app_log"}, {"path": %q, "topic": "app_log"}]`, web, app, later))
+	c := consume(t, e.broker.Addr(), "web_log", "app_log")
+	ag := start(t, e.defaults(t.TempDir()))
+	waitFor(t, 10*time.Second, "the config to apply", func() bool {
+		ag.a.mu.Lock()
+		defer ag.a.mu.Unlock()
+		return len(ag.a.entries) == 3
+	})
+	time.Sleep(50 * time.Millisecond) // the entries' first scans
+
+	// A directory created after the config: its file is shipped within milliseconds.
+	svc := filepath.Join(logs, "later", "svc")
+	created := time.Now()
+	os.MkdirAll(svc, 0o755)
+	late := filepath.Join(svc, "late.log")
+	appendLines(t, late, "late", 0, 10)
+	waitFor(t, 10*time.Second, "lines of a file in a directory created later", func() bool { return len(linesOf(c.records(), late)) == 10 })
+	t.Logf("file in a new directory: first lines in Kafka %v after the directory was created", time.Since(created).Round(time.Millisecond))
+
+	const perSecond, rotateEvery, total = 1500, 4000, 14000
+	ws := &rotatingWriter{t: t, path: web, prefix: "web"}
+	wa := &rotatingWriter{t: t, path: app, prefix: "app"}
+	caughtUp := func() bool {
+		fi, err := os.Stat(app)
+		if err != nil {
+			return false
+		}
+		for _, st := range ag.a.Status() {
+			if st.Path == app && st.Offset == fi.Size() {
+				return true
+			}
+		}
+		return false
+	}
+	begin := time.Now()
+	ws.write(1) // the files appear, each with a first line
+	wa.write(1)
+	firstLine := time.Now()
+	waitFor(t, 10*time.Second, "the first lines of the new files", func() bool {
+		r := c.records()
+		return len(linesOf(r, web)) > 0 && len(linesOf(r, app)) > 0
+	})
+	t.Logf("new files: first line in Kafka %v after their creation", time.Since(firstLine).Round(time.Millisecond))
+	const tick = 10 * time.Millisecond
+	perTick := perSecond * int(tick) / int(time.Second)
+	var waited time.Duration
+	rotations := 0
+	for next := time.Now(); ws.n < total; next = next.Add(tick) {
+		time.Sleep(time.Until(next))
+		for _, w := range []*rotatingWriter{ws, wa} {
+			k := min(perTick, total-w.n)
+			if w.n/rotateEvery != (w.n+k)/rotateEvery {
+				k = (w.n/rotateEvery+1)*rotateEvery - w.n // up to the rotation point
+			}
+			w.write(k)
+			if w.n%rotateEvery == 0 && w.n < total {
+				rotations++
+				if w == ws {
+					ws.rename(w.n / rotateEvery)
+				} else {
+					waited += wa.copytruncate(w.n/rotateEvery, caughtUp)
+				}
+			}
+		}
+	}
+	t.Logf("wrote %d lines to each file in %v with %d rotations; waited %v in all for the agent to catch up before the truncations",
+		total, time.Since(begin).Round(time.Millisecond), rotations, waited.Round(time.Millisecond))
+	waitFor(t, 30*time.Second, "every line", func() bool {
+		r := c.records()
+		return len(linesOf(r, web)) >= ws.n && len(linesOf(r, app)) >= wa.n
+	})
+	time.Sleep(200 * time.Millisecond) // duplicates would show up meanwhile
+	recs := c.records()
+	for _, w := range []*rotatingWriter{ws, wa} {
+		got := linesOf(recs, w.path)
+		for i := 0; i < w.n; i++ {
+			if k := got[fmt.Sprintf("%s line %06d payload-payload-payload-payload", w.prefix, i)]; k != 1 {
+				t.Fatalf("%s: line %d arrived %d times", w.path, i, k)
+			}
+		}
+		if len(got) != w.n {
+			t.Fatalf("%s: %d distinct lines, want %d", w.path, len(got), w.n)
+		}
+	}
+	if ws.f != nil {
+		ws.f.Close()
+	}
+	wa.f.Close()
+}
