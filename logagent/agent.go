@@ -143,17 +143,42 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
+// saveLoop saves the registry soon after acknowledged offsets move: a save starts
+// as soon as something changed, covers every change made before it (a group commit),
+// and saves are at least registry_flush apart. It also forgets the entries of files
+// gone (clean_removed) or long untouched (clean_inactive): the ones let go since the
+// last save, and every entry once a minute.
 func (a *Agent) saveLoop(ctx context.Context) {
-	t := time.NewTicker(a.cfg.Agent.RegistryFlush)
-	defer t.Stop()
+	gap := time.NewTimer(a.cfg.Agent.RegistryFlush)
+	defer gap.Stop()
+	full := time.NewTicker(time.Minute)
+	defer full.Stop()
+	clean := func(all bool) {
+		if a.cfg.Agent.CleanRemoved || a.cfg.Agent.CleanInactive > 0 {
+			if n := a.reg.Clean(a.cfg.Agent.CleanRemoved, a.cfg.Agent.CleanInactive, all); n > 0 {
+				a.m.forgotten.Add(float64(n))
+			}
+		}
+	}
+	clean(true)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			if err := a.reg.Save(); err != nil {
-				a.log.Error("saving the registry failed", "err", err)
-			}
+		case <-full.C:
+			clean(true)
+			continue
+		case <-a.reg.Changed():
+		}
+		clean(false)
+		if err := a.reg.Save(); err != nil {
+			a.log.Error("saving the registry failed", "err", err)
+		}
+		gap.Reset(a.cfg.Agent.RegistryFlush)
+		select {
+		case <-ctx.Done():
+			return
+		case <-gap.C:
 		}
 	}
 }
@@ -261,7 +286,8 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 				h := tailer.New(tailer.Options{
 					Path: path, FromEnd: r.entry.From == "end", MaxLineBytes: a.cfg.Agent.MaxLineBytes,
 					PollInterval: a.cfg.Agent.PollInterval, MaxIdleInterval: a.cfg.Agent.MaxIdleInterval,
-					Registry: a.reg, Log: a.log, Stats: &a.stats, Multiline: ml,
+					CloseInactive: a.cfg.Agent.CloseInactive,
+					Registry:      a.reg, Log: a.log, Stats: &a.stats, Multiline: ml,
 					Emit: a.emitter(r.entry), Access: access, Open: a.open,
 					Idle: func(fs *tailer.FileState) {
 						if fc, ok := fs.Cache.(*fileCache); ok {
@@ -277,6 +303,7 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 					r.mu.Lock()
 					delete(r.files, path)
 					r.mu.Unlock()
+					a.m.forgetFile(path)
 					// The path may name a new file already (deleted and created again).
 					signal()
 				}()

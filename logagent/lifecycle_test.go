@@ -167,3 +167,89 @@ func TestAgentFilesCreatedAfterConfig(t *testing.T) {
 	}
 	wa.f.Close()
 }
+
+// fdCount is the number of descriptors the test process holds.
+func fdCount(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}
+
+// seriesOf counts the label values of a per-file metric.
+func seriesOf(t *testing.T, a *Agent, name string) int {
+	mfs, err := a.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return len(mf.GetMetric())
+		}
+	}
+	return 0
+}
+
+// TestAgentStateStaysBounded rotates a file by rename 100 times and creates and
+// deletes 50 files of a glob, with the shipped defaults: every line arrives once, and
+// the registry, the descriptors and the per-file metric series stay flat; a deleted
+// file's descriptor is closed once it is read.
+func TestAgentStateStaysBounded(t *testing.T) {
+	e := newEnv(t)
+	logs := filepath.Join(e.dir, "logs")
+	os.MkdirAll(filepath.Join(logs, "tmp"), 0o755)
+	app := filepath.Join(logs, "app.log")
+	e.put(fmt.Sprintf(`[{"path": %q, "topic": "app_log"}, {"path": %q, "topic": "app_log"}]`, app, filepath.Join(logs, "tmp", "*.log")))
+	c := consume(t, e.broker.Addr(), "app_log")
+	ag := start(t, e.defaults(t.TempDir()))
+
+	appendLines(t, app, "rot", 0, 5)
+	waitFor(t, 10*time.Second, "the first lines", func() bool { return len(linesOf(c.records(), app)) == 5 })
+	fds := fdCount(t)
+	regMax, fdMax := 0, 0
+	const rotations = 100
+	for i := 1; i <= rotations; i++ {
+		os.Rename(app, app+".1") // over the previous rotation: that file is deleted
+		appendLines(t, app, "rot", 5*i, 5*i+5)
+		waitFor(t, 10*time.Second, "lines after a rotation", func() bool { return len(linesOf(c.records(), app)) == 5*i+5 })
+		regMax = max(regMax, ag.a.reg.Len())
+		fdMax = max(fdMax, fdCount(t))
+	}
+	wantExactly(t, c.records(), app, "rot", 0, 5*rotations+5)
+	waitFor(t, 5*time.Second, "the registry to forget rotated files", func() bool { return ag.a.reg.Len() == 1 })
+	t.Logf("%d rename rotations: registry at most %d entries (1 at the end), descriptors %d at the start, at most %d",
+		rotations, regMax, fds, fdMax)
+	if regMax > 4 || fdMax > fds+4 {
+		t.Fatalf("state grew: registry up to %d entries, descriptors from %d up to %d", regMax, fds, fdMax)
+	}
+
+	// Files of a glob created and deleted: their series and entries go with them,
+	// and no descriptor of a deleted file stays open.
+	var tmp []string
+	for i := 0; i < 50; i++ {
+		p := filepath.Join(logs, "tmp", fmt.Sprintf("job-%02d.log", i))
+		appendLines(t, p, "job", 0, 20)
+		tmp = append(tmp, p)
+	}
+	waitFor(t, 10*time.Second, "the jobs' lines", func() bool {
+		r := c.records()
+		for _, p := range tmp {
+			if len(linesOf(r, p)) != 20 {
+				return false
+			}
+		}
+		return true
+	})
+	if n := seriesOf(t, ag.a, "logagent_lines_read_total"); n != 51 {
+		t.Fatalf("%d series of lines read, want 51", n)
+	}
+	deleted := time.Now()
+	for _, p := range tmp {
+		os.Remove(p)
+	}
+	waitFor(t, 10*time.Second, "deleted files closed, forgotten and their series removed", func() bool {
+		return seriesOf(t, ag.a, "logagent_lines_read_total") == 1 && ag.a.reg.Len() == 1 && fdCount(t) <= fds
+	})
+	t.Logf("50 deleted files: descriptors closed, registry entries and metric series removed %v after the unlinks", time.Since(deleted).Round(time.Millisecond))
+}

@@ -20,6 +20,8 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,6 +42,22 @@ type FileState struct {
 	Cache any
 	win   *ackWindow
 	reg   *registry.Registry
+
+	closed   atomic.Bool // the harvester let the file go
+	released sync.Once   // the registry was told, once closed and fully acknowledged
+}
+
+// close notes that the harvester let the file go; once every line sent is
+// acknowledged, the registry may forget the file if it is gone.
+func (fs *FileState) close() {
+	fs.closed.Store(true)
+	fs.maybeRelease()
+}
+
+func (fs *FileState) maybeRelease() {
+	if fs.closed.Load() && fs.win.outstanding() == 0 {
+		fs.released.Do(func() { fs.reg.Release(fs.Key) })
+	}
 }
 
 // Track registers a line that is about to be sent and returns its sequence number,
@@ -54,6 +72,9 @@ func (fs *FileState) Done(seq uint64) int64 {
 		return 0
 	}
 	fs.reg.SetOffset(fs.Key, fs.Gen, off)
+	if fs.closed.Load() {
+		fs.maybeRelease()
+	}
 	return off - before
 }
 
@@ -71,8 +92,12 @@ type Options struct {
 	PollInterval time.Duration // how often a file at its end is checked
 	// MaxIdleInterval is how long the polls of a file that stays idle back off to.
 	MaxIdleInterval time.Duration
-	Registry        *registry.Registry
-	Emit            Emit
+	// CloseInactive, if positive, closes the descriptor of a file that has not grown
+	// for this long and whose lines are all acknowledged; the path is then watched
+	// with stat, and the file reopened by identity (device, inode) when it grows.
+	CloseInactive time.Duration
+	Registry      *registry.Registry
+	Emit          Emit
 	// Idle, if set, is called when the file stops growing (its first poll that finds
 	// nothing new), from the harvester's goroutine.
 	Idle      func(*FileState)
@@ -111,6 +136,10 @@ type Harvester struct {
 	fpLen    int         // bytes the registry's fingerprint covers
 	timer    *time.Timer // for polls
 	wake     chan struct{}
+
+	// inactive: the file was closed by CloseInactive; lastInfo is its stat then.
+	inactive   bool
+	lastGrowth time.Time // when the file last grew (or was opened)
 }
 
 // New returns a harvester for o.Path; Run starts it.
@@ -142,9 +171,42 @@ func (h *Harvester) Wake() {
 // Run reads the file until ctx ends, or until the file is deleted and read to its end
 // (then it returns nil). Errors opening or reading are logged and retried.
 func (h *Harvester) Run(ctx context.Context) error {
+	defer func() {
+		if h.inactive && h.state != nil {
+			h.state.close()
+		}
+	}()
 	defer h.closeFile()
 	idle := h.o.PollInterval
 	for ctx.Err() == nil {
+		if h.inactive {
+			changed, err := h.changedWhileClosed()
+			if errors.Is(err, os.ErrNotExist) {
+				return nil // deleted while closed: nothing more to read
+			}
+			if !changed {
+				idle = min(2*idle, h.o.MaxIdleInterval)
+				if !h.sleep(ctx, idle) {
+					return nil
+				}
+				continue
+			}
+			h.inactive = false
+			idle = h.o.PollInterval
+			h.o.Log.Debug("inactive file changed; reopening", "path", h.o.Path)
+			// The path's file (the same or a new one) is held before the old one is let go.
+			old := h.state
+			err = h.open()
+			old.close()
+			if err != nil {
+				h.state = nil
+				if errors.Is(err, os.ErrNotExist) {
+					return nil
+				}
+				h.o.Log.Warn("cannot reopen file", "path", h.o.Path, "err", err)
+				return nil
+			}
+		}
 		if h.f == nil {
 			if err := h.open(); err != nil {
 				if errors.Is(err, os.ErrNotExist) {
@@ -189,6 +251,7 @@ func (h *Harvester) Run(ctx context.Context) error {
 		// brings it back to PollInterval.
 		if h.f == nil || h.lr.Offset() != before {
 			idle = h.o.PollInterval
+			h.lastGrowth = time.Now()
 		} else {
 			if idle == h.o.PollInterval {
 				// The file just stopped growing: give back the memory a busy file uses.
@@ -198,6 +261,9 @@ func (h *Harvester) Run(ctx context.Context) error {
 				}
 			}
 			idle = min(2*idle, h.o.MaxIdleInterval)
+			if h.closeIfInactive() {
+				continue
+			}
 		}
 		wait := idle
 		if h.event.lines > 0 {
@@ -208,6 +274,36 @@ func (h *Harvester) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// closeIfInactive closes the file when it has not grown for CloseInactive, holds no
+// partial line or event, and every line sent is acknowledged.
+func (h *Harvester) closeIfInactive() bool {
+	if h.o.CloseInactive <= 0 || h.f == nil || time.Since(h.lastGrowth) < h.o.CloseInactive ||
+		h.lr.Buffered() > 0 || h.event.lines > 0 || h.state.Outstanding() > 0 {
+		return false
+	}
+	h.o.Log.Debug("closing inactive file", "path", h.o.Path, "offset", h.lr.Offset())
+	h.o.Stats.ClosedInactive.Add(1)
+	// The registry entry stays held: the harvester still follows the file.
+	h.f.Close()
+	h.f = nil
+	h.inactive = true
+	return true
+}
+
+// changedWhileClosed tells whether the path of an inactive file names another file
+// or the file's size changed since it was closed.
+func (h *Harvester) changedWhileClosed() (bool, error) {
+	stat := os.Lstat
+	if h.o.Access.FollowSymlinks {
+		stat = os.Stat
+	}
+	fi, err := stat(h.o.Path)
+	if err != nil {
+		return false, err
+	}
+	return !os.SameFile(fi, h.lastInfo) || fi.Size() != h.lastInfo.Size() || fi.ModTime() != h.lastInfo.ModTime(), nil
 }
 
 // State is the current incarnation, or nil before the file was opened.
@@ -256,7 +352,8 @@ func (h *Harvester) open() error {
 		f.Close()
 		return fmt.Errorf("seek %s to %d: %w", h.o.Path, e.Offset, err)
 	}
-	h.f, h.lastSize = f, fi.Size()
+	h.o.Registry.Acquire(key)
+	h.f, h.lastSize, h.lastGrowth = f, fi.Size(), time.Now()
 	h.lr.Reset(f, e.Offset)
 	h.state = &FileState{Path: h.o.Path, FileID: e.FileID, Key: key, Gen: e.Gen, win: &ackWindow{acked: e.Offset}, reg: h.o.Registry}
 	h.o.Log.Debug("harvesting", "path", h.o.Path, "file_id", e.FileID, "offset", e.Offset)
@@ -427,6 +524,7 @@ func (h *Harvester) closeFile() {
 	if h.f != nil {
 		h.f.Close()
 		h.f = nil
+		h.state.close()
 	}
 }
 

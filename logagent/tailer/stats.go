@@ -11,6 +11,8 @@ type Stats struct {
 	Rotations   atomic.Int64 // rotated files finished
 	Truncations atomic.Int64 // copytruncate rotations seen
 	OpenErrors  atomic.Int64 // failures to open a file
+	// ClosedInactive counts descriptors closed because their file stopped growing.
+	ClosedInactive atomic.Int64
 	// Files refused: a symlink the entry does not follow, or not a regular file.
 	RefusedSymlinks, RefusedNotRegular atomic.Int64
 }
