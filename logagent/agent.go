@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/logpipe/logpipe/internal/config"
 	"github.com/logpipe/logpipe/logagent/collect"
+	"github.com/logpipe/logpipe/logagent/container"
 	"github.com/logpipe/logpipe/logagent/discover"
 	"github.com/logpipe/logpipe/logagent/registry"
 	"github.com/logpipe/logpipe/logagent/ship"
@@ -247,6 +249,13 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 	}
 	ml, _ := r.entry.Multiline.Compile() // validated when the config was parsed
 	pat, _ := discover.Compile(r.entry.Path)
+	var decode func([]byte) (container.Piece, error)
+	switch r.entry.Format {
+	case "cri":
+		decode = container.ParseCRI
+	case "docker":
+		decode = container.ParseDocker
+	}
 	access := r.entry.Access()
 	rescan := make(chan struct{}, 1)
 	signal := func() {
@@ -287,7 +296,7 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 					Path: path, FromEnd: r.entry.From == "end", MaxLineBytes: a.cfg.Agent.MaxLineBytes,
 					PollInterval: a.cfg.Agent.PollInterval, MaxIdleInterval: a.cfg.Agent.MaxIdleInterval,
 					CloseInactive: a.cfg.Agent.CloseInactive,
-					Registry:      a.reg, Log: a.log, Stats: &a.stats, Multiline: ml,
+					Registry:      a.reg, Log: a.log, Stats: &a.stats, Multiline: ml, Decode: decode,
 					Emit: a.emitter(r.entry), Access: access, Open: a.open,
 					Idle: func(fs *tailer.FileState) {
 						if fc, ok := fs.Cache.(*fileCache); ok {
@@ -364,15 +373,34 @@ outer:
 // the file is computed once per file incarnation and cached on its FileState.
 func (a *Agent) emitter(e collect.Entry) tailer.Emit {
 	host := []byte(a.cfg.Agent.Host)
+	// The entry's fields, as headers shared by all its records, sorted by name.
+	names := make([]string, 0, len(e.Fields))
+	for k := range e.Fields {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	var fields []*sarama.RecordHeader
+	for _, k := range names {
+		fields = append(fields, &sarama.RecordHeader{Key: []byte("fields." + k), Value: []byte(e.Fields[k])})
+	}
 	return func(ctx context.Context, fs *tailer.FileState, l tailer.Line) error {
 		fc, _ := fs.Cache.(*fileCache)
 		if fc == nil {
 			fc = &fileCache{
-				fs:     fs,
-				host:   &sarama.RecordHeader{Key: hdrHost, Value: host},
-				path:   &sarama.RecordHeader{Key: hdrPath, Value: []byte(fs.Path)},
-				fileID: &sarama.RecordHeader{Key: hdrFileID, Value: []byte(fs.FileID)},
-				m:      a.m.file(fs.Path),
+				fs: fs,
+				m:  a.m.file(fs.Path),
+			}
+			fc.static = append(fc.static,
+				&sarama.RecordHeader{Key: hdrHost, Value: host},
+				&sarama.RecordHeader{Key: hdrPath, Value: []byte(fs.Path)},
+				&sarama.RecordHeader{Key: hdrFileID, Value: []byte(fs.FileID)})
+			fc.static = append(fc.static, fields...)
+			if e.Format == "cri" || e.Format == "docker" {
+				if k, ok := container.FromPath(fs.Path); ok {
+					for _, h := range [][2]string{{"kubernetes.pod.name", k.Pod}, {"kubernetes.namespace", k.Namespace}, {"container.name", k.Container}, {"container.id", k.ContainerID}} {
+						fc.static = append(fc.static, &sarama.RecordHeader{Key: []byte(h[0]), Value: []byte(h[1])})
+					}
+				}
 			}
 			switch e.Key {
 			case "", "file":
@@ -383,10 +411,11 @@ func (a *Agent) emitter(e collect.Entry) tailer.Emit {
 			fs.Cache = fc
 		}
 		// The value and the offset header's value are cut from the file's byte arena,
-		// the headers from its header slab; the host, path and file_id headers are
-		// shared by the file's lines. An arena or slab is freed once all its records
-		// are acknowledged.
-		need := len(l.Data) + 20
+		// the headers and header lists from its slabs; the file's own headers are
+		// shared by its lines. An arena or slab is freed once all its records are
+		// acknowledged.
+		const tsLen = len("2006-01-02T15:04:05.000000000Z")
+		need := len(l.Data) + 20 + tsLen
 		if cap(fc.arena)-len(fc.arena) < need {
 			// Arenas grow while the file is busy and start small again after it idled.
 			fc.arena = make([]byte, 0, max(min(2*cap(fc.arena), arenaBytes), 512, need))
@@ -401,15 +430,37 @@ func (a *Agent) emitter(e collect.Entry) tailer.Emit {
 		}
 		fc.slab = append(fc.slab, lineHeaders{offset: sarama.RecordHeader{Key: hdrOffset, Value: off}})
 		h := &fc.slab[len(fc.slab)-1]
-		h.list = [5]*sarama.RecordHeader{fc.host, fc.path, &h.offset, fc.fileID, splitHeader}
+		n := len(fc.static) + 4 // offset, split, stream, event.created
+		if cap(fc.ptrs)-len(fc.ptrs) < n {
+			fc.ptrs = make([]*sarama.RecordHeader, 0, max(min(2*cap(fc.ptrs), slabLines*n), 4*n))
+		}
+		list := fc.ptrs[len(fc.ptrs):len(fc.ptrs)]
+		list = append(list, fc.static[0], fc.static[1], &h.offset)
+		list = append(list, fc.static[2:]...)
+		if l.Split {
+			list = append(list, splitHeader)
+		}
 		ts := l.Read
 		if ts.IsZero() {
 			ts = time.Now()
 		}
-		rec := ship.Record{Topic: e.Topic, Key: fc.key, Value: value, Timestamp: ts, Headers: h.list[:4]}
-		if l.Split {
-			rec.Headers = h.list[:5]
+		if !l.Time.IsZero() {
+			// A container log: the record's time is the runtime's; when the agent read
+			// the line is event.created.
+			cs := len(fc.arena)
+			fc.arena = ts.UTC().AppendFormat(fc.arena, time.RFC3339Nano)
+			h.created = sarama.RecordHeader{Key: hdrCreated, Value: fc.arena[cs:len(fc.arena):len(fc.arena)]}
+			list = append(list, &h.created)
+			ts = l.Time
 		}
+		switch l.Stream {
+		case "stdout":
+			list = append(list, stdoutHeader)
+		case "stderr":
+			list = append(list, stderrHeader)
+		}
+		fc.ptrs = fc.ptrs[:len(fc.ptrs)+len(list)]
+		rec := ship.Record{Topic: e.Topic, Key: fc.key, Value: value, Timestamp: ts, Headers: list[:len(list):len(list)]}
 		fc.m.linesRead.Inc()
 		fc.m.bytesRead.Add(float64(l.Next - l.Offset))
 		return a.prod.Send(ctx, rec, fc, fs.Track(l.Next))
@@ -419,17 +470,18 @@ func (a *Agent) emitter(e collect.Entry) tailer.Emit {
 // fileCache is what the emitter derives once per file incarnation. It is the
 // producer's Acker of the file's records.
 type fileCache struct {
-	fs                 *tailer.FileState
-	host, path, fileID *sarama.RecordHeader // shared by the file's records
-	key                []byte               // nil: no key
-	m                  *fileMetrics
-	arena              []byte        // where the next lines' bytes go
-	slab               []lineHeaders // where the next lines' headers go
+	fs     *tailer.FileState
+	static []*sarama.RecordHeader // shared by the file's records: host, path, file_id, then fields and container names
+	key    []byte                 // nil: no key
+	m      *fileMetrics
+	arena  []byte                 // where the next lines' bytes go
+	slab   []lineHeaders          // where the next lines' headers go
+	ptrs   []*sarama.RecordHeader // where the next lines' header lists go
 }
 
 // idle lets go of the file's arena and slab when it stops growing, so that idle
 // files hold no memory beyond their records in flight.
-func (fc *fileCache) idle() { fc.arena, fc.slab = nil, nil }
+func (fc *fileCache) idle() { fc.arena, fc.slab, fc.ptrs = nil, nil, nil }
 
 // Largest per-file allocations that records are cut from.
 const (
@@ -445,10 +497,10 @@ func (fc *fileCache) Ack(seq uint64) {
 	}
 }
 
-// lineHeaders holds a record's header list and its own offset header.
+// lineHeaders holds a record's own headers.
 type lineHeaders struct {
-	list   [5]*sarama.RecordHeader
-	offset sarama.RecordHeader
+	offset  sarama.RecordHeader
+	created sarama.RecordHeader // container logs: when the line was read
 }
 
 var (
@@ -456,7 +508,11 @@ var (
 	hdrPath     = []byte("path")
 	hdrOffset   = []byte("offset")
 	hdrFileID   = []byte("file_id")
+	hdrCreated  = []byte("event.created")
 	splitHeader = &sarama.RecordHeader{Key: []byte("split"), Value: []byte("1")}
+	// The stream of a container log line.
+	stdoutHeader = &sarama.RecordHeader{Key: []byte("stream"), Value: []byte("stdout")}
+	stderrHeader = &sarama.RecordHeader{Key: []byte("stream"), Value: []byte("stderr")}
 )
 
 // FileStatus is one tailed file as `logagent status` shows it.

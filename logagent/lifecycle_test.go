@@ -1,12 +1,16 @@
 package logagent
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // rotatingWriter writes numbered lines to a file at a steady rate and rotates it every
@@ -252,4 +256,118 @@ func TestAgentStateStaysBounded(t *testing.T) {
 		return seriesOf(t, ag.a, "logagent_lines_read_total") == 1 && ag.a.reg.Len() == 1 && fdCount(t) <= fds
 	})
 	t.Logf("50 deleted files: descriptors closed, registry entries and metric series removed %v after the unlinks", time.Since(deleted).Round(time.Millisecond))
+}
+
+// hrec is a consumed record with all its headers.
+type hrec struct {
+	value   string
+	ts      time.Time
+	headers map[string]string
+}
+
+func consumeHeaders(t *testing.T, addr, topic string, want int) []hrec {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []hrec
+	for len(out) < want && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			h := hrec{value: string(r.Value), ts: r.Timestamp, headers: map[string]string{}}
+			for _, x := range r.Headers {
+				h.headers[x.Key] = string(x.Value)
+			}
+			out = append(out, h)
+		})
+	}
+	if len(out) < want {
+		t.Fatalf("%s: %d records, want %d", topic, len(out), want)
+	}
+	return out
+}
+
+// TestAgentContainerFormatsFieldsRecursive ships, with the shipped defaults, a CRI
+// log under a Kubernetes-style containers/ directory and a Docker json-file log (the
+// captured samples of logagent/container/testdata), with partial lines joined, the
+// stream and the runtime's timestamp kept and the pod, namespace and container named;
+// every record of an entry carries its static fields; "**" finds files at any depth,
+// in directories created after the config; a file shorter than the fingerprint is
+// read at once.
+func TestAgentContainerFormatsFieldsRecursive(t *testing.T) {
+	e := newEnv(t)
+	root := filepath.Join(e.dir, "var")
+	cdir := filepath.Join(root, "log", "containers")
+	ddir := filepath.Join(root, "lib", "docker", "containers", "abc")
+	os.MkdirAll(cdir, 0o755)
+	os.MkdirAll(ddir, 0o755)
+	id := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	criPath := filepath.Join(cdir, "checkout-7d9f8b6c5d-x2x9z_shop-prod_checkout-api-"+id+".log")
+	dockerPath := filepath.Join(ddir, "abc-json.log")
+	deep := filepath.Join(root, "apps")
+	e.put(fmt.Sprintf(`[
+		{"path": %q, "topic": "k8s_log", "format": "cri", "fields": {"cluster": "eu-1", "env": "prod"}},
+		{"path": %q, "topic": "docker_log", "format": "docker"},
+		{"path": %q, "topic": "deep_log", "fields": {"service": "checkout"}}]`,
+		filepath.Join(cdir, "*.log"), filepath.Join(root, "lib", "docker", "containers", "*", "*-json.log"), filepath.Join(deep, "**", "*.log")))
+	start(t, e.defaults(t.TempDir()))
+	time.Sleep(50 * time.Millisecond) // the entries' first scans (not needed for correctness)
+
+	cri, _ := os.ReadFile("container/testdata/cri.log")
+	docker, _ := os.ReadFile("container/testdata/docker.log")
+	os.WriteFile(criPath, cri, 0o644)
+	os.WriteFile(dockerPath, docker, 0o644)
+	// "**": files at several depths, in directories created after the config; one is
+	// a few bytes, far shorter than the fingerprint.
+	for _, p := range []string{"a.log", "x/b.log", "x/y/z/c.log"} {
+		full := filepath.Join(deep, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		os.WriteFile(full, []byte("hi "+p+"\n"), 0o644)
+	}
+	os.WriteFile(filepath.Join(deep, "x", "skip.txt"), []byte("no\n"), 0o644)
+
+	k8s := consumeHeaders(t, e.broker.Addr(), "k8s_log", 5)
+	want := []struct{ text, stream, ts string }{
+		{`10.1.2.3 - - [27/Nov/2026:21:04:05 +0000] "GET /healthz HTTP/1.1" 200 2 "-" "kube-probe/1.31"`, "stdout", "2026-11-27T21:04:05.123Z"},
+		{"W1127 21:04:05.199999       1 reflector.go:561] watch of *v1.Pod ended with: an error on the server", "stderr", "2026-11-27T21:04:05.2Z"},
+		{`{"level":"info","msg":"a long line cut by the runtime at 16 KiB, first piece second piece, last piece"}`, "stdout", "2026-11-27T21:04:06Z"},
+		{"", "stdout", "2026-11-27T21:04:07.5Z"},
+		{"panic: runtime error: index out of range [3] with length 3", "stderr", "2026-11-27T21:04:08Z"},
+	}
+	for i, r := range k8s {
+		w := want[i]
+		wt, _ := time.Parse(time.RFC3339Nano, w.ts)
+		h := r.headers
+		if r.value != w.text || h["stream"] != w.stream || !r.ts.Equal(wt) || h["event.created"] == "" ||
+			h["kubernetes.pod.name"] != "checkout-7d9f8b6c5d-x2x9z" || h["kubernetes.namespace"] != "shop-prod" ||
+			h["container.name"] != "checkout-api" || h["container.id"] != id || h["fields.cluster"] != "eu-1" || h["fields.env"] != "prod" {
+			t.Fatalf("cri record %d: %q at %v, headers %v", i, r.value, r.ts, h)
+		}
+	}
+	if k8s[2].headers["offset"] != fmt.Sprint(bytes.Index(cri, []byte("2026-11-27T21:04:06.000000001Z"))) {
+		t.Fatalf("joined line's offset %s: want its first piece's", k8s[2].headers["offset"])
+	}
+
+	dk := consumeHeaders(t, e.broker.Addr(), "docker_log", 4)
+	if dk[0].headers["stream"] != "stdout" || dk[1].headers["stream"] != "stderr" || dk[0].ts.Nanosecond()/1e6 != 123 ||
+		dk[2].value != `{"level":"info","msg":"a long line split by dockerd at 16 KiB, first piece last piece"}` || dk[3].value != "café ☃ tab\there" {
+		t.Fatalf("docker records %+v", dk)
+	}
+	if _, ok := dk[0].headers["kubernetes.pod.name"]; ok {
+		t.Fatal("kubernetes names outside a containers/ directory")
+	}
+
+	got := map[string]bool{}
+	for _, r := range consumeHeaders(t, e.broker.Addr(), "deep_log", 3) {
+		if r.headers["fields.service"] != "checkout" {
+			t.Fatalf("record without the entry's fields: %v", r.headers)
+		}
+		got[r.value] = true
+	}
+	if len(got) != 3 || !got["hi x/y/z/c.log"] || !got["hi a.log"] {
+		t.Fatalf("** matched %v", got)
+	}
 }

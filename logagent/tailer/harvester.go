@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/logpipe/logpipe/logagent/container"
 	"github.com/logpipe/logpipe/logagent/registry"
 )
 
@@ -102,8 +103,12 @@ type Options struct {
 	// nothing new), from the harvester's goroutine.
 	Idle      func(*FileState)
 	Multiline *Multiline // nil: every line is an event
-	Log       *slog.Logger
-	Stats     *Stats // optional counters
+	// Decode, if set, decodes each line of a container log (container.ParseCRI or
+	// ParseDocker): partial pieces are joined, and the runtime's timestamp and
+	// stream kept. A line it cannot decode is passed on as it is.
+	Decode func(line []byte) (container.Piece, error)
+	Log    *slog.Logger
+	Stats  *Stats // optional counters
 	// Access says which symlinks of the path may be followed; only regular files are
 	// ever read.
 	Access Access
@@ -128,6 +133,7 @@ type Harvester struct {
 	lr *LineReader
 
 	event pendingEvent // multiline: the event being joined
+	part  pendingPart  // container logs: the partial line being joined
 
 	f        *os.File
 	state    *FileState
@@ -280,7 +286,7 @@ func (h *Harvester) Run(ctx context.Context) error {
 // partial line or event, and every line sent is acknowledged.
 func (h *Harvester) closeIfInactive() bool {
 	if h.o.CloseInactive <= 0 || h.f == nil || time.Since(h.lastGrowth) < h.o.CloseInactive ||
-		h.lr.Buffered() > 0 || h.event.lines > 0 || h.state.Outstanding() > 0 {
+		h.lr.Buffered() > 0 || h.event.lines > 0 || h.part.pieces > 0 || h.state.Outstanding() > 0 {
 		return false
 	}
 	h.o.Log.Debug("closing inactive file", "path", h.o.Path, "offset", h.lr.Offset())
@@ -430,6 +436,9 @@ func (h *Harvester) readToEnd(ctx context.Context) (gone bool, err error) {
 			return false, err
 		}
 	}
+	if err := h.flushPart(ctx); err != nil {
+		return false, err
+	}
 	if err := h.flushEvent(ctx); err != nil {
 		return false, err
 	}
@@ -449,10 +458,76 @@ type pendingEvent struct {
 	lines        int
 	split        bool
 	last         time.Time
+	time         time.Time // of the first line (container logs)
+	stream       string
 }
 
-// emit hands a line to Emit, or, with Multiline, joins it to the pending event.
+// pendingPart is a container log line whose partial pieces are being joined.
+type pendingPart struct {
+	buf          []byte
+	offset, next int64
+	pieces       int
+	time         time.Time
+	stream       string
+	read         time.Time
+}
+
+// emit decodes a container log line (with Decode), joining partial pieces, and hands
+// the result on to emitEvent.
 func (h *Harvester) emit(ctx context.Context, l Line) error {
+	if h.o.Decode == nil {
+		return h.emitEvent(ctx, l)
+	}
+	p, err := h.o.Decode(l.Data)
+	if err != nil {
+		h.o.Stats.FormatErrors.Add(1)
+		if err := h.flushPart(ctx); err != nil {
+			return err
+		}
+		return h.emitEvent(ctx, l) // passed on as it is
+	}
+	pp := &h.part
+	if pp.pieces == 0 {
+		pp.buf, pp.offset, pp.time, pp.stream = pp.buf[:0], l.Offset, p.Time, p.Stream
+	}
+	pp.buf = append(pp.buf, p.Text...)
+	pp.pieces++
+	pp.next, pp.read = l.Next, l.Read
+	if len(pp.buf) > h.o.MaxLineBytes {
+		// Longer than a line may be: the first max bytes go as a split piece that
+		// ends, for the registry, where this container line starts.
+		cut := Line{Data: pp.buf[:h.o.MaxLineBytes], Offset: pp.offset, Next: l.Offset, Split: true, Read: l.Read, Time: pp.time, Stream: pp.stream}
+		h.o.Stats.LinesSplit.Add(1)
+		if err := h.emitEvent(ctx, cut); err != nil {
+			return err
+		}
+		pp.buf = append(pp.buf[:0], pp.buf[h.o.MaxLineBytes:]...)
+		pp.offset = l.Offset
+	}
+	if p.Partial {
+		return nil
+	}
+	return h.flushPart(ctx)
+}
+
+// flushPart emits the line being joined, if any (complete, or cut short by a rotation).
+func (h *Harvester) flushPart(ctx context.Context) error {
+	pp := &h.part
+	if pp.pieces == 0 {
+		return nil
+	}
+	err := h.emitEvent(ctx, Line{Data: pp.buf, Offset: pp.offset, Next: pp.next, Read: pp.read, Time: pp.time, Stream: pp.stream})
+	if err == nil {
+		pp.pieces = 0
+		if cap(pp.buf) > 64<<10 {
+			pp.buf = nil
+		}
+	}
+	return err
+}
+
+// emitEvent hands a line to Emit, or, with Multiline, joins it to the pending event.
+func (h *Harvester) emitEvent(ctx context.Context, l Line) error {
 	ml := h.o.Multiline
 	if ml == nil {
 		return h.o.Emit(ctx, h.state, l)
@@ -465,6 +540,7 @@ func (h *Harvester) emit(ctx context.Context, l Line) error {
 	}
 	if e.lines == 0 {
 		e.buf, e.offset, e.split = append(e.buf[:0], l.Data...), l.Offset, l.Split
+		e.time, e.stream = l.Time, l.Stream
 	} else {
 		e.buf = append(append(e.buf, '\n'), l.Data...)
 	}
@@ -479,7 +555,7 @@ func (h *Harvester) flushEvent(ctx context.Context) error {
 	if e.lines == 0 {
 		return nil
 	}
-	err := h.o.Emit(ctx, h.state, Line{Data: e.buf, Offset: e.offset, Next: e.next, Split: e.split})
+	err := h.o.Emit(ctx, h.state, Line{Data: e.buf, Offset: e.offset, Next: e.next, Split: e.split, Time: e.time, Stream: e.stream})
 	if err == nil {
 		e.lines = 0
 	}
@@ -508,6 +584,9 @@ func (h *Harvester) truncated() (bool, error) {
 		return false, nil
 	}
 	h.o.Stats.Truncations.Add(1)
+	if err := h.flushPart(context.Background()); err != nil {
+		return false, err
+	}
 	if err := h.flushEvent(context.Background()); err != nil {
 		return false, err
 	}
