@@ -59,6 +59,7 @@ func newMetrics(a *Agent) *metrics {
 	}
 	refused("symlink", func() float64 { return float64(a.stats.RefusedSymlinks.Load()) })
 	refused("not_regular", func() float64 { return float64(a.stats.RefusedNotRegular.Load()) })
+	counter("logagent_format_errors_total", "Lines of a cri or docker entry not in that format (shipped as they are).", func() float64 { return float64(a.stats.FormatErrors.Load()) })
 	counter("logagent_files_closed_inactive_total", "Descriptors of files idle for close_inactive closed.", func() float64 { return float64(a.stats.ClosedInactive.Load()) })
 	counter("logagent_watch_overflows_total", "File system event queue overflows (each rescans every entry).", func() float64 { return float64(a.hub.Overflows.Load()) })
 	counter("logagent_watch_errors_total", "Directories that could not be watched for events (found by polling instead).", func() float64 { return float64(a.hub.WatchErrors.Load()) })
