@@ -117,12 +117,12 @@ func TestFieldsAndFormat(t *testing.T) {
 	}
 	many += `}`
 	bad := map[string]string{
-		`[{"path": "/a", "topic": "t", "format": "json"}]`:                                      `"format" "json"`,
-		`[{"path": "/a", "topic": "t", "fields": {"": "v"}}]`:                                   `"fields": name ""`,
-		`[{"path": "/a", "topic": "t", "fields": {"a b": "v"}}]`:                                `"fields": name "a b"`,
-		`[{"path": "/a", "topic": "t", "fields": {"a..b": "v"}}]`:                               `"fields": name "a..b"`,
+		`[{"path": "/a", "topic": "t", "format": "json"}]`:                                     `"format" "json"`,
+		`[{"path": "/a", "topic": "t", "fields": {"": "v"}}]`:                                  `"fields": name ""`,
+		`[{"path": "/a", "topic": "t", "fields": {"a b": "v"}}]`:                               `"fields": name "a b"`,
+		`[{"path": "/a", "topic": "t", "fields": {"a..b": "v"}}]`:                              `"fields": name "a..b"`,
 		`[{"path": "/a", "topic": "t", "fields": {"a": "` + strings.Repeat("x", 1025) + `"}}]`: `value of "a" is 1025 bytes`,
-		`[{"path": "/a", "topic": "t", "fields": ` + many + `}]`:                                 "at most 32",
+		`[{"path": "/a", "topic": "t", "fields": ` + many + `}]`:                               "at most 32",
 	}
 	for in, want := range bad {
 		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
