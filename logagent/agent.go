@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -14,6 +15,8 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/logpipe/logpipe/internal/config"
 	"github.com/logpipe/logpipe/logagent/collect"
+	"github.com/logpipe/logpipe/logagent/container"
+	"github.com/logpipe/logpipe/logagent/discover"
 	"github.com/logpipe/logpipe/logagent/registry"
 	"github.com/logpipe/logpipe/logagent/ship"
 	"github.com/logpipe/logpipe/logagent/tailer"
@@ -28,6 +31,7 @@ type Agent struct {
 	prod  *ship.Producer
 	stats tailer.Stats
 	m     *metrics
+	hub   *discover.Hub // file system events
 
 	// open, if set, replaces how harvesters open files (tests stand for a slow
 	// file system with it).
@@ -81,7 +85,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log, reg: reg, prod: prod, entries: map[string]*entryRun{}, stopping: map[string]*entryRun{}}
+	a := &Agent{cfg: cfg, log: log, reg: reg, prod: prod, hub: discover.NewHub(log), entries: map[string]*entryRun{}, stopping: map[string]*entryRun{}}
 	a.m = newMetrics(a)
 	return a, nil
 }
@@ -111,7 +115,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		Applied:  func() { a.m.configApplied.Inc() },
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); a.hub.Run(readCtx) }()
 	go func() { defer wg.Done(); src.Run(readCtx, a.apply) }()
 	go func() { defer wg.Done(); a.saveLoop(readCtx) }()
 
@@ -141,17 +146,42 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
+// saveLoop saves the registry soon after acknowledged offsets move: a save starts
+// as soon as something changed, covers every change made before it (a group commit),
+// and saves are at least registry_flush apart. It also forgets the entries of files
+// gone (clean_removed) or long untouched (clean_inactive): the ones let go since the
+// last save, and every entry once a minute.
 func (a *Agent) saveLoop(ctx context.Context) {
-	t := time.NewTicker(a.cfg.Agent.RegistryFlush)
-	defer t.Stop()
+	gap := time.NewTimer(a.cfg.Agent.RegistryFlush)
+	defer gap.Stop()
+	full := time.NewTicker(time.Minute)
+	defer full.Stop()
+	clean := func(all bool) {
+		if a.cfg.Agent.CleanRemoved || a.cfg.Agent.CleanInactive > 0 {
+			if n := a.reg.Clean(a.cfg.Agent.CleanRemoved, a.cfg.Agent.CleanInactive, all); n > 0 {
+				a.m.forgotten.Add(float64(n))
+			}
+		}
+	}
+	clean(true)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			if err := a.reg.Save(); err != nil {
-				a.log.Error("saving the registry failed", "err", err)
-			}
+		case <-full.C:
+			clean(true)
+			continue
+		case <-a.reg.Changed():
+		}
+		clean(false)
+		if err := a.reg.Save(); err != nil {
+			a.log.Error("saving the registry failed", "err", err)
+		}
+		gap.Reset(a.cfg.Agent.RegistryFlush)
+		select {
+		case <-ctx.Done():
+			return
+		case <-gap.C:
 		}
 	}
 }
@@ -194,8 +224,11 @@ func (a *Agent) apply(cfg collect.Config) {
 	}
 }
 
-// runEntry expands the entry's glob now and every scan interval, and runs a harvester
-// for each matching file.
+// runEntry finds the entry's files and runs a harvester for each. It expands the
+// entry's glob at start, whenever the file system reports a change that could make
+// a new path match (a file or directory created, renamed or removed in a watched
+// directory), and every scan interval as the fallback for file systems without
+// events (NFS) and for lost events. Changes of a file being read wake its harvester.
 func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 	defer close(r.done)
 	defer func() {
@@ -216,20 +249,55 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 		return
 	}
 	ml, _ := r.entry.Multiline.Compile() // validated when the config was parsed
+	pat, _ := discover.Compile(r.entry.Path)
+	var decode func([]byte) (container.Piece, error)
+	switch r.entry.Format {
+	case "cri":
+		decode = container.ParseCRI
+	case "docker":
+		decode = container.ParseDocker
+	}
 	access := r.entry.Access()
+	rescan := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case rescan <- struct{}{}:
+		default:
+		}
+	}
+	sub := a.hub.Subscribe(func(ev discover.Event) {
+		if ev.Overflow {
+			signal()
+			r.wakeAll()
+			return
+		}
+		r.mu.Lock()
+		h := r.files[ev.Path]
+		r.mu.Unlock()
+		if h != nil {
+			h.Wake()
+		}
+		if !ev.Write && pat.Relevant(ev.Path) {
+			signal()
+		}
+	})
+	defer sub.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	t := time.NewTicker(a.cfg.Agent.ScanInterval)
 	defer t.Stop()
 	for {
-		for _, path := range a.match(r, access) {
+		paths, dirs := a.match(r, pat, access)
+		sub.SetDirs(dirs)
+		for _, path := range paths {
 			r.mu.Lock()
 			_, running := r.files[path]
 			if !running {
 				h := tailer.New(tailer.Options{
 					Path: path, FromEnd: r.entry.From == "end", MaxLineBytes: a.cfg.Agent.MaxLineBytes,
 					PollInterval: a.cfg.Agent.PollInterval, MaxIdleInterval: a.cfg.Agent.MaxIdleInterval,
-					Registry: a.reg, Log: a.log, Stats: &a.stats, Multiline: ml,
+					CloseInactive: a.cfg.Agent.CloseInactive,
+					Registry:      a.reg, Log: a.log, Stats: &a.stats, Multiline: ml, Decode: decode,
 					Emit: a.emitter(r.entry), Access: access, Open: a.open,
 					Idle: func(fs *tailer.FileState) {
 						if fc, ok := fs.Cache.(*fileCache); ok {
@@ -245,6 +313,9 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 					r.mu.Lock()
 					delete(r.files, path)
 					r.mu.Unlock()
+					a.m.forgetFile(path)
+					// The path may name a new file already (deleted and created again).
+					signal()
 				}()
 			}
 			r.mu.Unlock()
@@ -252,17 +323,27 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-rescan:
 		case <-t.C:
 		}
 	}
 }
 
+// wakeAll wakes every harvester of the entry (after lost file system events).
+func (r *entryRun) wakeAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, h := range r.files {
+		h.Wake()
+	}
+}
+
 // match expands an entry's glob, leaving out its excludes and anything it may not
 // read: symlinks it does not follow, and anything but regular files. A refused path is
-// logged and counted once, until it changes.
-func (a *Agent) match(r *entryRun, access tailer.Access) []string {
-	paths, _ := filepath.Glob(r.entry.Path)
-	var out []string
+// logged and counted once, until it changes. It also returns the directories to
+// watch for new matches.
+func (a *Agent) match(r *entryRun, pat *discover.Pattern, access tailer.Access) (out, dirs []string) {
+	paths, dirs := pat.Expand()
 	refused := map[string]bool{}
 outer:
 	for _, p := range paths {
@@ -285,7 +366,7 @@ outer:
 		}
 	}
 	r.refused = refused
-	return out
+	return out, dirs
 }
 
 // emitter builds the Kafka record of a line (see the README's record format) and
@@ -293,15 +374,34 @@ outer:
 // the file is computed once per file incarnation and cached on its FileState.
 func (a *Agent) emitter(e collect.Entry) tailer.Emit {
 	host := []byte(a.cfg.Agent.Host)
+	// The entry's fields, as headers shared by all its records, sorted by name.
+	names := make([]string, 0, len(e.Fields))
+	for k := range e.Fields {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	var fields []*sarama.RecordHeader
+	for _, k := range names {
+		fields = append(fields, &sarama.RecordHeader{Key: []byte("fields." + k), Value: []byte(e.Fields[k])})
+	}
 	return func(ctx context.Context, fs *tailer.FileState, l tailer.Line) error {
 		fc, _ := fs.Cache.(*fileCache)
 		if fc == nil {
 			fc = &fileCache{
-				fs:     fs,
-				host:   &sarama.RecordHeader{Key: hdrHost, Value: host},
-				path:   &sarama.RecordHeader{Key: hdrPath, Value: []byte(fs.Path)},
-				fileID: &sarama.RecordHeader{Key: hdrFileID, Value: []byte(fs.FileID)},
-				m:      a.m.file(fs.Path),
+				fs: fs,
+				m:  a.m.file(fs.Path),
+			}
+			fc.static = append(fc.static,
+				&sarama.RecordHeader{Key: hdrHost, Value: host},
+				&sarama.RecordHeader{Key: hdrPath, Value: []byte(fs.Path)},
+				&sarama.RecordHeader{Key: hdrFileID, Value: []byte(fs.FileID)})
+			fc.static = append(fc.static, fields...)
+			if e.Format == "cri" || e.Format == "docker" {
+				if k, ok := container.FromPath(fs.Path); ok {
+					for _, h := range [][2]string{{"kubernetes.pod.name", k.Pod}, {"kubernetes.namespace", k.Namespace}, {"container.name", k.Container}, {"container.id", k.ContainerID}} {
+						fc.static = append(fc.static, &sarama.RecordHeader{Key: []byte(h[0]), Value: []byte(h[1])})
+					}
+				}
 			}
 			switch e.Key {
 			case "", "file":
@@ -312,10 +412,11 @@ func (a *Agent) emitter(e collect.Entry) tailer.Emit {
 			fs.Cache = fc
 		}
 		// The value and the offset header's value are cut from the file's byte arena,
-		// the headers from its header slab; the host, path and file_id headers are
-		// shared by the file's lines. An arena or slab is freed once all its records
-		// are acknowledged.
-		need := len(l.Data) + 20
+		// the headers and header lists from its slabs; the file's own headers are
+		// shared by its lines. An arena or slab is freed once all its records are
+		// acknowledged.
+		const tsLen = len("2006-01-02T15:04:05.000000000Z")
+		need := len(l.Data) + 20 + tsLen
 		if cap(fc.arena)-len(fc.arena) < need {
 			// Arenas grow while the file is busy and start small again after it idled.
 			fc.arena = make([]byte, 0, max(min(2*cap(fc.arena), arenaBytes), 512, need))
@@ -330,15 +431,37 @@ func (a *Agent) emitter(e collect.Entry) tailer.Emit {
 		}
 		fc.slab = append(fc.slab, lineHeaders{offset: sarama.RecordHeader{Key: hdrOffset, Value: off}})
 		h := &fc.slab[len(fc.slab)-1]
-		h.list = [5]*sarama.RecordHeader{fc.host, fc.path, &h.offset, fc.fileID, splitHeader}
+		n := len(fc.static) + 4 // offset, split, stream, event.created
+		if cap(fc.ptrs)-len(fc.ptrs) < n {
+			fc.ptrs = make([]*sarama.RecordHeader, 0, max(min(2*cap(fc.ptrs), slabLines*n), 4*n))
+		}
+		list := fc.ptrs[len(fc.ptrs):len(fc.ptrs)]
+		list = append(list, fc.static[0], fc.static[1], &h.offset)
+		list = append(list, fc.static[2:]...)
+		if l.Split {
+			list = append(list, splitHeader)
+		}
 		ts := l.Read
 		if ts.IsZero() {
 			ts = time.Now()
 		}
-		rec := ship.Record{Topic: e.Topic, Key: fc.key, Value: value, Timestamp: ts, Headers: h.list[:4]}
-		if l.Split {
-			rec.Headers = h.list[:5]
+		if !l.Time.IsZero() {
+			// A container log: the record's time is the runtime's; when the agent read
+			// the line is event.created.
+			cs := len(fc.arena)
+			fc.arena = ts.UTC().AppendFormat(fc.arena, time.RFC3339Nano)
+			h.created = sarama.RecordHeader{Key: hdrCreated, Value: fc.arena[cs:len(fc.arena):len(fc.arena)]}
+			list = append(list, &h.created)
+			ts = l.Time
 		}
+		switch l.Stream {
+		case "stdout":
+			list = append(list, stdoutHeader)
+		case "stderr":
+			list = append(list, stderrHeader)
+		}
+		fc.ptrs = fc.ptrs[:len(fc.ptrs)+len(list)]
+		rec := ship.Record{Topic: e.Topic, Key: fc.key, Value: value, Timestamp: ts, Headers: list[:len(list):len(list)]}
 		fc.m.linesRead.Inc()
 		fc.m.bytesRead.Add(float64(l.Next - l.Offset))
 		return a.prod.Send(ctx, rec, fc, fs.Track(l.Next))
@@ -348,17 +471,18 @@ func (a *Agent) emitter(e collect.Entry) tailer.Emit {
 // fileCache is what the emitter derives once per file incarnation. It is the
 // producer's Acker of the file's records.
 type fileCache struct {
-	fs                 *tailer.FileState
-	host, path, fileID *sarama.RecordHeader // shared by the file's records
-	key                []byte               // nil: no key
-	m                  *fileMetrics
-	arena              []byte        // where the next lines' bytes go
-	slab               []lineHeaders // where the next lines' headers go
+	fs     *tailer.FileState
+	static []*sarama.RecordHeader // shared by the file's records: host, path, file_id, then fields and container names
+	key    []byte                 // nil: no key
+	m      *fileMetrics
+	arena  []byte                 // where the next lines' bytes go
+	slab   []lineHeaders          // where the next lines' headers go
+	ptrs   []*sarama.RecordHeader // where the next lines' header lists go
 }
 
 // idle lets go of the file's arena and slab when it stops growing, so that idle
 // files hold no memory beyond their records in flight.
-func (fc *fileCache) idle() { fc.arena, fc.slab = nil, nil }
+func (fc *fileCache) idle() { fc.arena, fc.slab, fc.ptrs = nil, nil, nil }
 
 // Largest per-file allocations that records are cut from.
 const (
@@ -374,10 +498,10 @@ func (fc *fileCache) Ack(seq uint64) {
 	}
 }
 
-// lineHeaders holds a record's header list and its own offset header.
+// lineHeaders holds a record's own headers.
 type lineHeaders struct {
-	list   [5]*sarama.RecordHeader
-	offset sarama.RecordHeader
+	offset  sarama.RecordHeader
+	created sarama.RecordHeader // container logs: when the line was read
 }
 
 var (
@@ -385,7 +509,11 @@ var (
 	hdrPath     = []byte("path")
 	hdrOffset   = []byte("offset")
 	hdrFileID   = []byte("file_id")
+	hdrCreated  = []byte("event.created")
 	splitHeader = &sarama.RecordHeader{Key: []byte("split"), Value: []byte("1")}
+	// The stream of a container log line.
+	stdoutHeader = &sarama.RecordHeader{Key: []byte("stream"), Value: []byte("stdout")}
+	stderrHeader = &sarama.RecordHeader{Key: []byte("stream"), Value: []byte("stderr")}
 )
 
 // FileStatus is one tailed file as `logagent status` shows it.

@@ -19,11 +19,14 @@ type Config struct {
 	Agent struct {
 		Host            string        `ini:"host"`              // default: the OS hostname
 		DataDir         string        `ini:"data_dir"`          // registry and cached collection config
-		ScanInterval    time.Duration `ini:"scan_interval"`     // how often globs are expanded again
+		ScanInterval    time.Duration `ini:"scan_interval"`     // fallback: how often globs are expanded again without events
 		PollInterval    time.Duration `ini:"poll_interval"`     // how often a file at its end is checked
 		MaxIdleInterval time.Duration `ini:"max_idle_interval"` // polls of an idle file back off up to this
 		MaxLineBytes    int           `ini:"max_line_bytes"`    // longer lines are split
-		RegistryFlush   time.Duration `ini:"registry_flush"`    // how often acknowledged offsets are saved
+		RegistryFlush   time.Duration `ini:"registry_flush"`    // acknowledged offsets are saved at most this often (group commit)
+		CloseInactive   time.Duration `ini:"close_inactive"`    // an idle file's descriptor is closed after this; 0 = never
+		CleanRemoved    bool          `ini:"clean_removed"`     // forget registry entries of files gone and fully acknowledged
+		CleanInactive   time.Duration `ini:"clean_inactive"`    // forget entries no harvester follows, unchanged this long; 0 = never
 		ShutdownTimeout time.Duration `ini:"shutdown_timeout"`  // how long SIGTERM waits for acknowledgements
 	} `ini:"agent"`
 	Etcd struct {
@@ -54,11 +57,13 @@ type Config struct {
 func DefaultConfig() Config {
 	var c Config
 	c.Agent.DataDir = "./data/logagent"
-	c.Agent.ScanInterval = 10 * time.Second
+	c.Agent.ScanInterval = time.Second
 	c.Agent.PollInterval = 50 * time.Millisecond
 	c.Agent.MaxIdleInterval = 2 * time.Second
 	c.Agent.MaxLineBytes = 512 << 10
-	c.Agent.RegistryFlush = time.Second
+	c.Agent.RegistryFlush = 100 * time.Millisecond
+	c.Agent.CloseInactive = 5 * time.Minute
+	c.Agent.CleanRemoved = true
 	c.Agent.ShutdownTimeout = 10 * time.Second
 	c.Etcd.Endpoints = "127.0.0.1:2379"
 	c.Etcd.CollectKey = "/logagent/{host}/collect_config"
@@ -106,6 +111,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Agent.ScanInterval <= 0 || c.Agent.PollInterval <= 0 || c.Agent.RegistryFlush <= 0 {
 		return fmt.Errorf("[agent] scan_interval, poll_interval and registry_flush must be positive")
+	}
+	if c.Agent.CloseInactive < 0 || c.Agent.CleanInactive < 0 {
+		return fmt.Errorf("[agent] close_inactive and clean_inactive must not be negative")
 	}
 	if _, err := c.shipConfig().SaramaConfig(); err != nil {
 		return err

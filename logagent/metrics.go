@@ -16,6 +16,7 @@ type metrics struct {
 
 	linesRead, bytesRead, linesAcked, bytesAcked *prometheus.CounterVec
 	configApplied, configRejected                prometheus.Counter
+	forgotten                                    prometheus.Counter
 
 	mu    sync.Mutex
 	files map[string]*fileMetrics
@@ -34,9 +35,10 @@ func newMetrics(a *Agent) *metrics {
 		bytesAcked:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logagent_bytes_acked_total", Help: "Bytes of lines acknowledged by Kafka, per file."}, []string{"path"}),
 		configApplied:  prometheus.NewCounter(prometheus.CounterOpts{Name: "logagent_config_reloads_total", Help: "Collection configs applied."}),
 		configRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "logagent_config_rejected_total", Help: "Invalid collection configs rejected."}),
+		forgotten:      prometheus.NewCounter(prometheus.CounterOpts{Name: "logagent_registry_forgotten_total", Help: "Registry entries forgotten: files gone and fully acknowledged (clean_removed), or untouched for clean_inactive."}),
 		files:          map[string]*fileMetrics{},
 	}
-	m.reg.MustRegister(m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked, m.configApplied, m.configRejected)
+	m.reg.MustRegister(m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked, m.configApplied, m.configRejected, m.forgotten)
 	counter := func(name, help string, f func() float64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
 	}
@@ -57,6 +59,12 @@ func newMetrics(a *Agent) *metrics {
 	}
 	refused("symlink", func() float64 { return float64(a.stats.RefusedSymlinks.Load()) })
 	refused("not_regular", func() float64 { return float64(a.stats.RefusedNotRegular.Load()) })
+	counter("logagent_format_errors_total", "Lines of a cri or docker entry not in that format (shipped as they are).", func() float64 { return float64(a.stats.FormatErrors.Load()) })
+	counter("logagent_files_closed_inactive_total", "Descriptors of files idle for close_inactive closed.", func() float64 { return float64(a.stats.ClosedInactive.Load()) })
+	counter("logagent_watch_overflows_total", "File system event queue overflows (each rescans every entry).", func() float64 { return float64(a.hub.Overflows.Load()) })
+	counter("logagent_watch_errors_total", "Directories that could not be watched for events (found by polling instead).", func() float64 { return float64(a.hub.WatchErrors.Load()) })
+	gauge("logagent_watched_dirs", "Directories watched for file system events.", func() float64 { return float64(a.hub.Watched()) })
+	gauge("logagent_registry_entries", "Files the registry remembers.", func() float64 { return float64(a.reg.Len()) })
 	gauge("logagent_inflight_bytes", "Bytes sent and not yet acknowledged.", func() float64 { return float64(a.prod.InFlightBytes()) })
 	m.reg.MustRegister(lagCollector{a})
 	return m
@@ -71,6 +79,20 @@ func (m *metrics) file(path string) *fileMetrics {
 		m.files[path] = f
 	}
 	return f
+}
+
+// forgetFile removes the per-file series of a path no harvester follows any more.
+// Acknowledgements still in flight count on the removed series, unseen.
+func (m *metrics) forgetFile(path string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.files[path]; !ok {
+		return
+	}
+	delete(m.files, path)
+	for _, v := range []*prometheus.CounterVec{m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked} {
+		v.DeleteLabelValues(path)
+	}
 }
 
 // lagCollector reports, at scrape time, the bytes of each file not yet acknowledged.

@@ -194,15 +194,10 @@ initial_rebalance_delay = 0s
 	agent := &proc{tb: t, name: "logagent", log: out, args: []string{filepath.Join(bin, "logagent"), "-config", conf("logagent.ini", fmt.Sprintf(`[agent]
 host = e2e-host
 data_dir = %s
-scan_interval = 200ms
-poll_interval = 20ms
-max_idle_interval = 100ms
-registry_flush = 100ms
 [etcd]
 endpoints = %s
 [kafka]
 brokers = %s
-flush_frequency = 10ms
 [metrics]
 listen =
 [logging]

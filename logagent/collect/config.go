@@ -33,7 +33,25 @@ type Entry struct {
 	FollowSymlinks bool `json:"follow_symlinks,omitempty"`
 	// Multiline joins continuation lines (a stack trace) to the line that starts an event.
 	Multiline *Multiline `json:"multiline,omitempty"`
+	// Fields are static labels carried with every record of the entry (as record
+	// headers "fields.<name>") and indexed under labels.<name>.
+	Fields map[string]string `json:"fields,omitempty"`
+	// Format is how lines are written: "" or "raw" (as they are), "cri" (containerd,
+	// CRI-O, Kubernetes) or "docker" (json-file). Container formats join partial lines
+	// and keep the stream and the runtime's timestamp.
+	Format string `json:"format,omitempty"`
 }
+
+// Limits of an entry's fields.
+const (
+	MaxFields          = 32
+	MaxFieldNameBytes  = 64
+	MaxFieldValueBytes = 1024
+)
+
+// fieldName is what a field's name may be: it becomes part of a header and of a
+// document field name.
+var fieldName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 
 // Multiline configures joining lines into events: a line matching Pattern starts an
 // event; following lines that do not match join it.
@@ -145,6 +163,22 @@ func (e Entry) validate() error {
 			return fmt.Errorf(`"exclude" %q is not a valid glob: %v`, x, err)
 		}
 	}
+	switch e.Format {
+	case "", "raw", "cri", "docker":
+	default:
+		return fmt.Errorf(`"format" %q: want raw, cri or docker`, e.Format)
+	}
+	if len(e.Fields) > MaxFields {
+		return fmt.Errorf(`"fields": %d fields, at most %d`, len(e.Fields), MaxFields)
+	}
+	for k, v := range e.Fields {
+		if len(k) > MaxFieldNameBytes || !fieldName.MatchString(k) || strings.Contains(k, "..") || strings.HasSuffix(k, ".") {
+			return fmt.Errorf(`"fields": name %q: want letters, digits, '_', '-' and '.', at most %d bytes`, k, MaxFieldNameBytes)
+		}
+		if len(v) > MaxFieldValueBytes {
+			return fmt.Errorf(`"fields": value of %q is %d bytes, at most %d`, k, len(v), MaxFieldValueBytes)
+		}
+	}
 	return nil
 }
 
@@ -188,8 +222,14 @@ func Diff(prev, next Config) (added, removed, changed []Entry) {
 }
 
 func (e Entry) equal(o Entry) bool {
-	if e.Path != o.Path || e.Topic != o.Topic || e.Key != o.Key || e.From != o.From || e.FollowSymlinks != o.FollowSymlinks || len(e.Exclude) != len(o.Exclude) {
+	if e.Path != o.Path || e.Topic != o.Topic || e.Key != o.Key || e.From != o.From || e.FollowSymlinks != o.FollowSymlinks || len(e.Exclude) != len(o.Exclude) ||
+		e.Format != o.Format || len(e.Fields) != len(o.Fields) {
 		return false
+	}
+	for k, v := range e.Fields {
+		if ov, ok := o.Fields[k]; !ok || ov != v {
+			return false
+		}
 	}
 	if (e.Multiline == nil) != (o.Multiline == nil) || e.Multiline != nil && *e.Multiline != *o.Multiline {
 		return false

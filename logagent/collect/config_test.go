@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +99,46 @@ func TestFollowSymlinks(t *testing.T) {
 	off := Config{{Path: "/var/log/*/app/*.log", Topic: "t"}}
 	if _, _, ch := Diff(c[:1], off); len(ch) != 1 {
 		t.Fatal("turning follow_symlinks off is not a change")
+	}
+}
+
+func TestFieldsAndFormat(t *testing.T) {
+	c, err := Parse([]byte(`[{"path": "/var/log/containers/*.log", "topic": "k8s", "format": "cri", "follow_symlinks": true, "fields": {"env": "prod", "team.name": "shop"}},
+		{"path": "/var/log/**/*.log", "topic": "all"}]`))
+	if err != nil || c[0].Format != "cri" || c[0].Fields["team.name"] != "shop" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	many := `{`
+	for i := 0; i < MaxFields+1; i++ {
+		if i > 0 {
+			many += ","
+		}
+		many += fmt.Sprintf(`"f%d": "v"`, i)
+	}
+	many += `}`
+	bad := map[string]string{
+		`[{"path": "/a", "topic": "t", "format": "json"}]`:                                     `"format" "json"`,
+		`[{"path": "/a", "topic": "t", "fields": {"": "v"}}]`:                                  `"fields": name ""`,
+		`[{"path": "/a", "topic": "t", "fields": {"a b": "v"}}]`:                               `"fields": name "a b"`,
+		`[{"path": "/a", "topic": "t", "fields": {"a..b": "v"}}]`:                              `"fields": name "a..b"`,
+		`[{"path": "/a", "topic": "t", "fields": {"a": "` + strings.Repeat("x", 1025) + `"}}]`: `value of "a" is 1025 bytes`,
+		`[{"path": "/a", "topic": "t", "fields": ` + many + `}]`:                               "at most 32",
+	}
+	for in, want := range bad {
+		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%.80s: err = %v, want it to say %q", in, err, want)
+		}
+	}
+	a := Entry{Path: "/a", Topic: "t", Fields: map[string]string{"k": "v"}}
+	b := Entry{Path: "/a", Topic: "t", Fields: map[string]string{"k": "w"}}
+	f := Entry{Path: "/a", Topic: "t", Fields: map[string]string{"k": "v"}, Format: "docker"}
+	if _, _, changed := Diff(Config{a}, Config{b}); len(changed) != 1 {
+		t.Error("a changed field value is not a change")
+	}
+	if _, _, changed := Diff(Config{a}, Config{f}); len(changed) != 1 {
+		t.Error("a changed format is not a change")
+	}
+	if _, _, changed := Diff(Config{a}, Config{a}); len(changed) != 0 {
+		t.Error("the same entry changed")
 	}
 }

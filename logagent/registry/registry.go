@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/logpipe/logpipe/internal/atomicfile"
 )
@@ -29,6 +31,8 @@ type Entry struct {
 	// Fingerprint of the first FPLen bytes, to tell inode reuse from the same file.
 	FPLen int    `json:"fp_len"`
 	FP    string `json:"fp"`
+	// Updated is when the entry last changed (Unix seconds), for clean_inactive.
+	Updated int64 `json:"updated,omitempty"`
 }
 
 // Key identifies a file by device and inode.
@@ -41,6 +45,10 @@ type Registry struct {
 	mu      sync.Mutex
 	entries map[string]Entry
 	dirty   bool
+	inUse   map[string]int      // keys held open by harvesters, with how many hold each
+	cand    map[string]struct{} // keys let go since the last Clean: maybe forgettable
+	changed chan struct{}       // signalled (without blocking) when dirty becomes true
+	now     func() time.Time
 }
 
 // Open loads the registry from dir, or starts an empty one.
@@ -48,7 +56,8 @@ func Open(dir string) (*Registry, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("registry: create %s: %w", dir, err)
 	}
-	r := &Registry{path: filepath.Join(dir, FileName), entries: map[string]Entry{}}
+	r := &Registry{path: filepath.Join(dir, FileName), entries: map[string]Entry{},
+		inUse: map[string]int{}, cand: map[string]struct{}{}, changed: make(chan struct{}, 1), now: time.Now}
 	data, err := os.ReadFile(r.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return r, nil
@@ -109,9 +118,117 @@ func (r *Registry) Get(key string) (Entry, bool) {
 // Put stores an entry.
 func (r *Registry) Put(e Entry) {
 	r.mu.Lock()
+	e.Updated = r.now().Unix()
 	r.entries[Key(e.Dev, e.Inode)] = e
-	r.dirty = true
+	r.markDirty()
 	r.mu.Unlock()
+}
+
+// markDirty records a change and signals Changed; r.mu is held.
+func (r *Registry) markDirty() {
+	r.dirty = true
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Changed is signalled when the registry changes after a Save, or when a file is
+// released (see Clean), so that saves can follow acknowledgements closely: one save covers every change made before it
+// started (a group commit).
+func (r *Registry) Changed() <-chan struct{} { return r.changed }
+
+// Acquire notes that a harvester has the file of key open: its entry is not
+// forgotten until Release.
+func (r *Registry) Acquire(key string) {
+	r.mu.Lock()
+	r.inUse[key]++
+	r.mu.Unlock()
+}
+
+// Release notes that a harvester let the file of key go and every line it sent is
+// acknowledged; the next Clean looks at whether the file is gone.
+func (r *Registry) Release(key string) {
+	r.mu.Lock()
+	if r.inUse[key]--; r.inUse[key] <= 0 {
+		delete(r.inUse, key)
+		r.cand[key] = struct{}{}
+		select {
+		case r.changed <- struct{}{}:
+		default:
+		}
+	}
+	r.mu.Unlock()
+}
+
+// Len is the number of entries.
+func (r *Registry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.entries)
+}
+
+// Clean forgets entries no harvester holds: with removed, the ones whose file is no
+// longer at the path it was last seen at (deleted, or rotated away); with inactive >
+// 0, the ones unchanged for that long. It looks at the entries released since the
+// last Clean, or, with all, at every entry (at start and now and then: files deleted
+// while the agent was down). Files are examined without the registry's lock. It
+// returns how many entries it forgot.
+func (r *Registry) Clean(removed bool, inactive time.Duration, all bool) int {
+	r.mu.Lock()
+	var look []Entry
+	if all {
+		for k, e := range r.entries {
+			if r.inUse[k] == 0 {
+				look = append(look, e)
+			}
+		}
+	} else {
+		for k := range r.cand {
+			if e, ok := r.entries[k]; ok && r.inUse[k] == 0 {
+				look = append(look, e)
+			}
+		}
+	}
+	clear(r.cand)
+	now := r.now()
+	r.mu.Unlock()
+	var forget []string
+	for _, e := range look {
+		switch {
+		case inactive > 0 && now.Sub(time.Unix(e.Updated, 0)) > inactive:
+			forget = append(forget, Key(e.Dev, e.Inode))
+		case removed && !sameFile(e):
+			forget = append(forget, Key(e.Dev, e.Inode))
+		}
+	}
+	if len(forget) == 0 {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, k := range forget {
+		if _, ok := r.entries[k]; ok && r.inUse[k] == 0 {
+			delete(r.entries, k)
+			n++
+		}
+	}
+	if n > 0 {
+		r.markDirty()
+	}
+	return n
+}
+
+// sameFile reports whether e's file is still at e.Path (or the path cannot be
+// examined for another reason than its absence: then it is kept).
+func sameFile(e Entry) bool {
+	fi, err := os.Stat(e.Path)
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && uint64(st.Dev) == e.Dev && st.Ino == e.Inode
 }
 
 // SetOffset records that every byte of incarnation gen of the file below offset is
@@ -121,8 +238,9 @@ func (r *Registry) SetOffset(key string, gen int, offset int64) {
 	r.mu.Lock()
 	if e, ok := r.entries[key]; ok && e.Gen == gen && offset > e.Offset {
 		e.Offset = offset
+		e.Updated = r.now().Unix()
 		r.entries[key] = e
-		r.dirty = true
+		r.markDirty()
 	}
 	r.mu.Unlock()
 }
@@ -132,7 +250,7 @@ func (r *Registry) Remove(key string) {
 	r.mu.Lock()
 	if _, ok := r.entries[key]; ok {
 		delete(r.entries, key)
-		r.dirty = true
+		r.markDirty()
 	}
 	r.mu.Unlock()
 }
@@ -170,7 +288,7 @@ func (r *Registry) Save() error {
 	}
 	if err != nil {
 		r.mu.Lock()
-		r.dirty = true
+		r.markDirty()
 		r.mu.Unlock()
 		return fmt.Errorf("registry: save: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,4 +83,81 @@ func FuzzDecode(f *testing.F) {
 			}
 		})
 	})
+}
+
+// TestCleanRemovedFlat rotates 100,000 files through the registry as the tailer
+// does (opened, acknowledged, let go, renamed over the previous rotation or deleted):
+// the entries of files gone are forgotten, so the registry and its saved size stay
+// flat.
+func TestCleanRemovedFlat(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "app.log")
+	var maxLen, maxSaved int
+	for i := 0; i < 100000; i++ {
+		// Every 100th rotation is a real file renamed away; the others stand for
+		// files already deleted (a fresh inode number, no file at the path).
+		dev, ino := uint64(1), uint64(1_000_000+i)
+		if i%100 == 0 {
+			if err := os.WriteFile(path, []byte("x\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			fi, _ := os.Stat(path)
+			st := fi.Sys().(*syscall.Stat_t)
+			dev, ino = uint64(st.Dev), st.Ino
+		}
+		k := Key(dev, ino)
+		r.Put(Entry{Path: path, Dev: dev, Inode: ino, FileID: "f"})
+		r.Acquire(k)
+		r.SetOffset(k, 0, 2)
+		r.Release(k)
+		if i%100 == 0 {
+			os.Rename(path, path+".1") // over the previous rotation, which is deleted
+		}
+		if i%100 == 99 {
+			r.Clean(true, 0, false)
+			maxLen = max(maxLen, r.Len())
+		}
+		if i%10000 == 9999 {
+			r.Save()
+			data, _ := os.ReadFile(r.path)
+			maxSaved = max(maxSaved, len(data))
+		}
+	}
+	r.Clean(true, 0, true)
+	if maxLen > 1 || r.Len() != 0 || maxSaved > 400 {
+		t.Fatalf("after 100,000 rotations: at most %d entries after a clean, %d at the end, saved file up to %d bytes", maxLen, r.Len(), maxSaved)
+	}
+	t.Logf("100,000 rotations: at most %d entries after a clean, saved registry at most %d bytes", maxLen, maxSaved)
+}
+
+func TestCleanKeepsHeldAndPresent(t *testing.T) {
+	dir := t.TempDir()
+	r, _ := Open(t.TempDir())
+	path := filepath.Join(dir, "a.log")
+	os.WriteFile(path, []byte("x\n"), 0o644)
+	fi, _ := os.Stat(path)
+	st := fi.Sys().(*syscall.Stat_t)
+	k := Key(uint64(st.Dev), st.Ino)
+	r.Put(Entry{Path: path, Dev: uint64(st.Dev), Inode: st.Ino, FileID: "f"})
+	r.Put(Entry{Path: filepath.Join(dir, "gone.log"), Dev: 1, Inode: 1, FileID: "g"})
+	r.Acquire(Key(1, 1))
+	if n := r.Clean(true, 0, true); n != 0 {
+		t.Fatalf("forgot %d entries held or present", n)
+	}
+	r.Release(Key(1, 1))
+	if n := r.Clean(true, 0, false); n != 1 {
+		t.Fatalf("forgot %d, want the released file that is gone", n)
+	}
+	// clean_inactive forgets an entry no one holds, untouched for long, even present.
+	r.now = func() time.Time { return time.Now().Add(time.Hour) }
+	if n := r.Clean(false, time.Minute, true); n != 1 {
+		t.Fatalf("clean_inactive forgot %d", n)
+	}
+	if _, ok := r.Get(k); ok {
+		t.Fatal("inactive entry kept")
+	}
 }

@@ -208,6 +208,9 @@ type Acker interface {
 // ends or the producer closes. The acks of one partition come in the order of their
 // Sends.
 func (p *Producer) Send(ctx context.Context, r Record, a Acker, token uint64) error {
+	// Kafka keeps milliseconds: the batch's first timestamp and each record's delta
+	// are both cut to them, so a record's time is only right when it is cut first.
+	r.Timestamp = r.Timestamp.Truncate(time.Millisecond)
 	wire := r.wireSize()
 	mem := wire + recordMemory
 	if err := p.budget.acquire(ctx, mem); err != nil {

@@ -20,9 +20,12 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/logpipe/logpipe/logagent/container"
 	"github.com/logpipe/logpipe/logagent/registry"
 )
 
@@ -40,6 +43,22 @@ type FileState struct {
 	Cache any
 	win   *ackWindow
 	reg   *registry.Registry
+
+	closed   atomic.Bool // the harvester let the file go
+	released sync.Once   // the registry was told, once closed and fully acknowledged
+}
+
+// close notes that the harvester let the file go; once every line sent is
+// acknowledged, the registry may forget the file if it is gone.
+func (fs *FileState) close() {
+	fs.closed.Store(true)
+	fs.maybeRelease()
+}
+
+func (fs *FileState) maybeRelease() {
+	if fs.closed.Load() && fs.win.outstanding() == 0 {
+		fs.released.Do(func() { fs.reg.Release(fs.Key) })
+	}
 }
 
 // Track registers a line that is about to be sent and returns its sequence number,
@@ -54,6 +73,9 @@ func (fs *FileState) Done(seq uint64) int64 {
 		return 0
 	}
 	fs.reg.SetOffset(fs.Key, fs.Gen, off)
+	if fs.closed.Load() {
+		fs.maybeRelease()
+	}
 	return off - before
 }
 
@@ -71,14 +93,22 @@ type Options struct {
 	PollInterval time.Duration // how often a file at its end is checked
 	// MaxIdleInterval is how long the polls of a file that stays idle back off to.
 	MaxIdleInterval time.Duration
-	Registry        *registry.Registry
-	Emit            Emit
+	// CloseInactive, if positive, closes the descriptor of a file that has not grown
+	// for this long and whose lines are all acknowledged; the path is then watched
+	// with stat, and the file reopened by identity (device, inode) when it grows.
+	CloseInactive time.Duration
+	Registry      *registry.Registry
+	Emit          Emit
 	// Idle, if set, is called when the file stops growing (its first poll that finds
 	// nothing new), from the harvester's goroutine.
 	Idle      func(*FileState)
 	Multiline *Multiline // nil: every line is an event
-	Log       *slog.Logger
-	Stats     *Stats // optional counters
+	// Decode, if set, decodes each line of a container log (container.ParseCRI or
+	// ParseDocker): partial pieces are joined, and the runtime's timestamp and
+	// stream kept. A line it cannot decode is passed on as it is.
+	Decode func(line []byte) (container.Piece, error)
+	Log    *slog.Logger
+	Stats  *Stats // optional counters
 	// Access says which symlinks of the path may be followed; only regular files are
 	// ever read.
 	Access Access
@@ -103,6 +133,7 @@ type Harvester struct {
 	lr *LineReader
 
 	event pendingEvent // multiline: the event being joined
+	part  pendingPart  // container logs: the partial line being joined
 
 	f        *os.File
 	state    *FileState
@@ -110,6 +141,11 @@ type Harvester struct {
 	lastInfo os.FileInfo // the open file's stat at that check
 	fpLen    int         // bytes the registry's fingerprint covers
 	timer    *time.Timer // for polls
+	wake     chan struct{}
+
+	// inactive: the file was closed by CloseInactive; lastInfo is its stat then.
+	inactive   bool
+	lastGrowth time.Time // when the file last grew (or was opened)
 }
 
 // New returns a harvester for o.Path; Run starts it.
@@ -126,15 +162,57 @@ func New(o Options) *Harvester {
 	if o.Stats == nil {
 		o.Stats = &Stats{}
 	}
-	return &Harvester{o: o, lr: NewLineReader(nil, 0, o.MaxLineBytes)}
+	return &Harvester{o: o, lr: NewLineReader(nil, 0, o.MaxLineBytes), wake: make(chan struct{}, 1)}
+}
+
+// Wake makes the harvester look at its file now rather than at its next poll: the
+// agent calls it when the file system reports a change of the path. It never blocks.
+func (h *Harvester) Wake() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Run reads the file until ctx ends, or until the file is deleted and read to its end
 // (then it returns nil). Errors opening or reading are logged and retried.
 func (h *Harvester) Run(ctx context.Context) error {
+	defer func() {
+		if h.inactive && h.state != nil {
+			h.state.close()
+		}
+	}()
 	defer h.closeFile()
 	idle := h.o.PollInterval
 	for ctx.Err() == nil {
+		if h.inactive {
+			changed, err := h.changedWhileClosed()
+			if errors.Is(err, os.ErrNotExist) {
+				return nil // deleted while closed: nothing more to read
+			}
+			if !changed {
+				idle = min(2*idle, h.o.MaxIdleInterval)
+				if !h.sleep(ctx, idle) {
+					return nil
+				}
+				continue
+			}
+			h.inactive = false
+			idle = h.o.PollInterval
+			h.o.Log.Debug("inactive file changed; reopening", "path", h.o.Path)
+			// The path's file (the same or a new one) is held before the old one is let go.
+			old := h.state
+			err = h.open()
+			old.close()
+			if err != nil {
+				h.state = nil
+				if errors.Is(err, os.ErrNotExist) {
+					return nil
+				}
+				h.o.Log.Warn("cannot reopen file", "path", h.o.Path, "err", err)
+				return nil
+			}
+		}
 		if h.f == nil {
 			if err := h.open(); err != nil {
 				if errors.Is(err, os.ErrNotExist) {
@@ -179,6 +257,7 @@ func (h *Harvester) Run(ctx context.Context) error {
 		// brings it back to PollInterval.
 		if h.f == nil || h.lr.Offset() != before {
 			idle = h.o.PollInterval
+			h.lastGrowth = time.Now()
 		} else {
 			if idle == h.o.PollInterval {
 				// The file just stopped growing: give back the memory a busy file uses.
@@ -188,6 +267,9 @@ func (h *Harvester) Run(ctx context.Context) error {
 				}
 			}
 			idle = min(2*idle, h.o.MaxIdleInterval)
+			if h.closeIfInactive() {
+				continue
+			}
 		}
 		wait := idle
 		if h.event.lines > 0 {
@@ -198,6 +280,36 @@ func (h *Harvester) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// closeIfInactive closes the file when it has not grown for CloseInactive, holds no
+// partial line or event, and every line sent is acknowledged.
+func (h *Harvester) closeIfInactive() bool {
+	if h.o.CloseInactive <= 0 || h.f == nil || time.Since(h.lastGrowth) < h.o.CloseInactive ||
+		h.lr.Buffered() > 0 || h.event.lines > 0 || h.part.pieces > 0 || h.state.Outstanding() > 0 {
+		return false
+	}
+	h.o.Log.Debug("closing inactive file", "path", h.o.Path, "offset", h.lr.Offset())
+	h.o.Stats.ClosedInactive.Add(1)
+	// The registry entry stays held: the harvester still follows the file.
+	h.f.Close()
+	h.f = nil
+	h.inactive = true
+	return true
+}
+
+// changedWhileClosed tells whether the path of an inactive file names another file
+// or the file's size changed since it was closed.
+func (h *Harvester) changedWhileClosed() (bool, error) {
+	stat := os.Lstat
+	if h.o.Access.FollowSymlinks {
+		stat = os.Stat
+	}
+	fi, err := stat(h.o.Path)
+	if err != nil {
+		return false, err
+	}
+	return !os.SameFile(fi, h.lastInfo) || fi.Size() != h.lastInfo.Size() || fi.ModTime() != h.lastInfo.ModTime(), nil
 }
 
 // State is the current incarnation, or nil before the file was opened.
@@ -246,7 +358,8 @@ func (h *Harvester) open() error {
 		f.Close()
 		return fmt.Errorf("seek %s to %d: %w", h.o.Path, e.Offset, err)
 	}
-	h.f, h.lastSize = f, fi.Size()
+	h.o.Registry.Acquire(key)
+	h.f, h.lastSize, h.lastGrowth = f, fi.Size(), time.Now()
 	h.lr.Reset(f, e.Offset)
 	h.state = &FileState{Path: h.o.Path, FileID: e.FileID, Key: key, Gen: e.Gen, win: &ackWindow{acked: e.Offset}, reg: h.o.Registry}
 	h.o.Log.Debug("harvesting", "path", h.o.Path, "file_id", e.FileID, "offset", e.Offset)
@@ -323,6 +436,9 @@ func (h *Harvester) readToEnd(ctx context.Context) (gone bool, err error) {
 			return false, err
 		}
 	}
+	if err := h.flushPart(ctx); err != nil {
+		return false, err
+	}
 	if err := h.flushEvent(ctx); err != nil {
 		return false, err
 	}
@@ -342,10 +458,76 @@ type pendingEvent struct {
 	lines        int
 	split        bool
 	last         time.Time
+	time         time.Time // of the first line (container logs)
+	stream       string
 }
 
-// emit hands a line to Emit, or, with Multiline, joins it to the pending event.
+// pendingPart is a container log line whose partial pieces are being joined.
+type pendingPart struct {
+	buf          []byte
+	offset, next int64
+	pieces       int
+	time         time.Time
+	stream       string
+	read         time.Time
+}
+
+// emit decodes a container log line (with Decode), joining partial pieces, and hands
+// the result on to emitEvent.
 func (h *Harvester) emit(ctx context.Context, l Line) error {
+	if h.o.Decode == nil {
+		return h.emitEvent(ctx, l)
+	}
+	p, err := h.o.Decode(l.Data)
+	if err != nil {
+		h.o.Stats.FormatErrors.Add(1)
+		if err := h.flushPart(ctx); err != nil {
+			return err
+		}
+		return h.emitEvent(ctx, l) // passed on as it is
+	}
+	pp := &h.part
+	if pp.pieces == 0 {
+		pp.buf, pp.offset, pp.time, pp.stream = pp.buf[:0], l.Offset, p.Time, p.Stream
+	}
+	pp.buf = append(pp.buf, p.Text...)
+	pp.pieces++
+	pp.next, pp.read = l.Next, l.Read
+	if len(pp.buf) > h.o.MaxLineBytes {
+		// Longer than a line may be: the first max bytes go as a split piece that
+		// ends, for the registry, where this container line starts.
+		cut := Line{Data: pp.buf[:h.o.MaxLineBytes], Offset: pp.offset, Next: l.Offset, Split: true, Read: l.Read, Time: pp.time, Stream: pp.stream}
+		h.o.Stats.LinesSplit.Add(1)
+		if err := h.emitEvent(ctx, cut); err != nil {
+			return err
+		}
+		pp.buf = append(pp.buf[:0], pp.buf[h.o.MaxLineBytes:]...)
+		pp.offset = l.Offset
+	}
+	if p.Partial {
+		return nil
+	}
+	return h.flushPart(ctx)
+}
+
+// flushPart emits the line being joined, if any (complete, or cut short by a rotation).
+func (h *Harvester) flushPart(ctx context.Context) error {
+	pp := &h.part
+	if pp.pieces == 0 {
+		return nil
+	}
+	err := h.emitEvent(ctx, Line{Data: pp.buf, Offset: pp.offset, Next: pp.next, Read: pp.read, Time: pp.time, Stream: pp.stream})
+	if err == nil {
+		pp.pieces = 0
+		if cap(pp.buf) > 64<<10 {
+			pp.buf = nil
+		}
+	}
+	return err
+}
+
+// emitEvent hands a line to Emit, or, with Multiline, joins it to the pending event.
+func (h *Harvester) emitEvent(ctx context.Context, l Line) error {
 	ml := h.o.Multiline
 	if ml == nil {
 		return h.o.Emit(ctx, h.state, l)
@@ -358,6 +540,7 @@ func (h *Harvester) emit(ctx context.Context, l Line) error {
 	}
 	if e.lines == 0 {
 		e.buf, e.offset, e.split = append(e.buf[:0], l.Data...), l.Offset, l.Split
+		e.time, e.stream = l.Time, l.Stream
 	} else {
 		e.buf = append(append(e.buf, '\n'), l.Data...)
 	}
@@ -372,7 +555,7 @@ func (h *Harvester) flushEvent(ctx context.Context) error {
 	if e.lines == 0 {
 		return nil
 	}
-	err := h.o.Emit(ctx, h.state, Line{Data: e.buf, Offset: e.offset, Next: e.next, Split: e.split})
+	err := h.o.Emit(ctx, h.state, Line{Data: e.buf, Offset: e.offset, Next: e.next, Split: e.split, Time: e.time, Stream: e.stream})
 	if err == nil {
 		e.lines = 0
 	}
@@ -401,6 +584,9 @@ func (h *Harvester) truncated() (bool, error) {
 		return false, nil
 	}
 	h.o.Stats.Truncations.Add(1)
+	if err := h.flushPart(context.Background()); err != nil {
+		return false, err
+	}
 	if err := h.flushEvent(context.Background()); err != nil {
 		return false, err
 	}
@@ -417,6 +603,7 @@ func (h *Harvester) closeFile() {
 	if h.f != nil {
 		h.f.Close()
 		h.f = nil
+		h.state.close()
 	}
 }
 
@@ -436,8 +623,8 @@ func fileID(fi os.FileInfo) (dev, ino uint64) {
 	return 0, 0
 }
 
-// sleep waits d with the harvester's own timer, or until ctx ends (then it returns
-// false). One timer per harvester: idle files poll forever.
+// sleep waits d with the harvester's own timer, or until Wake, or until ctx ends
+// (then it returns false). One timer per harvester: idle files poll forever.
 func (h *Harvester) sleep(ctx context.Context, d time.Duration) bool {
 	if h.timer == nil {
 		h.timer = time.NewTimer(d)
@@ -448,6 +635,9 @@ func (h *Harvester) sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		h.timer.Stop()
 		return false
+	case <-h.wake:
+		h.timer.Stop()
+		return true
 	case <-h.timer.C:
 		return true
 	}

@@ -13,6 +13,10 @@ type Line struct {
 	Next   int64     // offset just past the line and its ending: where reading resumes
 	Split  bool      // a piece of a line longer than the maximum, cut there
 	Read   time.Time // when the line's last bytes were read
+	// Of container logs (Options.Decode): the runtime's own timestamp of the line and
+	// its stream (stdout, stderr). Zero otherwise.
+	Time   time.Time
+	Stream string
 }
 
 // LineReader cuts the bytes of a file into lines without allocating per line. It

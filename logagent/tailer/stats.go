@@ -11,6 +11,11 @@ type Stats struct {
 	Rotations   atomic.Int64 // rotated files finished
 	Truncations atomic.Int64 // copytruncate rotations seen
 	OpenErrors  atomic.Int64 // failures to open a file
+	// FormatErrors counts container log lines not in the entry's format (passed on as
+	// they are).
+	FormatErrors atomic.Int64
+	// ClosedInactive counts descriptors closed because their file stopped growing.
+	ClosedInactive atomic.Int64
 	// Files refused: a symlink the entry does not follow, or not a regular file.
 	RefusedSymlinks, RefusedNotRegular atomic.Int64
 }

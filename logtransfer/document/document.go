@@ -82,9 +82,10 @@ var ownFields = map[string]bool{"@timestamp": true, "message": true, "host": tru
 // the same, with error.message saying why and the tag _jsonparsefailure (as Logstash
 // does), never dropped.
 func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
-	var host, path, fileID, offset []byte
+	var host, path, fileID, offset, stream []byte
+	var meta []*sarama.RecordHeader // labels and container names, see appendMeta
 	for _, h := range m.Headers {
-		switch string(h.Key) {
+		switch k := string(h.Key); k {
 		case "host":
 			host = h.Value
 		case "path":
@@ -93,6 +94,14 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 			fileID = h.Value
 		case "offset":
 			offset = h.Value
+		case "stream":
+			stream = h.Value
+		case "kubernetes.pod.name", "kubernetes.namespace", "container.name", "container.id", "event.created":
+			meta = append(meta, h)
+		default:
+			if strings.HasPrefix(k, "fields.") && len(k) > len("fields.") {
+				meta = append(meta, h)
+			}
 		}
 	}
 	now := time.Now
@@ -132,7 +141,15 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 		} else if path == nil {
 			body = append(body, `"offset":null`...)
 		}
+		if stream != nil {
+			body = append(body, `,"iostream":`...) // OpenTelemetry's log.iostream
+			body = appendString(body, stream)
+		}
 		body = append(body, '}')
+	}
+	var added []string // top-level fields from the headers, which decoded JSON does not replace
+	if meta != nil {
+		body, added = appendMeta(body, meta)
 	}
 	body = append(body, `,"kafka":{"topic":`...)
 	body = appendString(body, []byte(m.Topic))
@@ -146,15 +163,102 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 	}
 	body = append(body, '}')
 	if b.JSON != nil && (b.JSON[m.Topic] || b.JSON["*"]) {
-		body = b.appendJSON(body, m.Value)
+		body = b.appendJSON(body, m.Value, added)
 	}
 	body = append(body, '}')
 
 	return Doc{Index: b.index(m.Topic, ts), ID: ID(m.Topic, m.Partition, m.Offset, host, fileID, offset), Body: body, TimestampReplaced: replaced}
 }
 
+// appendMeta adds what the agent's headers tell beyond the line itself: an entry's
+// static fields ("fields.<name>") under labels (ECS's place for them), the Kubernetes
+// pod, namespace and container of a container log, and event.created (when the agent
+// read a line whose @timestamp is the container runtime's).
+func appendMeta(body []byte, meta []*sarama.RecordHeader) ([]byte, []string) {
+	var added []string
+	var labels []*sarama.RecordHeader
+	var pod, ns, cname, cid, created []byte
+	for _, h := range meta {
+		switch string(h.Key) {
+		case "kubernetes.pod.name":
+			pod = h.Value
+		case "kubernetes.namespace":
+			ns = h.Value
+		case "container.name":
+			cname = h.Value
+		case "container.id":
+			cid = h.Value
+		case "event.created":
+			created = h.Value
+		default:
+			labels = append(labels, h)
+		}
+	}
+	if len(labels) > 0 {
+		// Sorted and without repeats, so that the document is the same however the
+		// headers came.
+		slices.SortStableFunc(labels, func(a, b *sarama.RecordHeader) int { return bytes.Compare(a.Key, b.Key) })
+		added = append(added, "labels")
+		body = append(body, `,"labels":{`...)
+		for i, h := range labels {
+			if i > 0 && bytes.Equal(h.Key, labels[i-1].Key) {
+				continue
+			}
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = appendString(body, h.Key[len("fields."):])
+			body = append(body, ':')
+			body = appendString(body, h.Value)
+		}
+		body = append(body, '}')
+	}
+	if pod != nil || ns != nil {
+		added = append(added, "kubernetes")
+		body = append(body, `,"kubernetes":{`...)
+		if pod != nil {
+			body = append(body, `"pod":{"name":`...)
+			body = appendString(body, pod)
+			body = append(body, '}')
+		}
+		if ns != nil {
+			if pod != nil {
+				body = append(body, ',')
+			}
+			body = append(body, `"namespace":`...)
+			body = appendString(body, ns)
+		}
+		body = append(body, '}')
+	}
+	if cname != nil || cid != nil {
+		added = append(added, "container")
+		body = append(body, `,"container":{`...)
+		if cname != nil {
+			body = append(body, `"name":`...)
+			body = appendString(body, cname)
+		}
+		if cid != nil {
+			if cname != nil {
+				body = append(body, ',')
+			}
+			body = append(body, `"id":`...)
+			body = appendString(body, cid)
+		}
+		body = append(body, '}')
+	}
+	if created != nil {
+		if t, err := time.Parse(time.RFC3339Nano, string(created)); err == nil {
+			added = append(added, "event")
+			body = append(body, `,"event":{"created":"`...)
+			body = t.UTC().AppendFormat(body, "2006-01-02T15:04:05.000000000Z07:00")
+			body = append(body, `"}`...)
+		}
+	}
+	return body, added
+}
+
 // appendJSON adds the fields of a JSON object line, or the reason it is not one.
-func (b Builder) appendJSON(body, line []byte) []byte {
+func (b Builder) appendJSON(body, line []byte, taken []string) []byte {
 	var fields map[string]json.RawMessage
 	trimmed := bytes.TrimSpace(line)
 	err := errors.New("not a JSON object")
@@ -168,7 +272,7 @@ func (b Builder) appendJSON(body, line []byte) []byte {
 	}
 	keys := make([]string, 0, len(fields))
 	for k := range fields {
-		if b.JSONTarget != "" || !ownFields[k] {
+		if b.JSONTarget != "" || !ownFields[k] && !slices.Contains(taken, k) {
 			keys = append(keys, k)
 		}
 	}

@@ -285,3 +285,36 @@ func allocatedBytes() uint64 {
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
+
+// TestBuildAgentMetadata: an entry's fields go under labels, a container log's
+// stream, pod, namespace and container to log.iostream, kubernetes.* and container.*,
+// and the time the agent read a container line to event.created; decoded JSON does
+// not replace them.
+func TestBuildAgentMetadata(t *testing.T) {
+	m := agentRecord(`{"labels":"mine","event":"x","level":"info"}`, "7")
+	m.Headers = append(m.Headers,
+		&sarama.RecordHeader{Key: []byte("fields.service"), Value: []byte("checkout")},
+		&sarama.RecordHeader{Key: []byte("fields.env"), Value: []byte("prod \"eu\"")},
+		&sarama.RecordHeader{Key: []byte("fields."), Value: []byte("ignored")},
+		&sarama.RecordHeader{Key: []byte("stream"), Value: []byte("stderr")},
+		&sarama.RecordHeader{Key: []byte("kubernetes.pod.name"), Value: []byte("web-0")},
+		&sarama.RecordHeader{Key: []byte("kubernetes.namespace"), Value: []byte("shop")},
+		&sarama.RecordHeader{Key: []byte("container.name"), Value: []byte("nginx")},
+		&sarama.RecordHeader{Key: []byte("container.id"), Value: []byte("abc")},
+		&sarama.RecordHeader{Key: []byte("event.created"), Value: []byte("2026-11-22T10:30:01.5Z")},
+	)
+	d := Builder{JSON: map[string]bool{"*": true}}.Build(m)
+	want := `{"@timestamp":"2026-11-22T10:30:00.123Z","message":"{\"labels\":\"mine\",\"event\":\"x\",\"level\":\"info\"}","host":{"name":"web-1"},` +
+		`"log":{"file":{"path":"/var/log/nginx/access.log"},"offset":7,"iostream":"stderr"},"labels":{"env":"prod \"eu\"","service":"checkout"},` +
+		`"kubernetes":{"pod":{"name":"web-0"},"namespace":"shop"},"container":{"name":"nginx","id":"abc"},"event":{"created":"2026-11-22T10:30:01.500000000Z"},` +
+		`"kafka":{"topic":"web_log","partition":2,"offset":987},"level":"info"}`
+	if string(d.Body) != want {
+		t.Fatalf("body\n%s\nwant\n%s", d.Body, want)
+	}
+	if !json.Valid(d.Body) {
+		t.Fatal("invalid JSON")
+	}
+	if d.ID != (Builder{}).Build(agentRecord("x", "7")).ID {
+		t.Fatal("metadata changed the document id")
+	}
+}
