@@ -93,11 +93,11 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 // Run runs the agent until ctx ends, then stops reading, waits (bounded) for the
 // outstanding acknowledgements and saves the registry.
 func (a *Agent) Run(ctx context.Context) error {
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   config.SplitList(a.cfg.Etcd.Endpoints),
-		DialTimeout: a.cfg.Etcd.DialTimeout,
-		Logger:      nil,
-	})
+	cc, err := a.cfg.EtcdClientConfig()
+	if err != nil {
+		return err
+	}
+	cli, err := clientv3.New(cc)
 	if err != nil {
 		return fmt.Errorf("etcd client: %w", err)
 	}

@@ -4,14 +4,18 @@
 package logagent
 
 import (
+	"errors"
 	"fmt"
-	"github.com/logpipe/logpipe/internal/kafkasec"
 	"os"
 	"strings"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/logpipe/logpipe/internal/config"
+	"github.com/logpipe/logpipe/internal/kafkasec"
 	imetrics "github.com/logpipe/logpipe/internal/metrics"
+	"github.com/logpipe/logpipe/internal/tlsconfig"
 )
 
 // Config is the agent's configuration, logagent.ini.
@@ -33,6 +37,15 @@ type Config struct {
 		Endpoints   string        `ini:"endpoints"`
 		CollectKey  string        `ini:"collect_key"` // {host} is replaced by the host name
 		DialTimeout time.Duration `ini:"dial_timeout"`
+		// TLS (a CA, and a client certificate when etcd asks for one) and etcd's
+		// user name / password authentication (RBAC can then limit the agent's
+		// user to reading its own prefix).
+		CAFile       string `ini:"ca_file"`
+		CertFile     string `ini:"cert_file"`
+		KeyFile      string `ini:"key_file"`
+		Username     string `ini:"username"`
+		Password     string `ini:"password"`
+		PasswordFile string `ini:"password_file"` // read at start, instead of password
 	} `ini:"etcd"`
 	Kafka struct {
 		kafkasec.Config `ini:"-"` // tls, ca_file, sasl_mechanism, username, password_file, ...
@@ -124,4 +137,33 @@ func (c *Config) Validate() error {
 // CollectKey is the etcd key of this host's collection config.
 func (c *Config) CollectKey() string {
 	return strings.ReplaceAll(c.Etcd.CollectKey, "{host}", c.Agent.Host)
+}
+
+// EtcdClientConfig is the etcd client configuration of [etcd]: endpoints, TLS
+// and credentials (the password read from password_file if set).
+func (c Config) EtcdClientConfig() (clientv3.Config, error) {
+	e := c.Etcd
+	cc := clientv3.Config{Endpoints: config.SplitList(e.Endpoints), DialTimeout: e.DialTimeout, Username: e.Username, Password: e.Password}
+	if e.CAFile != "" || e.CertFile != "" {
+		tc, err := tlsconfig.Client(tlsconfig.ClientOptions{CAFile: e.CAFile, CertFile: e.CertFile, KeyFile: e.KeyFile})
+		if err != nil {
+			return cc, fmt.Errorf("[etcd]: %w", err)
+		}
+		cc.TLS = tc
+	}
+	if e.PasswordFile != "" {
+		if e.Password != "" {
+			return cc, errors.New("[etcd] password and password_file: set one")
+		}
+		b, err := os.ReadFile(e.PasswordFile)
+		if err != nil {
+			return cc, fmt.Errorf("[etcd] password_file: %w", err)
+		}
+		pw, _, _ := strings.Cut(string(b), "\n")
+		cc.Password = strings.TrimRight(pw, "\r")
+	}
+	if (cc.Username == "") != (cc.Password == "") {
+		return cc, errors.New("[etcd] username and a password go together")
+	}
+	return cc, nil
 }

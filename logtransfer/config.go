@@ -5,11 +5,11 @@ package logtransfer
 
 import (
 	"fmt"
-	"github.com/logpipe/logpipe/internal/kafkasec"
 	"strings"
 	"time"
 
 	"github.com/logpipe/logpipe/internal/config"
+	"github.com/logpipe/logpipe/internal/kafkasec"
 	imetrics "github.com/logpipe/logpipe/internal/metrics"
 )
 

@@ -19,7 +19,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/logpipe/logpipe/internal/config"
 	"github.com/logpipe/logpipe/internal/logging"
 	"github.com/logpipe/logpipe/internal/metrics"
 	"github.com/logpipe/logpipe/internal/service"
@@ -116,7 +115,11 @@ func readConfigFile(path string) (collect.Config, error) {
 }
 
 func withEtcd(ctx context.Context, cfg logagent.Config, f func(context.Context, *clientv3.Client) error) error {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: config.SplitList(cfg.Etcd.Endpoints), DialTimeout: cfg.Etcd.DialTimeout})
+	cc, err := cfg.EtcdClientConfig()
+	if err != nil {
+		return err
+	}
+	cli, err := clientv3.New(cc)
 	if err != nil {
 		return fmt.Errorf("etcd %s: %w", cfg.Etcd.Endpoints, err)
 	}

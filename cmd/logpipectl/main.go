@@ -26,7 +26,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/logpipe/logpipe/internal/kafkasec"
 	"io"
 	"os"
 	"strings"
@@ -34,6 +33,7 @@ import (
 	"time"
 
 	"github.com/logpipe/logpipe/internal/config"
+	"github.com/logpipe/logpipe/internal/kafkasec"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -24,7 +25,16 @@ type Server struct {
 // Start starts a single-member etcd cluster with its data in dir, serving clients on
 // clientAddr (host:port; port 0 picks a free one). To restart a server with the same
 // data, Close it and Start again with the same dir and the address Endpoint reported.
-func Start(dir, clientAddr string) (*Server, error) {
+func Start(dir, clientAddr string) (*Server, error) { return StartWith(dir, clientAddr, TLS{}) }
+
+// TLS is the client-facing TLS of a server: with CertFile set, clients must
+// connect with TLS and present a certificate signed by CAFile.
+type TLS struct {
+	CertFile, KeyFile, CAFile string
+}
+
+// StartWith is Start with client TLS (and client certificates required).
+func StartWith(dir, clientAddr string, tlsCfg TLS) (*Server, error) {
 	peerAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -39,7 +49,12 @@ func Start(dir, clientAddr string) (*Server, error) {
 	cfg.Dir = dir
 	cfg.LogLevel = "fatal" // its shutdown logs errors that are not
 	cfg.Logger = "zap"
-	cu := url.URL{Scheme: "http", Host: clientAddr}
+	scheme := "http"
+	if tlsCfg.CertFile != "" {
+		scheme = "https"
+		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: tlsCfg.CertFile, KeyFile: tlsCfg.KeyFile, TrustedCAFile: tlsCfg.CAFile, ClientCertAuth: true}
+	}
+	cu := url.URL{Scheme: scheme, Host: clientAddr}
 	pu := url.URL{Scheme: "http", Host: peerAddr}
 	cfg.ListenClientUrls = []url.URL{cu}
 	cfg.AdvertiseClientUrls = []url.URL{cu}

@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/logpipe/logpipe/internal/kafkasec"
 	"log/slog"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/logpipe/logpipe/internal/kafkasec"
 	"github.com/logpipe/logpipe/internal/partition"
 )
 
