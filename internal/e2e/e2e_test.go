@@ -127,30 +127,47 @@ func (w *writer) copytruncate(t *testing.T) {
 	w.size = 0
 }
 
-func build(t testing.TB, dir string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/logpipe/logpipe/cmd/broker", "github.com/logpipe/logpipe/cmd/logagent", "github.com/logpipe/logpipe/cmd/logtransfer")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-}
-
 func TestPipelineExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole pipeline")
 	}
+	runPipeline(t, nil)
+}
+
+// TestPipelineSecured is the same run with everything secured: SASL_SSL with
+// SCRAM-SHA-512 between the components and the broker, ACLs on (the agent may
+// only write its topics, the transfers only read them in their group), and etcd
+// reached over TLS with a client certificate.
+func TestPipelineSecured(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole pipeline")
+	}
+	runPipeline(t, newSecurity(t))
+}
+
+// runPipeline runs the whole pipeline through kills, rotations, a config change
+// and an Elasticsearch outage, and checks that every line is exactly one
+// document. sec, if not nil, secures it.
+func runPipeline(t *testing.T, sec *security) {
 	root := t.TempDir()
-	bin := filepath.Join(root, "bin")
-	build(t, bin)
+	bin := proctest.Build(t, filepath.Join(root, "bin"), "broker", "logagent", "logtransfer")
 	logs := filepath.Join(root, "logs")
 	os.MkdirAll(logs, 0o755)
 
-	etcd, err := embedetcd.Start(filepath.Join(root, "etcd"), "127.0.0.1:0")
+	var etcdTLS embedetcd.TLS
+	if sec != nil {
+		etcdTLS = sec.etcdServer
+	}
+	etcd, err := embedetcd.StartWith(filepath.Join(root, "etcd"), "127.0.0.1:0", etcdTLS)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer etcd.Close()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint()}, DialTimeout: 5 * time.Second})
+	cc := clientv3.Config{Endpoints: []string{etcd.Endpoint()}, DialTimeout: 5 * time.Second}
+	if sec != nil {
+		cc.TLS = sec.etcdClient
+	}
+	cli, err := clientv3.New(cc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,9 +195,10 @@ func TestPipelineExactlyOnce(t *testing.T) {
 			t.Logf("last component logs:\n%s", data)
 		}
 	})
-	broker := &proc{tb: t, name: "broker", log: out, args: []string{filepath.Join(bin, "broker"), "-config", conf("broker.ini", fmt.Sprintf(`[server]
+	brokerIni := conf("broker.ini", fmt.Sprintf(`[server]
 listen = %s
 advertised = %s
+%s
 [log]
 dir = %s
 num_partitions = 3
@@ -190,21 +208,26 @@ listen =
 level = warn
 [group]
 initial_rebalance_delay = 0s
-`, brokerAddr, brokerAddr, filepath.Join(root, "broker")))}}
+`, brokerAddr, brokerAddr, sec.brokerIni(brokerAddr), filepath.Join(root, "broker")))
+	sec.addUsers(t, filepath.Join(bin, "broker"), brokerIni)
+	broker := &proc{tb: t, name: "broker", log: out, args: []string{filepath.Join(bin, "broker"), "-config", brokerIni}}
 	agent := &proc{tb: t, name: "logagent", log: out, args: []string{filepath.Join(bin, "logagent"), "-config", conf("logagent.ini", fmt.Sprintf(`[agent]
 host = e2e-host
 data_dir = %s
 [etcd]
 endpoints = %s
+%s
 [kafka]
 brokers = %s
+%s
 [metrics]
 listen =
 [logging]
 level = warn
-`, filepath.Join(root, "agent"), etcd.Endpoint(), brokerAddr))}}
+`, filepath.Join(root, "agent"), etcd.Endpoint(), sec.etcdIni(), brokerAddr, sec.kafkaIni("agent")))}}
 	transferConf := conf("logtransfer.ini", fmt.Sprintf(`[kafka]
 brokers = %s
+%s
 topics = web_log,app_log
 session_timeout = 6s
 [output]
@@ -217,7 +240,7 @@ urls = %s
 listen =
 [logging]
 level = warn
-`, brokerAddr, es.URL()))
+`, brokerAddr, sec.kafkaIni("transfer"), es.URL()))
 	transfers := []*proc{
 		{tb: t, name: "logtransfer-1", log: out, args: []string{filepath.Join(bin, "logtransfer"), "-config", transferConf}},
 		{tb: t, name: "logtransfer-2", log: out, args: []string{filepath.Join(bin, "logtransfer"), "-config", transferConf}},
@@ -243,6 +266,7 @@ level = warn
 	put(fmt.Sprintf(`[{"path": %q, "topic": "web_log"}, {"path": %q, "topic": "app_log"}]`, ws["access.log"].path, ws["app.log"].path))
 
 	broker.start()
+	sec.grant(t, brokerAddr)
 	for _, p := range transfers {
 		p.start()
 	}

@@ -22,8 +22,7 @@ import (
 // to its document being indexed: p50, p99 and p99.9 in milliseconds.
 func BenchmarkEndToEndLatency(b *testing.B) {
 	root := b.TempDir()
-	bin := filepath.Join(root, "bin")
-	build(b, bin)
+	bin := proctest.Build(b, filepath.Join(root, "bin"), "broker", "logagent", "logtransfer")
 	etcd, err := embedetcd.Start(filepath.Join(root, "etcd"), "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

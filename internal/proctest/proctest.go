@@ -16,14 +16,17 @@ import (
 	"time"
 )
 
-// Build builds the commands (names under github.com/logpipe/logpipe/cmd/) into dir
-// and returns dir.
+// Build builds the commands (names under github.com/logpipe/logpipe/cmd/) into dir,
+// in one go build, and returns dir. Every test that runs the binaries builds them
+// here.
 func Build(tb testing.TB, dir string, cmds ...string) string {
 	tb.Helper()
+	args := []string{"build", "-o", dir + "/"}
 	for _, c := range cmds {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "github.com/logpipe/logpipe/cmd/"+c).CombinedOutput(); err != nil {
-			tb.Fatalf("build %s: %v\n%s", c, err, out)
-		}
+		args = append(args, "github.com/logpipe/logpipe/cmd/"+c)
+	}
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		tb.Fatalf("build %s: %v\n%s", strings.Join(cmds, ", "), err, out)
 	}
 	return dir
 }
