@@ -18,17 +18,15 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/logpipe/logpipe/internal/proctest"
+	"github.com/logpipe/logpipe/internal/wait"
 )
 
 // buildBroker builds cmd/broker into a temporary directory.
 func buildBroker(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "broker")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/logpipe/logpipe/cmd/broker")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return filepath.Join(proctest.Build(t, t.TempDir(), "broker"), "broker")
 }
 
 // brokerProc is the broker running as a real process.
@@ -69,7 +67,7 @@ func startProc(t *testing.T, bin, dataDir, listen, extra string) *brokerProc {
 		<-p.done
 		p.done <- nil
 	})
-	waitFor(t, 30*time.Second, "the broker to listen", func() bool {
+	wait.For(t, 30*time.Second, "the broker to listen", func() bool {
 		f, err := os.Open(p.log)
 		if err != nil {
 			return false
@@ -143,7 +141,7 @@ func TestKillDuringProduce(t *testing.T) {
 			})
 		}
 	}()
-	waitFor(t, 30*time.Second, "20000 acknowledged records", func() bool {
+	wait.For(t, 30*time.Second, "20000 acknowledged records", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(ack) >= 20000

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logpipe/logpipe/broker"
+	"github.com/logpipe/logpipe/internal/wait"
 )
 
 // Consumer groups driven by real clients (sarama, kgo, kcat) against whole brokers. The
@@ -386,7 +387,7 @@ func TestSaramaConsumerGroup(t *testing.T) {
 		name := fmt.Sprintf("m%d", i)
 		members = append(members, startSaramaMember(t, tb.addr, group, topic, name, tr, saramaGroupConfig(name, sarama.V2_8_0_0)))
 	}
-	waitFor(t, 30*time.Second, "all records consumed and committed", func() bool {
+	wait.For(t, 30*time.Second, "all records consumed and committed", func() bool {
 		c := committed(t, tb.addr, group, topic, parts)
 		return tr.count() >= parts*50 && slices.Equal(c, []int64{50, 50, 50, 50, 50, 50})
 	})
@@ -403,7 +404,7 @@ func TestSaramaConsumerGroup(t *testing.T) {
 	// A member that leaves loses its partitions to the others.
 	members[2].stop()
 	tr.kill("m2")
-	waitFor(t, 10*time.Second, "m2's partitions reassigned after leave", func() bool {
+	wait.For(t, 10*time.Second, "m2's partitions reassigned after leave", func() bool {
 		return !slices.Contains(tr.owners(parts), "")
 	})
 	tr.check(t)
@@ -413,7 +414,7 @@ func TestSaramaConsumerGroup(t *testing.T) {
 	killedAt := time.Now()
 	members[1].dialer.kill()
 	tr.kill("m1")
-	waitFor(t, 3*time.Second+5*time.Second, "m1's partitions reassigned after kill", func() bool {
+	wait.For(t, 3*time.Second+5*time.Second, "m1's partitions reassigned after kill", func() bool {
 		o := tr.owners(parts)
 		return !slices.Contains(o, "") && !slices.Contains(o, "m1")
 	})
@@ -423,13 +424,13 @@ func TestSaramaConsumerGroup(t *testing.T) {
 
 	// More records, consumed by the survivor.
 	produce(t, tb.addr, topic, parts, 25)
-	waitFor(t, 30*time.Second, "75 records committed per partition", func() bool {
+	wait.For(t, 30*time.Second, "75 records committed per partition", func() bool {
 		return slices.Equal(committed(t, tb.addr, group, topic, parts), []int64{75, 75, 75, 75, 75, 75})
 	})
 
 	// A new member (sarama with V3_6 versions) joins the survivor.
 	startSaramaMember(t, tb.addr, group, topic, "m3", tr, saramaGroupConfig("m3", sarama.V3_6_0_0))
-	waitFor(t, 10*time.Second, "m3 joined", func() bool { return slices.Contains(tr.owners(parts), "m3") })
+	wait.For(t, 10*time.Second, "m3 joined", func() bool { return slices.Contains(tr.owners(parts), "m3") })
 	before := tr.takeDelivered()
 	for p := int32(0); p < parts; p++ {
 		if got := distinct(before[p]); !slices.Equal(got, seq(0, 75)) {
@@ -440,7 +441,7 @@ func TestSaramaConsumerGroup(t *testing.T) {
 	// stored, so the members may carry on in their generation or rejoin: either way the
 	// group settles with m0 and m3 owning all partitions.
 	tb.restart()
-	waitFor(t, 30*time.Second, "group settled with m0 and m3 after the broker restart", func() bool {
+	wait.For(t, 30*time.Second, "group settled with m0 and m3 after the broker restart", func() bool {
 		owners := tr.owners(parts)
 		n, who := 0, map[string]bool{}
 		for _, o := range owners {
@@ -456,7 +457,7 @@ func TestSaramaConsumerGroup(t *testing.T) {
 	}
 	producedAt := time.Now()
 	produce(t, tb.addr, topic, parts, 25)
-	waitFor(t, 30*time.Second, "100 records committed per partition", func() bool {
+	wait.For(t, 30*time.Second, "100 records committed per partition", func() bool {
 		return slices.Equal(committed(t, tb.addr, group, topic, parts), []int64{100, 100, 100, 100, 100, 100})
 	})
 	tr.check(t)
@@ -617,7 +618,7 @@ func TestMixedSaramaKgoRange(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, 20*time.Second, "range split between sarama and kgo", func() bool {
+	wait.For(t, 20*time.Second, "range split between sarama and kgo", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		owners := tr.owners(parts)
@@ -695,13 +696,13 @@ func BenchmarkKgoGroupStabilize(b *testing.B) {
 				}
 			}()
 		}
-		waitFor(b, 30*time.Second, "3 members own all partitions", func() bool {
+		wait.For(b, 30*time.Second, "3 members own all partitions", func() bool {
 			return total(0, 1, 2) == parts && total(0) > 0 && total(1) > 0 && total(2) > 0
 		})
 		startTotal += time.Since(start)
 		start = time.Now()
 		clients[2].Close() // LeaveGroup
-		waitFor(b, 30*time.Second, "2 members own all partitions", func() bool { return total(0, 1) == parts })
+		wait.For(b, 30*time.Second, "2 members own all partitions", func() bool { return total(0, 1) == parts })
 		leaveTotal += time.Since(start)
 		cancel()
 		clients[0].Close()

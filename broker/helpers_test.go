@@ -96,15 +96,3 @@ func consumeAll(t testing.TB, addr, topic string, n int) []*kgo.Record {
 func testValue(prefix string, i int) []byte {
 	return []byte(fmt.Sprintf("%s line %06d: GET /index.html HTTP/1.1 200 \x00\xff tail", prefix, i))
 }
-
-// waitFor polls cond every 10ms until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

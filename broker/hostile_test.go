@@ -17,6 +17,7 @@ import (
 	"github.com/logpipe/logpipe/broker"
 	"github.com/logpipe/logpipe/broker/recordbatch"
 	"github.com/logpipe/logpipe/broker/recordbatch/rbtest"
+	"github.com/logpipe/logpipe/internal/wait"
 )
 
 // honestTraffic produces to topic with kgo, one record at a time (acks=all), until
@@ -44,7 +45,7 @@ func honestTraffic(t *testing.T, addr, topic string) (progress func() int64) {
 func expectProgress(t *testing.T, progress func() int64, what string) {
 	t.Helper()
 	before := progress()
-	waitFor(t, 10*time.Second, "honest produce to go on "+what, func() bool { return progress() > before+10 })
+	wait.For(t, 10*time.Second, "honest produce to go on "+what, func() bool { return progress() > before+10 })
 }
 
 func cpuTime() time.Duration {
@@ -164,7 +165,7 @@ func TestHostileInputs(t *testing.T) {
 		}
 		// Both wait with a handful of goroutines (reader, writer and one waiter per
 		// connection), not one per copy.
-		waitFor(t, 5*time.Second, "the fetches to arrive", func() bool { return runtime.NumGoroutine() >= goroutines+6 })
+		wait.For(t, 5*time.Second, "the fetches to arrive", func() bool { return runtime.NumGoroutine() >= goroutines+6 })
 		if n := runtime.NumGoroutine(); n > goroutines+20 {
 			t.Fatalf("%d goroutines while two fetches wait (%d before)", n, goroutines)
 		}
@@ -241,7 +242,7 @@ func TestConnectionLimits(t *testing.T) {
 		c.expectClosed()
 	}
 	// Their slots are free again.
-	waitFor(t, 5*time.Second, "a slot to free", func() bool {
+	wait.For(t, 5*time.Second, "a slot to free", func() bool {
 		c, err := net.Dial("tcp", b.Addr())
 		if err != nil {
 			return false

@@ -15,6 +15,7 @@ import (
 	"github.com/logpipe/logpipe/internal/brokertest"
 	"github.com/logpipe/logpipe/internal/embedetcd"
 	"github.com/logpipe/logpipe/internal/logging"
+	"github.com/logpipe/logpipe/internal/wait"
 	"github.com/twmb/franz-go/pkg/kgo"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -158,18 +159,6 @@ func (c *consumer) records() []record {
 	return append([]record(nil), c.recs...)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // countLines returns how many records carry each value of path's lines.
 func linesOf(recs []record, path string) map[string]int {
 	m := map[string]int{}
@@ -218,7 +207,7 @@ func TestAgentShipsLiveConfig(t *testing.T) {
 	dataDir := t.TempDir()
 	ag := start(t, e.config(dataDir))
 
-	waitFor(t, 20*time.Second, "the first 100 lines", func() bool { return len(linesOf(c.records(), a)) == 100 })
+	wait.For(t, 20*time.Second, "the first 100 lines", func() bool { return len(linesOf(c.records(), a)) == 100 })
 	recs := c.records()
 	wantExactly(t, recs, a, "a", 0, 100)
 	var off int64
@@ -233,7 +222,7 @@ func TestAgentShipsLiveConfig(t *testing.T) {
 	}
 
 	// Per-file metrics count what was read and acknowledged.
-	waitFor(t, 10*time.Second, "metrics of the acknowledged lines", func() bool {
+	wait.For(t, 10*time.Second, "metrics of the acknowledged lines", func() bool {
 		return metricValue(t, ag.a, "logagent_lines_acked_total", a) == 100 && metricValue(t, ag.a, "logagent_bytes_acked_total", a) == float64(off)
 	})
 	if metricValue(t, ag.a, "logagent_lines_read_total", a) != 100 || metricValue(t, ag.a, "logagent_lag_bytes", a) != 0 {
@@ -244,13 +233,13 @@ func TestAgentShipsLiveConfig(t *testing.T) {
 	appendLines(t, b, "b", 0, 10)
 	added := time.Now()
 	e.put(fmt.Sprintf(`[{"path": %q, "topic": "web_log"}, {"path": %q, "topic": "app_log"}]`, a, b))
-	waitFor(t, 10*time.Second, "lines of the added path", func() bool { return len(linesOf(c.records(), b)) == 10 })
+	wait.For(t, 10*time.Second, "lines of the added path", func() bool { return len(linesOf(c.records(), b)) == 10 })
 	t.Logf("added path shipped %v after the etcd put", time.Since(added).Round(time.Millisecond))
 
 	// An invalid value is rejected; the previous config keeps shipping.
 	e.put(`[{"path": "relative.log", "topic": "web_log"}`)
 	appendLines(t, a, "a", 100, 150)
-	waitFor(t, 10*time.Second, "lines after an invalid config", func() bool { return len(linesOf(c.records(), a)) == 150 })
+	wait.For(t, 10*time.Second, "lines after an invalid config", func() bool { return len(linesOf(c.records(), a)) == 150 })
 
 	// etcd restarts: the watch recovers and a removal takes effect.
 	addr := e.etcd.Endpoint()
@@ -260,7 +249,7 @@ func TestAgentShipsLiveConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.put(fmt.Sprintf(`[{"path": %q, "topic": "app_log"}]`, b))
-	waitFor(t, 20*time.Second, "the removal to apply", func() bool {
+	wait.For(t, 20*time.Second, "the removal to apply", func() bool {
 		ag.a.mu.Lock()
 		defer ag.a.mu.Unlock()
 		_, ok := ag.a.entries[a]
@@ -268,7 +257,7 @@ func TestAgentShipsLiveConfig(t *testing.T) {
 	})
 	appendLines(t, a, "a", 150, 160)
 	appendLines(t, b, "b", 10, 20)
-	waitFor(t, 10*time.Second, "lines of b after the etcd restart", func() bool { return len(linesOf(c.records(), b)) == 20 })
+	wait.For(t, 10*time.Second, "lines of b after the etcd restart", func() bool { return len(linesOf(c.records(), b)) == 20 })
 	time.Sleep(200 * time.Millisecond) // ten poll intervals for a stray line of a to show up
 	if n := len(linesOf(c.records(), a)); n != 150 {
 		t.Fatalf("removed path still shipped: %d lines", n)
@@ -278,7 +267,7 @@ func TestAgentShipsLiveConfig(t *testing.T) {
 	ag.stop(t)
 	appendLines(t, b, "b", 20, 30)
 	ag = start(t, e.config(dataDir))
-	waitFor(t, 20*time.Second, "lines after the agent restart", func() bool { return len(linesOf(c.records(), b)) == 30 })
+	wait.For(t, 20*time.Second, "lines after the agent restart", func() bool { return len(linesOf(c.records(), b)) == 30 })
 	time.Sleep(200 * time.Millisecond)
 	wantExactly(t, c.records(), b, "b", 0, 30)
 	ag.stop(t)
@@ -289,7 +278,7 @@ func TestAgentShipsLiveConfig(t *testing.T) {
 	cfg := e.config(dataDir)
 	cfg.Etcd.DialTimeout = time.Second
 	start(t, cfg)
-	waitFor(t, 20*time.Second, "lines shipped from the cached config", func() bool { return len(linesOf(c.records(), b)) == 40 })
+	wait.For(t, 20*time.Second, "lines shipped from the cached config", func() bool { return len(linesOf(c.records(), b)) == 40 })
 	wantExactly(t, c.records(), b, "b", 0, 40)
 }
 
@@ -306,13 +295,13 @@ func TestAgentRotation(t *testing.T) {
 		total += n
 	}
 	write(50)
-	waitFor(t, 20*time.Second, "first lines", func() bool { return len(linesOf(c.records(), path)) > 0 })
+	wait.For(t, 20*time.Second, "first lines", func() bool { return len(linesOf(c.records(), path)) > 0 })
 	// rename + create, with lines still written to the old file after the rename
 	os.Rename(path, path+".1")
 	appendLines(t, path+".1", "r", total, total+20)
 	total += 20
 	write(30)
-	waitFor(t, 20*time.Second, "lines across the rename", func() bool { return len(linesOf(c.records(), path)) == total })
+	wait.For(t, 20*time.Second, "lines across the rename", func() bool { return len(linesOf(c.records(), path)) == total })
 	// copytruncate: copy, truncate, keep writing to the same file
 	data, _ := os.ReadFile(path)
 	os.WriteFile(path+".2", data, 0o644)
@@ -320,7 +309,7 @@ func TestAgentRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(40)
-	waitFor(t, 20*time.Second, "lines across the copytruncate", func() bool { return len(linesOf(c.records(), path)) == total })
+	wait.For(t, 20*time.Second, "lines across the copytruncate", func() bool { return len(linesOf(c.records(), path)) == total })
 	time.Sleep(200 * time.Millisecond)
 	wantExactly(t, c.records(), path, "r", 0, total)
 	ids := map[string]bool{}
@@ -351,7 +340,7 @@ func TestAgentKafkaOutage(t *testing.T) {
 	cfg.Kafka.FlushFrequency = 5 * time.Millisecond
 	ag := start(t, cfg)
 	appendLines(t, path, "x", 0, 100)
-	waitFor(t, 20*time.Second, "lines before the outage", func() bool { return len(linesOf(c.records(), path)) == 100 })
+	wait.For(t, 20*time.Second, "lines before the outage", func() bool { return len(linesOf(c.records(), path)) == 100 })
 
 	heap := func() uint64 {
 		runtime.GC()
@@ -378,9 +367,9 @@ func TestAgentKafkaOutage(t *testing.T) {
 		t.Fatalf("heap grew from %d to %d bytes during the outage", before, during)
 	}
 	e.broker.Restart(t)
-	waitFor(t, 90*time.Second, "lines after the outage", func() bool { return len(linesOf(c.records(), path)) == n })
+	wait.For(t, 90*time.Second, "lines after the outage", func() bool { return len(linesOf(c.records(), path)) == n })
 	// Let stragglers arrive before counting duplicates.
-	waitFor(t, 10*time.Second, "the registry to reach the end", func() bool {
+	wait.For(t, 10*time.Second, "the registry to reach the end", func() bool {
 		fi, err := os.Stat(path)
 		return err == nil && metricValue(t, ag.a, "logagent_lag_bytes", path) == 0 && fi.Size() > 0
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/logpipe/logpipe/internal/embedetcd"
 	"github.com/logpipe/logpipe/internal/tlsconfig"
 	"github.com/logpipe/logpipe/internal/tlstest"
+	"github.com/logpipe/logpipe/internal/wait"
 )
 
 // TestEtcdTLSAndRBAC runs the agent against an etcd that requires client
@@ -84,7 +85,7 @@ func TestEtcdTLSAndRBAC(t *testing.T) {
 	cfg.Etcd.Username, cfg.Etcd.PasswordFile = "agent-web-1", pwFile
 	c := consume(t, e.broker.Addr(), "web_log")
 	start(t, cfg)
-	waitFor(t, 30*time.Second, "the lines of the file", func() bool { return len(c.records()) >= 2 })
+	wait.For(t, 30*time.Second, "the lines of the file", func() bool { return len(c.records()) >= 2 })
 
 	// The agent's credentials read its own key, and no other host's.
 	cc, err := cfg.EtcdClientConfig()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/logpipe/logpipe/internal/logging"
+	"github.com/logpipe/logpipe/internal/wait"
 )
 
 // defaults is the shipped configuration, pointed at the test's etcd and broker.
@@ -103,10 +104,10 @@ func TestAgentRefusesSymlinksAndFIFOs(t *testing.T) {
 	c := consume(t, e.broker.Addr(), "web_log", "app_log")
 	ag := start(t, e.defaults(t.TempDir()))
 
-	waitFor(t, 20*time.Second, "the good and the linked lines", func() bool {
+	wait.For(t, 20*time.Second, "the good and the linked lines", func() bool {
 		return len(linesOf(c.records(), good)) == 50 && len(linesOf(c.records(), linked)) == 10
 	})
-	waitFor(t, 5*time.Second, "the refusals counted", func() bool {
+	wait.For(t, 5*time.Second, "the refusals counted", func() bool {
 		return refusedCount(t, ag.a, "symlink") == 1 && refusedCount(t, ag.a, "not_regular") == 2
 	})
 
@@ -121,10 +122,10 @@ func TestAgentRefusesSymlinksAndFIFOs(t *testing.T) {
 	// The good file rotated, and a symlink to the secret put in its place: the rest
 	// of the old file is read, the symlink refused.
 	appendLines(t, good, "good", 50, 60)
-	waitFor(t, 10*time.Second, "lines 50-60", func() bool { return len(linesOf(c.records(), good)) == 60 })
+	wait.For(t, 10*time.Second, "lines 50-60", func() bool { return len(linesOf(c.records(), good)) == 60 })
 	must(t, os.Rename(good, good+".1"))
 	must(t, os.Symlink(secret, good))
-	waitFor(t, 10*time.Second, "the symlink at the rotated path refused", func() bool { return refusedCount(t, ag.a, "symlink") == 2 })
+	wait.For(t, 10*time.Second, "the symlink at the rotated path refused", func() bool { return refusedCount(t, ag.a, "symlink") == 2 })
 
 	// A config change applies while the FIFOs and symlinks stay.
 	other := filepath.Join(logs, "other.log")
@@ -132,7 +133,7 @@ func TestAgentRefusesSymlinksAndFIFOs(t *testing.T) {
 	applied := time.Now()
 	e.put(fmt.Sprintf(`[{"path": %q, "topic": "web_log"}, {"path": %q, "topic": "web_log"}, {"path": %q, "topic": "web_log"}]`,
 		filepath.Join(app, "*.log"), literalFIFO, other))
-	waitFor(t, 10*time.Second, "the added file's lines", func() bool { return len(linesOf(c.records(), other)) == 20 })
+	wait.For(t, 10*time.Second, "the added file's lines", func() bool { return len(linesOf(c.records(), other)) == 20 })
 	t.Logf("config change shipped in %v", time.Since(applied).Round(time.Millisecond))
 
 	for _, r := range c.records() {
@@ -179,7 +180,7 @@ func TestAgentSlowOpenHoldsNoLock(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 
-	waitFor(t, 20*time.Second, "the good file's lines", func() bool { return len(linesOf(c.records(), good)) == 10 })
+	wait.For(t, 20*time.Second, "the good file's lines", func() bool { return len(linesOf(c.records(), good)) == 10 })
 	<-entered
 	took := quickly(t, time.Second, "/status during a hung open", func() { statusOf(t, a) })
 	t.Logf("/status during a hung open: %v", took)
@@ -189,11 +190,11 @@ func TestAgentSlowOpenHoldsNoLock(t *testing.T) {
 	appendLines(t, other, "other", 0, 10)
 	changed := time.Now()
 	e.put(fmt.Sprintf(`[{"path": %q, "topic": "web_log"}, {"path": %q, "topic": "web_log"}]`, good, other))
-	waitFor(t, 10*time.Second, "the added file's lines", func() bool { return len(linesOf(c.records(), other)) == 10 })
+	wait.For(t, 10*time.Second, "the added file's lines", func() bool { return len(linesOf(c.records(), other)) == 10 })
 	t.Logf("config change during a hung open shipped in %v", time.Since(changed).Round(time.Millisecond))
 	quickly(t, time.Second, "/status after the change", func() { statusOf(t, a) })
 	appendLines(t, good, "good", 10, 20)
-	waitFor(t, 10*time.Second, "more lines of the good file", func() bool { return len(linesOf(c.records(), good)) == 20 })
+	wait.For(t, 10*time.Second, "more lines of the good file", func() bool { return len(linesOf(c.records(), good)) == 20 })
 	t.Logf("goroutines: %d before the agent, %d while an open hangs", before, runtime.NumGoroutine())
 
 	cancel()

@@ -2,6 +2,8 @@ package logagent
 
 import (
 	"fmt"
+	"github.com/logpipe/logpipe/internal/proctest"
+	"github.com/logpipe/logpipe/internal/wait"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,10 +21,7 @@ func TestAgentSIGKILL(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	e := newEnv(t)
-	bin := filepath.Join(t.TempDir(), "logagent")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/logpipe/logpipe/cmd/logagent").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := filepath.Join(proctest.Build(t, t.TempDir(), "logagent"), "logagent")
 	path := filepath.Join(e.dir, "busy.log")
 	e.put(fmt.Sprintf(`[{"path": %q, "topic": "busy_log"}]`, path))
 	ini := filepath.Join(t.TempDir(), "logagent.ini")
@@ -68,7 +67,7 @@ level = warn
 	for kill := 0; kill < 5; kill++ {
 		cmd := run()
 		before := len(c.records())
-		waitFor(t, 20*time.Second, "progress before the kill", func() bool { return len(c.records()) > before+2000 })
+		wait.For(t, 20*time.Second, "progress before the kill", func() bool { return len(c.records()) > before+2000 })
 		cmd.Process.Kill()
 		cmd.Wait()
 	}
@@ -78,7 +77,7 @@ level = warn
 	cmd := run()
 	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
 	n := int(written.Load())
-	waitFor(t, 60*time.Second, "every line after five kills", func() bool { return len(linesOf(c.records(), path)) == n })
+	wait.For(t, 60*time.Second, "every line after five kills", func() bool { return len(linesOf(c.records(), path)) == n })
 	got := linesOf(c.records(), path)
 	dups := 0
 	for i := 0; i < n; i++ {

@@ -16,6 +16,7 @@ import (
 	"github.com/logpipe/logpipe/broker"
 	"github.com/logpipe/logpipe/internal/config"
 	"github.com/logpipe/logpipe/internal/embedetcd"
+	"github.com/logpipe/logpipe/internal/proctest"
 	"github.com/logpipe/logpipe/logagent"
 	"github.com/logpipe/logpipe/logagent/collect"
 	"github.com/logpipe/logpipe/logtransfer"
@@ -507,10 +508,7 @@ func TestConfigsLoad(t *testing.T) {
 // the key of the host logagent.ini names.
 func TestPutCollectConfig(t *testing.T) {
 	tmp := t.TempDir()
-	agent := filepath.Join(tmp, "logagent")
-	if out, err := exec.Command("go", "build", "-o", agent, "../cmd/logagent").CombinedOutput(); err != nil {
-		t.Fatalf("build logagent: %v\n%s", err, out)
-	}
+	agent := filepath.Join(proctest.Build(t, tmp, "logagent"), "logagent")
 	etcd, err := embedetcd.Start(filepath.Join(tmp, "etcd"), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

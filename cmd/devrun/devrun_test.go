@@ -16,6 +16,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/logpipe/logpipe/internal/wait"
 )
 
 // The test binary doubles as the fake child: with DEVRUN_FAKE set it serves /healthz,
@@ -97,17 +99,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func countLines(t *testing.T, path string) int {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -173,7 +164,7 @@ func TestRunStartsSeedsGeneratesAndResumes(t *testing.T) {
 	etcdAddr := freeAddr(t)
 	var firstLog []byte
 	out := runOnce(t, root, etcdAddr, func(s Setup) {
-		waitFor(t, "generated lines", 20*time.Second, func() bool { return countLines(t, s.DemoLog) >= 5 })
+		wait.For(t, 20*time.Second, "generated lines", func() bool { return countLines(t, s.DemoLog) >= 5 })
 		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdAddr}, DialTimeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -218,7 +209,7 @@ func TestRunStartsSeedsGeneratesAndResumes(t *testing.T) {
 
 	// Second run: same data; the key is left alone and the log is appended to.
 	out = runOnce(t, root, etcdAddr, func(s Setup) {
-		waitFor(t, "more lines", 20*time.Second, func() bool { return countLines(t, s.DemoLog) > bytes.Count(firstLog, []byte{'\n'})+3 })
+		wait.For(t, 20*time.Second, "more lines", func() bool { return countLines(t, s.DemoLog) > bytes.Count(firstLog, []byte{'\n'})+3 })
 		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdAddr}, DialTimeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)

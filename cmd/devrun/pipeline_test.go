@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/logpipe/logpipe/internal/proctest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,12 +16,7 @@ import (
 // buildReal builds the three binaries into dir.
 func buildReal(t *testing.T, dir string) {
 	t.Helper()
-	for _, name := range []string{"broker", "logtransfer", "logagent"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../../cmd/"+name).CombinedOutput()
-		if err != nil {
-			t.Fatalf("build cmd/%s: %v\n%s", name, err, out)
-		}
-	}
+	proctest.Build(t, dir, "broker", "logtransfer", "logagent")
 }
 
 // readDocs reads every NDJSON document under dir and returns their messages.

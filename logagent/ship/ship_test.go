@@ -15,6 +15,7 @@ import (
 	"github.com/logpipe/logpipe/internal/brokertest"
 	"github.com/logpipe/logpipe/internal/logging"
 	"github.com/logpipe/logpipe/internal/partition"
+	"github.com/logpipe/logpipe/internal/wait"
 )
 
 // acks records every acknowledgement, by token.
@@ -205,7 +206,7 @@ func TestBrokerOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() bool { return a.total() == 100 })
+	wait.For(t, 30*time.Second, "the condition", func() bool { return a.total() == 100 })
 	b.Stop(t)
 	sent := make(chan int, 1)
 	go func() {
@@ -218,7 +219,7 @@ func TestBrokerOutage(t *testing.T) {
 		sent <- i
 	}()
 	// While the broker is down, reading is held at the budget.
-	waitFor(t, func() bool { return p.InFlightBytes() > 60<<10 })
+	wait.For(t, 30*time.Second, "the condition", func() bool { return p.InFlightBytes() > 60<<10 })
 	time.Sleep(300 * time.Millisecond) // would the budget be overrun? (a check, not a sync)
 	if got := p.InFlightBytes(); got > 64<<10+1024 {
 		t.Fatalf("%d bytes in flight with a 64 KiB budget", got)
@@ -230,7 +231,7 @@ func TestBrokerOutage(t *testing.T) {
 	if got := <-sent; got != n {
 		t.Fatalf("Send failed at record %d", got)
 	}
-	waitFor(t, func() bool { return a.total() == n })
+	wait.For(t, 30*time.Second, "the condition", func() bool { return a.total() == n })
 	if err := p.Close(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +292,7 @@ func TestSplitTooLarge(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitFor(t, func() bool { return a.total() == 1000 })
+			wait.For(t, 30*time.Second, "the condition", func() bool { return a.total() == 1000 })
 			if err := p.Close(5 * time.Second); err != nil {
 				t.Fatal(err)
 			}
@@ -320,7 +321,7 @@ func TestCloseGivesUp(t *testing.T) {
 	if err := p.Send(context.Background(), record("gone", "k", 0), a, 0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return a.total() == 1 })
+	wait.For(t, 30*time.Second, "the condition", func() bool { return a.total() == 1 })
 	b.Stop(t)
 	for i := 1; i < 10; i++ {
 		if err := p.Send(context.Background(), record("gone", "k", i), a, uint64(i)); err != nil {
@@ -343,17 +344,6 @@ func TestCloseGivesUp(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 30 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestCompression produces with every codec: the broker takes the batches and a
 // consumer reads every record back.
 func TestCompression(t *testing.T) {
@@ -368,7 +358,7 @@ func TestCompression(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitFor(t, func() bool { return a.total() == 2000 })
+			wait.For(t, 30*time.Second, "the condition", func() bool { return a.total() == 2000 })
 			if err := p.Close(5 * time.Second); err != nil {
 				t.Fatal(err)
 			}
