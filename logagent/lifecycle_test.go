@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/logpipe/logpipe/internal/wait"
 )
 
 // rotatingWriter writes numbered lines to a file at a steady rate and rotates it every
@@ -57,7 +59,7 @@ func (w *rotatingWriter) rename(i int) {
 // exist only in the copy, which no shipper can see.
 func (w *rotatingWriter) copytruncate(i int, caughtUp func() bool) time.Duration {
 	start := time.Now()
-	waitFor(w.t, 10*time.Second, "the agent to read "+w.path+" before its truncation", caughtUp)
+	wait.For(w.t, 10*time.Second, "the agent to read "+w.path+" before its truncation", caughtUp)
 	waited := time.Since(start)
 	data, err := os.ReadFile(w.path)
 	if err != nil {
@@ -85,7 +87,7 @@ func TestAgentFilesCreatedAfterConfig(t *testing.T) {
 	e.put(fmt.Sprintf(`[{"path": %q, "topic": "web_log"}, {"path": %q, "topic": "app_log"}, {"path": %q, "topic": "app_log"}]`, web, app, later))
 	c := consume(t, e.broker.Addr(), "web_log", "app_log")
 	ag := start(t, e.defaults(t.TempDir()))
-	waitFor(t, 10*time.Second, "the config to apply", func() bool {
+	wait.For(t, 10*time.Second, "the config to apply", func() bool {
 		ag.a.mu.Lock()
 		defer ag.a.mu.Unlock()
 		return len(ag.a.entries) == 3
@@ -98,7 +100,7 @@ func TestAgentFilesCreatedAfterConfig(t *testing.T) {
 	os.MkdirAll(svc, 0o755)
 	late := filepath.Join(svc, "late.log")
 	appendLines(t, late, "late", 0, 10)
-	waitFor(t, 10*time.Second, "lines of a file in a directory created later", func() bool { return len(linesOf(c.records(), late)) == 10 })
+	wait.For(t, 10*time.Second, "lines of a file in a directory created later", func() bool { return len(linesOf(c.records(), late)) == 10 })
 	t.Logf("file in a new directory: first lines in Kafka %v after the directory was created", time.Since(created).Round(time.Millisecond))
 
 	const perSecond, rotateEvery, total = 1500, 4000, 14000
@@ -120,7 +122,7 @@ func TestAgentFilesCreatedAfterConfig(t *testing.T) {
 	ws.write(1) // the files appear, each with a first line
 	wa.write(1)
 	firstLine := time.Now()
-	waitFor(t, 10*time.Second, "the first lines of the new files", func() bool {
+	wait.For(t, 10*time.Second, "the first lines of the new files", func() bool {
 		r := c.records()
 		return len(linesOf(r, web)) > 0 && len(linesOf(r, app)) > 0
 	})
@@ -149,7 +151,7 @@ func TestAgentFilesCreatedAfterConfig(t *testing.T) {
 	}
 	t.Logf("wrote %d lines to each file in %v with %d rotations; waited %v in all for the agent to catch up before the truncations",
 		total, time.Since(begin).Round(time.Millisecond), rotations, waited.Round(time.Millisecond))
-	waitFor(t, 30*time.Second, "every line", func() bool {
+	wait.For(t, 30*time.Second, "every line", func() bool {
 		r := c.records()
 		return len(linesOf(r, web)) >= ws.n && len(linesOf(r, app)) >= wa.n
 	})
@@ -209,19 +211,19 @@ func TestAgentStateStaysBounded(t *testing.T) {
 	ag := start(t, e.defaults(t.TempDir()))
 
 	appendLines(t, app, "rot", 0, 5)
-	waitFor(t, 10*time.Second, "the first lines", func() bool { return len(linesOf(c.records(), app)) == 5 })
+	wait.For(t, 10*time.Second, "the first lines", func() bool { return len(linesOf(c.records(), app)) == 5 })
 	fds := fdCount(t)
 	regMax, fdMax := 0, 0
 	const rotations = 100
 	for i := 1; i <= rotations; i++ {
 		os.Rename(app, app+".1") // over the previous rotation: that file is deleted
 		appendLines(t, app, "rot", 5*i, 5*i+5)
-		waitFor(t, 10*time.Second, "lines after a rotation", func() bool { return len(linesOf(c.records(), app)) == 5*i+5 })
+		wait.For(t, 10*time.Second, "lines after a rotation", func() bool { return len(linesOf(c.records(), app)) == 5*i+5 })
 		regMax = max(regMax, ag.a.reg.Len())
 		fdMax = max(fdMax, fdCount(t))
 	}
 	wantExactly(t, c.records(), app, "rot", 0, 5*rotations+5)
-	waitFor(t, 5*time.Second, "the registry to forget rotated files", func() bool { return ag.a.reg.Len() == 1 })
+	wait.For(t, 5*time.Second, "the registry to forget rotated files", func() bool { return ag.a.reg.Len() == 1 })
 	t.Logf("%d rename rotations: registry at most %d entries (1 at the end), descriptors %d at the start, at most %d",
 		rotations, regMax, fds, fdMax)
 	if regMax > 4 || fdMax > fds+4 {
@@ -236,7 +238,7 @@ func TestAgentStateStaysBounded(t *testing.T) {
 		appendLines(t, p, "job", 0, 20)
 		tmp = append(tmp, p)
 	}
-	waitFor(t, 10*time.Second, "the jobs' lines", func() bool {
+	wait.For(t, 10*time.Second, "the jobs' lines", func() bool {
 		r := c.records()
 		for _, p := range tmp {
 			if len(linesOf(r, p)) != 20 {
@@ -252,7 +254,7 @@ func TestAgentStateStaysBounded(t *testing.T) {
 	for _, p := range tmp {
 		os.Remove(p)
 	}
-	waitFor(t, 10*time.Second, "deleted files closed, forgotten and their series removed", func() bool {
+	wait.For(t, 10*time.Second, "deleted files closed, forgotten and their series removed", func() bool {
 		return seriesOf(t, ag.a, "logagent_lines_read_total") == 1 && ag.a.reg.Len() == 1 && fdCount(t) <= fds
 	})
 	t.Logf("50 deleted files: descriptors closed, registry entries and metric series removed %v after the unlinks", time.Since(deleted).Round(time.Millisecond))
