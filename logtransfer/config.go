@@ -5,12 +5,14 @@ package logtransfer
 
 import (
 	"fmt"
-	"github.com/logpipe/logpipe/internal/kafkasec"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/logpipe/logpipe/internal/config"
+	"github.com/logpipe/logpipe/internal/kafkasec"
 	imetrics "github.com/logpipe/logpipe/internal/metrics"
+	"github.com/logpipe/logpipe/logtransfer/output"
 )
 
 // Config is the transfer's configuration, logtransfer.ini.
@@ -42,15 +44,29 @@ type Config struct {
 		BackoffMax    time.Duration `ini:"backoff_max"`
 	} `ini:"output"`
 	ES struct {
-		URLs     string        `ini:"urls"`
-		Index    string        `ini:"index"`
-		Username string        `ini:"username"`
-		Password string        `ini:"password"`
-		CAFile   string        `ini:"ca_file"`
-		Insecure bool          `ini:"insecure"`
-		Sniff    bool          `ini:"sniff"`
-		Template bool          `ini:"template"`
-		Timeout  time.Duration `ini:"timeout"`
+		URLs  string `ini:"urls"`
+		Index string `ini:"index"`
+		// Mode is index (daily indices named by Index) or data_stream (create
+		// actions into data streams named by DataStream).
+		Mode         string `ini:"mode"`
+		DataStream   string `ini:"data_stream"`
+		Username     string `ini:"username"`
+		Password     string `ini:"password"`
+		PasswordFile string `ini:"password_file"` // read at start, instead of password
+		APIKey       string `ini:"api_key"`       // encoded (base64 of id:key) or id:key
+		APIKeyFile   string `ini:"api_key_file"`  // read at start, instead of api_key
+		CAFile       string `ini:"ca_file"`
+		CertFile     string `ini:"cert_file"` // client certificate
+		KeyFile      string `ini:"key_file"`
+		Insecure     bool   `ini:"insecure"`
+		Sniff        bool   `ini:"sniff"`
+		Template     bool   `ini:"template"`
+		// RetentionDays > 0 installs a lifecycle policy (ILM / ISM) deleting data after
+		// that many days; with RetentionDelete the transfer deletes its own expired
+		// daily indices instead (clusters without a policy engine).
+		RetentionDays   int           `ini:"retention_days"`
+		RetentionDelete bool          `ini:"retention_delete"`
+		Timeout         time.Duration `ini:"timeout"`
 	} `ini:"es"`
 	Decode struct {
 		JSONTopics string `ini:"json_topics"` // topics whose lines are JSON objects; * = all
@@ -89,6 +105,8 @@ func DefaultConfig() Config {
 	c.Output.BackoffMax = 60 * time.Second
 	c.ES.URLs = "http://127.0.0.1:9200"
 	c.ES.Index = "{topic}-{date}"
+	c.ES.Mode = "index"
+	c.ES.DataStream = "logs-{topic}-default"
 	c.ES.Template = true
 	c.ES.Timeout = 60 * time.Second
 	c.Decode.JSONTarget = "json"
@@ -131,6 +149,9 @@ func (c Config) Validate() error {
 		if len(config.SplitList(c.ES.URLs)) == 0 {
 			return fmt.Errorf("[es] urls is empty")
 		}
+		if err := c.validateES(); err != nil {
+			return err
+		}
 	case "file":
 		if c.Output.Dir == "" {
 			return fmt.Errorf("[output] dir is empty")
@@ -157,4 +178,110 @@ func (c Config) Validate() error {
 		return fmt.Errorf("[output] bulk_actions, bulk_bytes, flush_interval and backoff_max must be positive")
 	}
 	return nil
+}
+
+func (c Config) validateES() error {
+	switch c.ES.Mode {
+	case "index":
+		if !strings.Contains(c.ES.Index, "{topic}") {
+			return fmt.Errorf("[es] index %q: needs {topic}", c.ES.Index)
+		}
+	case "data_stream":
+		ds := c.ES.DataStream
+		if !strings.Contains(ds, "{topic}") || strings.Contains(ds, "{date}") || strings.ToLower(ds) != ds || strings.HasPrefix(ds, ".") || strings.HasPrefix(ds, "_") || strings.HasPrefix(ds, "-") {
+			return fmt.Errorf("[es] data_stream %q: want a lowercase name with {topic} and no {date}, such as logs-{topic}-default", ds)
+		}
+		if c.ES.RetentionDelete {
+			return fmt.Errorf("[es] retention_delete deletes daily indices: it needs mode = index (data streams need a lifecycle policy)")
+		}
+	default:
+		return fmt.Errorf("[es] mode %q: want index or data_stream", c.ES.Mode)
+	}
+	if c.ES.RetentionDays < 0 {
+		return fmt.Errorf("[es] retention_days must not be negative")
+	}
+	if c.ES.RetentionDelete && (c.ES.RetentionDays == 0 || !strings.Contains(c.ES.Index, "{date}")) {
+		return fmt.Errorf("[es] retention_delete needs retention_days > 0 and {date} in index")
+	}
+	n := 0
+	for _, s := range []string{c.ES.Password, c.ES.PasswordFile, c.ES.APIKey, c.ES.APIKeyFile} {
+		if s != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		return fmt.Errorf("[es] set one of password, password_file, api_key, api_key_file")
+	}
+	if (c.ES.Password != "" || c.ES.PasswordFile != "") && c.ES.Username == "" {
+		return fmt.Errorf("[es] password needs username")
+	}
+	if (c.ES.APIKey != "" || c.ES.APIKeyFile != "") && c.ES.Username != "" {
+		return fmt.Errorf("[es] api_key and username exclude each other")
+	}
+	if (c.ES.CertFile == "") != (c.ES.KeyFile == "") {
+		return fmt.Errorf("[es] cert_file and key_file go together")
+	}
+	return nil
+}
+
+// readSecret reads the first line of a secret file; its content is never part of
+// an error.
+func readSecret(key, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("[es] %s: %w", key, err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	if line = strings.TrimSpace(line); line == "" {
+		return "", fmt.Errorf("[es] %s %s: empty", key, path)
+	}
+	return line, nil
+}
+
+// esConfig is the sink's configuration, with secret files read.
+func (c Config) esConfig() (output.ESConfig, error) {
+	e := output.ESConfig{
+		URLs: config.SplitList(c.ES.URLs), Username: c.ES.Username, Password: c.ES.Password, APIKey: c.ES.APIKey,
+		CAFile: c.ES.CAFile, CertFile: c.ES.CertFile, KeyFile: c.ES.KeyFile, Insecure: c.ES.Insecure, Sniff: c.ES.Sniff,
+		IndexPattern: c.indexPattern(), DataStream: c.ES.Mode == "data_stream", Template: c.ES.Template,
+		RetentionDays: c.ES.RetentionDays, RetentionDelete: c.ES.RetentionDelete, Timeout: c.ES.Timeout,
+	}
+	var err error
+	if c.ES.PasswordFile != "" {
+		if e.Password, err = readSecret("password_file", c.ES.PasswordFile); err != nil {
+			return e, err
+		}
+	}
+	if c.ES.APIKeyFile != "" {
+		if e.APIKey, err = readSecret("api_key_file", c.ES.APIKeyFile); err != nil {
+			return e, err
+		}
+	}
+	return e, nil
+}
+
+// indexPattern is where documents go: the index pattern, or the data stream name.
+func (c Config) indexPattern() string {
+	if c.ES.Mode == "data_stream" {
+		return c.ES.DataStream
+	}
+	return c.ES.Index
+}
+
+// esAuth describes the Elasticsearch credentials without a secret.
+func (c Config) esAuth() string {
+	var parts []string
+	switch {
+	case c.ES.APIKey != "" || c.ES.APIKeyFile != "":
+		parts = append(parts, "api_key")
+	case c.ES.Username != "":
+		parts = append(parts, "basic user="+c.ES.Username)
+	}
+	if c.ES.CertFile != "" {
+		parts = append(parts, "client certificate")
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -41,11 +41,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 	case "file":
 		sink, err = output.NewFile(cfg.Output.Dir)
 	default:
-		sink, err = output.NewES(ctx, output.ESConfig{
-			URLs: config.SplitList(cfg.ES.URLs), Username: cfg.ES.Username, Password: cfg.ES.Password,
-			CAFile: cfg.ES.CAFile, Insecure: cfg.ES.Insecure, Sniff: cfg.ES.Sniff,
-			IndexPattern: cfg.ES.Index, Template: cfg.ES.Template, Timeout: cfg.ES.Timeout,
-		})
+		var ec output.ESConfig
+		if ec, err = cfg.esConfig(); err != nil {
+			return nil, err
+		}
+		ec.Warn = log.Warn
+		if cfg.ES.Insecure {
+			log.Warn("[es] insecure = true: the certificate of Elasticsearch is NOT verified")
+		}
+		var es *output.ES
+		if es, err = output.NewES(ctx, ec); err == nil {
+			log.Info("elasticsearch", "distribution", es.Cluster.Distribution, "version", es.Cluster.Version,
+				"mode", cfg.ES.Mode, "target", cfg.indexPattern(), "auth", cfg.esAuth(), "retention_days", cfg.ES.RetentionDays)
+			sink = es
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -72,7 +81,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 
 // builder is the document builder the configuration asks for.
 func (c Config) builder() *document.Builder {
-	b := document.Builder{IndexPattern: c.ES.Index, JSONTarget: c.Decode.JSONTarget,
+	b := document.Builder{IndexPattern: c.indexPattern(), JSONTarget: c.Decode.JSONTarget,
 		MaxFuture: c.Decode.MaxTimestampFuture, MaxAge: c.Decode.MaxTimestampAge}
 	if topics := config.SplitList(c.Decode.JSONTopics); len(topics) > 0 {
 		b.JSON = map[string]bool{}
@@ -472,6 +481,9 @@ func (t *Transfer) store(ctx context.Context, msgs []*sarama.ConsumerMessage) bo
 			case output.Stored:
 				t.m.indexed.Inc()
 				t.m.indexedN.Add(1)
+				if r.Existed {
+					t.m.existed.Inc()
+				}
 			case output.Retry:
 				retry = append(retry, j)
 			case output.Reject:
