@@ -45,6 +45,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"path"
@@ -141,7 +142,7 @@ func (s *Server) listen(addr string) error {
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
-	srv := &http.Server{Handler: s}
+	srv := &http.Server{Handler: s, ErrorLog: log.New(io.Discard, "", 0)}
 	s.mu.Lock()
 	s.ln, s.srv, s.addr = ln, srv, ln.Addr().String()
 	s.mu.Unlock()

@@ -108,7 +108,7 @@ func (e *ES) detect(ctx context.Context, warn func(msg string, args ...any)) (Cl
 			return Cluster{}, fmt.Errorf("elasticsearch: GET /: %w", err)
 		}
 		if warn != nil {
-			warn("elasticsearch unreachable at start; retrying", "err", err, "retry_in", backoff)
+			warn("elasticsearch unreachable at start; retrying", "err", firstLine(err), "retry_in", backoff)
 		}
 		t := time.NewTimer(backoff)
 		select {
@@ -360,4 +360,10 @@ func IndexRegexp(pattern string) *regexp.Regexp {
 	}
 	b.WriteString("$")
 	return regexp.MustCompile(b.String())
+}
+
+// firstLine is the first line of an error's text (olivere adds stack traces).
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
 }
