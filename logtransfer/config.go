@@ -20,9 +20,12 @@ type Config struct {
 	Kafka struct {
 		kafkasec.Config `ini:"-"` // tls, ca_file, sasl_mechanism, username, password_file, ...
 
-		Brokers          string        `ini:"brokers"`
-		Group            string        `ini:"group"`
-		Topics           string        `ini:"topics"`
+		Brokers string `ini:"brokers"`
+		Group   string `ini:"group"`
+		Topics  string `ini:"topics"` // names and /regular expressions/
+		// MetadataRefresh is how often the topics are listed to find new ones that a
+		// pattern matches (and deleted ones).
+		MetadataRefresh  time.Duration `ini:"metadata_refresh"`
 		InitialOffset    string        `ini:"initial_offset"` // oldest | newest, for partitions with no commit
 		SessionTimeout   time.Duration `ini:"session_timeout"`
 		RebalanceTimeout time.Duration `ini:"rebalance_timeout"`
@@ -91,6 +94,7 @@ func DefaultConfig() Config {
 	c.Kafka.Group = "logtransfer"
 	c.Kafka.Topics = "web_log,app_log"
 	c.Kafka.InitialOffset = "oldest"
+	c.Kafka.MetadataRefresh = 10 * time.Second
 	c.Kafka.SessionTimeout = 10 * time.Second
 	c.Kafka.RebalanceTimeout = 60 * time.Second
 	c.Kafka.DLQTopic = "{topic}.dlq"
@@ -138,8 +142,11 @@ func (c Config) Validate() error {
 	if c.Kafka.Group == "" {
 		return fmt.Errorf("[kafka] group is empty")
 	}
-	if len(config.SplitList(c.Kafka.Topics)) == 0 {
-		return fmt.Errorf("[kafka] topics is empty")
+	if _, err := ParseTopics(c.Kafka.Topics, c.Kafka.DLQTopic); err != nil {
+		return err
+	}
+	if c.Kafka.MetadataRefresh < time.Second {
+		return fmt.Errorf("[kafka] metadata_refresh %v: want at least 1s", c.Kafka.MetadataRefresh)
 	}
 	if c.Kafka.InitialOffset != "oldest" && c.Kafka.InitialOffset != "newest" {
 		return fmt.Errorf("[kafka] initial_offset %q: want oldest or newest", c.Kafka.InitialOffset)

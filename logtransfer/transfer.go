@@ -132,7 +132,10 @@ func (t *Transfer) Run(ctx context.Context) error {
 	defer t.closeDLQ()
 	defer t.raw.close()
 	brokers := config.SplitList(t.cfg.Kafka.Brokers)
-	topics := config.SplitList(t.cfg.Kafka.Topics)
+	spec, err := ParseTopics(t.cfg.Kafka.Topics, t.cfg.Kafka.DLQTopic)
+	if err != nil {
+		return err
+	}
 	var group sarama.ConsumerGroup
 	backoff := 250 * time.Millisecond
 	for group == nil {
@@ -167,13 +170,73 @@ func (t *Transfer) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	t.log.Info("consuming", "group", t.cfg.Kafka.Group, "topics", topics, "output", t.cfg.Output.Type)
+	// With patterns, a watcher lists the topics every metadata_refresh and ends the
+	// session when the list changes: the next one joins with the new list.
+	w := &topicWatcher{topics: spec, interval: t.cfg.Kafka.MetadataRefresh}
+	var topicsMu sync.Mutex
+	var topics []string
+	changed := make(chan struct{}, 1)
+	if len(spec.Patterns) > 0 {
+		wc := *t.sc
+		wc.Metadata.AllowAutoTopicCreation = false // listing must not bring a deleted topic back
+		cl, err := sarama.NewClient(brokers, &wc)
+		if err != nil {
+			return fmt.Errorf("kafka client for topic patterns: %w", err)
+		}
+		defer cl.Close()
+		w.client = cl
+		wctx, stopWatch := context.WithCancel(ctx)
+		watchDone := make(chan struct{})
+		defer func() { stopWatch(); <-watchDone }()
+		go func() {
+			defer close(watchDone)
+			w.watch(wctx, func() []string {
+				topicsMu.Lock()
+				defer topicsMu.Unlock()
+				return topics
+			}, func(list []string) {
+				t.log.Info("topics changed; rejoining the group", "topics", list)
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+				h.restart()
+			}, t.log.Warn)
+		}()
+	}
+	t.log.Info("consuming", "group", t.cfg.Kafka.Group, "topics", t.cfg.Kafka.Topics, "output", t.cfg.Output.Type)
 	for ctx.Err() == nil {
-		// A session ends with ctx, on a rebalance, or when a partition skipped a
-		// batch sarama cannot decode: its next session starts past the batch.
+		list, err := w.list()
+		if err != nil {
+			t.log.Warn("cannot list topics; retrying", "err", err)
+			if !sleep(ctx, time.Second) {
+				break
+			}
+			continue
+		}
+		topicsMu.Lock()
+		topics = list
+		topicsMu.Unlock()
+		if len(list) == 0 {
+			t.log.Info("no topic matches the patterns yet", "topics", t.cfg.Kafka.Topics, "next_look_in", w.interval)
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			}
+			continue
+		}
+		// A session ends with ctx, on a rebalance, when the topics change, or when a
+		// partition skipped a batch sarama cannot decode: its next session starts past
+		// the batch.
 		sctx, endSession := context.WithCancel(ctx)
 		h.setEndSession(endSession)
-		err := group.Consume(sctx, topics, h)
+		select {
+		case <-changed: // the list changed since it was read: read it again
+			endSession()
+			continue
+		default:
+		}
+		err = group.Consume(sctx, list, h)
 		endSession()
 		if err != nil {
 			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
