@@ -150,6 +150,15 @@ func (t *Transfer) Run(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+	if es, ok := t.sink.(*output.ES); ok && t.cfg.ES.RetentionDelete {
+		rctx, stopRetention := context.WithCancel(ctx)
+		retentionDone := make(chan struct{})
+		defer func() { stopRetention(); <-retentionDone }()
+		go func() {
+			defer close(retentionDone)
+			t.deleteExpired(rctx, es)
+		}()
+	}
 	h := &handler{t: t, probes: map[topicPartition]chan struct{}{}}
 	errorsDone := make(chan struct{})
 	defer func() { group.Close(); <-errorsDone }()
@@ -706,5 +715,26 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-tm.C:
 		return true
+	}
+}
+
+// retentionInterval is how often expired daily indices are looked for.
+const retentionInterval = time.Hour
+
+// deleteExpired deletes the transfer's daily indices older than [es] retention_days,
+// at start and every retentionInterval, until ctx ends.
+func (t *Transfer) deleteExpired(ctx context.Context, es *output.ES) {
+	for {
+		deleted, err := es.DeleteExpired(ctx, t.cfg.ES.Index, t.cfg.ES.RetentionDays, time.Now())
+		t.m.indicesDeleted.Add(float64(len(deleted)))
+		if len(deleted) > 0 {
+			t.log.Info("deleted expired indices", "indices", deleted, "retention_days", t.cfg.ES.RetentionDays)
+		}
+		if err != nil && ctx.Err() == nil {
+			t.log.Warn("cannot delete expired indices", "err", err)
+		}
+		if !sleep(ctx, retentionInterval) {
+			return
+		}
 	}
 }
