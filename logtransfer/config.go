@@ -80,6 +80,19 @@ type Config struct {
 		MaxTimestampFuture time.Duration `ini:"max_timestamp_future"`
 		MaxTimestampAge    time.Duration `ini:"max_timestamp_age"`
 	} `ini:"decode"`
+	Kibana struct {
+		// URL: when set, the transfer creates the index pattern / data view at start
+		// (logtransfer setup kibana does it on demand).
+		URL          string `ini:"url"`
+		Title        string `ini:"title"` // index pattern of the data view; empty = where the documents go
+		Username     string `ini:"username"`
+		Password     string `ini:"password"`
+		PasswordFile string `ini:"password_file"`
+		APIKey       string `ini:"api_key"`
+		APIKeyFile   string `ini:"api_key_file"`
+		CAFile       string `ini:"ca_file"`
+		Insecure     bool   `ini:"insecure"`
+	} `ini:"kibana"`
 	Metrics imetrics.Config `ini:"metrics"`
 	Logging struct {
 		Level  string `ini:"level"`

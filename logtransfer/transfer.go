@@ -159,6 +159,15 @@ func (t *Transfer) Run(ctx context.Context) error {
 			t.deleteExpired(rctx, es)
 		}()
 	}
+	if t.cfg.Kibana.URL != "" {
+		kctx, stopKibana := context.WithCancel(ctx)
+		kibanaDone := make(chan struct{})
+		defer func() { stopKibana(); <-kibanaDone }()
+		go func() {
+			defer close(kibanaDone)
+			t.setupKibana(kctx)
+		}()
+	}
 	h := &handler{t: t, probes: map[topicPartition]chan struct{}{}}
 	errorsDone := make(chan struct{})
 	defer func() { group.Close(); <-errorsDone }()
@@ -736,5 +745,22 @@ func (t *Transfer) deleteExpired(ctx context.Context, es *output.ES) {
 		if !sleep(ctx, retentionInterval) {
 			return
 		}
+	}
+}
+
+// setupKibana creates the Kibana data view at start, retrying (Kibana often starts
+// after the transfer) until it succeeds or ctx ends.
+func (t *Transfer) setupKibana(ctx context.Context) {
+	backoff := time.Second
+	for {
+		_, err := SetupKibana(ctx, t.cfg, t.log)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		t.log.Warn("kibana setup failed; retrying", "err", err, "retry_in", backoff)
+		if !sleep(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, time.Minute)
 	}
 }
