@@ -74,6 +74,10 @@ type Config struct {
 	Decode struct {
 		JSONTopics string `ini:"json_topics"` // topics whose lines are JSON objects; * = all
 		JSONTarget string `ini:"json_target"` // field for the decoded object; empty = top level
+		// TimestampField of a JSON line sets @timestamp (the agent's read time goes to
+		// event.created); TimestampFormat: empty (RFC 3339), unix, unix_ms or a Go layout.
+		TimestampField  string `ini:"timestamp_field"`
+		TimestampFormat string `ini:"timestamp_format"`
 		// A record timestamp further ahead of the clock than MaxTimestampFuture, or
 		// behind it by more than MaxTimestampAge, is replaced by the time of indexing
 		// (the original kept in kafka.timestamp); 0 = no bound.

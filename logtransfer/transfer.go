@@ -82,7 +82,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 // builder is the document builder the configuration asks for.
 func (c Config) builder() *document.Builder {
 	b := document.Builder{IndexPattern: c.indexPattern(), JSONTarget: c.Decode.JSONTarget,
-		MaxFuture: c.Decode.MaxTimestampFuture, MaxAge: c.Decode.MaxTimestampAge}
+		MaxFuture: c.Decode.MaxTimestampFuture, MaxAge: c.Decode.MaxTimestampAge,
+		TimestampField: c.Decode.TimestampField, TimestampFormat: c.Decode.TimestampFormat}
 	if topics := config.SplitList(c.Decode.JSONTopics); len(topics) > 0 {
 		b.JSON = map[string]bool{}
 		for _, t := range topics {
@@ -528,6 +529,9 @@ func (t *Transfer) store(ctx context.Context, msgs []*sarama.ConsumerMessage) bo
 		docs[i] = t.builder.Build(m)
 		if docs[i].TimestampReplaced {
 			t.m.timestampsReplaced.Inc()
+		}
+		if docs[i].TimestampUnparsed {
+			t.m.timestampsUnparsed.Inc()
 		}
 	}
 	pending := make([]int, len(msgs))

@@ -28,6 +28,8 @@ type Doc struct {
 	// builder accepts, so @timestamp is the time of indexing and kafka.timestamp keeps
 	// the record's own (epoch milliseconds).
 	TimestampReplaced bool
+	// TimestampUnparsed: the line has Builder.TimestampField but it could not be used.
+	TimestampUnparsed bool
 }
 
 // Builder builds documents; IndexPattern may hold {topic} and {date} (yyyy.MM.dd, UTC,
@@ -45,6 +47,15 @@ type Builder struct {
 	// the time of indexing (and kept in kafka.timestamp), so that a producer's clock
 	// or a crafted record cannot create one index per day. Zero: no bound.
 	MaxFuture, MaxAge time.Duration
+	// TimestampField names the field of a JSON line (a dotted path for nested
+	// objects: "log.time") that sets @timestamp; the record's timestamp (when the
+	// agent read the line) then goes to event.created. A value that does not parse,
+	// or falls outside MaxFuture/MaxAge, leaves @timestamp alone and sets
+	// TimestampUnparsed.
+	TimestampField string
+	// TimestampFormat is how that field is written: "" (RFC 3339), "unix" (seconds,
+	// may have a fraction), "unix_ms", or a Go time layout.
+	TimestampFormat string
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 
@@ -69,7 +80,7 @@ func NewBuilder(b Builder) *Builder {
 }
 
 // ownFields are the document's fields that decoded JSON never replaces.
-var ownFields = map[string]bool{"@timestamp": true, "message": true, "host": true, "log": true, "kafka": true, "error": true, "tags": true}
+var ownFields = map[string]bool{"@timestamp": true, "message": true, "host": true, "log": true, "kafka": true, "error": true, "tags": true, "event": true}
 
 // Build makes the document of a record. The id depends only on where the line came
 // from: host, file incarnation and byte offset for lines from logagent, or topic,
@@ -99,12 +110,34 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 	if b.Now != nil {
 		now = b.Now
 	}
+	n := now().UTC()
 	ts := m.Timestamp.UTC()
 	replaced := false
 	if m.Timestamp.IsZero() || ts.Year() < 1971 {
-		ts = now().UTC()
-	} else if n := now(); (b.MaxFuture > 0 && ts.After(n.Add(b.MaxFuture))) || (b.MaxAge > 0 && ts.Before(n.Add(-b.MaxAge))) {
-		ts, replaced = n.UTC(), true
+		ts = n
+	} else if !b.inBounds(ts, n) {
+		ts, replaced = n, true
+	}
+	// A JSON line: decoded once, for its timestamp and its fields.
+	var fields map[string]json.RawMessage
+	var jsonErr error
+	isJSON := b.JSON != nil && (b.JSON[m.Topic] || b.JSON["*"])
+	if isJSON {
+		fields, jsonErr = decodeObject(m.Value)
+	}
+	var created time.Time // the agent's read time, when the line's time is @timestamp
+	unparsed := false
+	if fields != nil && b.TimestampField != "" {
+		if raw, ok := lookup(fields, b.TimestampField); ok {
+			if lt, err := parseTime(raw, b.TimestampFormat); err == nil && lt.Year() >= 1971 && b.inBounds(lt, n) {
+				if !replaced {
+					created = ts
+				}
+				ts = lt.UTC()
+			} else {
+				unparsed = true
+			}
+		}
 	}
 	body := make([]byte, 0, len(m.Value)+len(host)+len(path)+len(m.Topic)+256)
 	body = append(body, `{"@timestamp":"`...)
@@ -145,22 +178,127 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 		body = strconv.AppendInt(body, m.Timestamp.UnixMilli(), 10)
 	}
 	body = append(body, '}')
-	if b.JSON != nil && (b.JSON[m.Topic] || b.JSON["*"]) {
-		body = b.appendJSON(body, m.Value)
+	// ECS event: created (the agent's read time) when the line's own time is
+	// @timestamp, ingested always; at the top level, the line's other event fields
+	// join them in the one "event" object.
+	body = append(body, `,"event":{`...)
+	if !created.IsZero() {
+		body = append(body, `"created":"`...)
+		body = created.AppendFormat(body, "2006-01-02T15:04:05.000Z07:00")
+		body = append(body, `",`...)
+	}
+	body = append(body, `"ingested":"`...)
+	body = n.AppendFormat(body, "2006-01-02T15:04:05.000Z07:00")
+	body = append(body, '"')
+	if b.JSONTarget == "" && fields != nil {
+		var ev map[string]json.RawMessage
+		if raw, ok := fields["event"]; ok && json.Unmarshal(raw, &ev) == nil {
+			keys := make([]string, 0, len(ev))
+			for k := range ev {
+				if k != "created" && k != "ingested" {
+					keys = append(keys, k)
+				}
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				body = append(body, ',')
+				body = appendString(body, []byte(k))
+				body = append(body, ':')
+				body = appendCompact(body, ev[k])
+			}
+		}
+	}
+	body = append(body, '}')
+	if isJSON {
+		body = b.appendJSON(body, fields, jsonErr)
 	}
 	body = append(body, '}')
 
-	return Doc{Index: b.index(m.Topic, ts), ID: ID(m.Topic, m.Partition, m.Offset, host, fileID, offset), Body: body, TimestampReplaced: replaced}
+	return Doc{Index: b.index(m.Topic, ts), ID: ID(m.Topic, m.Partition, m.Offset, host, fileID, offset), Body: body,
+		TimestampReplaced: replaced, TimestampUnparsed: unparsed}
 }
 
-// appendJSON adds the fields of a JSON object line, or the reason it is not one.
-func (b Builder) appendJSON(body, line []byte) []byte {
+func (b Builder) inBounds(ts, now time.Time) bool {
+	return !(b.MaxFuture > 0 && ts.After(now.Add(b.MaxFuture))) && !(b.MaxAge > 0 && ts.Before(now.Add(-b.MaxAge)))
+}
+
+// decodeObject decodes a line that is a JSON object.
+func decodeObject(line []byte) (map[string]json.RawMessage, error) {
 	var fields map[string]json.RawMessage
 	trimmed := bytes.TrimSpace(line)
 	err := errors.New("not a JSON object")
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		err = json.Unmarshal(trimmed, &fields)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return fields, nil
+}
+
+// maxPathDepth bounds a dotted timestamp_field path.
+const maxPathDepth = 8
+
+// lookup finds a dotted path in a decoded object: the whole name first ("log.time"
+// as one key), then nested objects.
+func lookup(fields map[string]json.RawMessage, path string) (json.RawMessage, bool) {
+	if v, ok := fields[path]; ok {
+		return v, true
+	}
+	head, rest, found := strings.Cut(path, ".")
+	if !found || strings.Count(path, ".") > maxPathDepth {
+		return nil, false
+	}
+	var inner map[string]json.RawMessage
+	if v, ok := fields[head]; !ok || json.Unmarshal(v, &inner) != nil {
+		return nil, false
+	}
+	return lookup(inner, rest)
+}
+
+// parseTime reads a timestamp value in format ("" RFC 3339, unix, unix_ms, or a Go
+// layout).
+func parseTime(raw json.RawMessage, format string) (time.Time, error) {
+	switch format {
+	case "unix", "unix_ms":
+		str := strings.Trim(string(raw), `"`)
+		if ms, err := strconv.ParseInt(str, 10, 64); err == nil && format == "unix_ms" && ms >= 0 && ms < 1e14 {
+			return time.UnixMilli(ms), nil
+		}
+		var f float64
+		if err := json.Unmarshal(raw, &f); err != nil {
+			var s string
+			if json.Unmarshal(raw, &s) != nil {
+				return time.Time{}, err
+			}
+			if f, err = strconv.ParseFloat(s, 64); err != nil {
+				return time.Time{}, err
+			}
+		}
+		if format == "unix_ms" {
+			f /= 1000
+		}
+		if f < 0 || f > 1e11 {
+			return time.Time{}, errors.New("out of range")
+		}
+		sec := int64(f)
+		return time.Unix(sec, int64((f-float64(sec))*1e9)).Round(time.Millisecond), nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return time.Time{}, err
+	}
+	if len(s) > 64 {
+		return time.Time{}, errors.New("too long")
+	}
+	if format == "" {
+		return time.Parse(time.RFC3339Nano, s)
+	}
+	return time.Parse(format, s)
+}
+
+// appendJSON adds the fields of a JSON object line, or the reason it is not one.
+func (b Builder) appendJSON(body []byte, fields map[string]json.RawMessage, err error) []byte {
 	if err != nil {
 		body = append(body, `,"error":{"message":`...)
 		body = appendString(body, []byte("json: "+err.Error()))
