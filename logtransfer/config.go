@@ -5,12 +5,14 @@ package logtransfer
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/logpipe/logpipe/internal/config"
 	"github.com/logpipe/logpipe/internal/kafkasec"
 	imetrics "github.com/logpipe/logpipe/internal/metrics"
+	"github.com/logpipe/logpipe/logtransfer/output"
 )
 
 // Config is the transfer's configuration, logtransfer.ini.
@@ -18,9 +20,12 @@ type Config struct {
 	Kafka struct {
 		kafkasec.Config `ini:"-"` // tls, ca_file, sasl_mechanism, username, password_file, ...
 
-		Brokers          string        `ini:"brokers"`
-		Group            string        `ini:"group"`
-		Topics           string        `ini:"topics"`
+		Brokers string `ini:"brokers"`
+		Group   string `ini:"group"`
+		Topics  string `ini:"topics"` // names and /regular expressions/
+		// MetadataRefresh is how often the topics are listed to find new ones that a
+		// pattern matches (and deleted ones).
+		MetadataRefresh  time.Duration `ini:"metadata_refresh"`
 		InitialOffset    string        `ini:"initial_offset"` // oldest | newest, for partitions with no commit
 		SessionTimeout   time.Duration `ini:"session_timeout"`
 		RebalanceTimeout time.Duration `ini:"rebalance_timeout"`
@@ -42,25 +47,56 @@ type Config struct {
 		BackoffMax    time.Duration `ini:"backoff_max"`
 	} `ini:"output"`
 	ES struct {
-		URLs     string        `ini:"urls"`
-		Index    string        `ini:"index"`
-		Username string        `ini:"username"`
-		Password string        `ini:"password"`
-		CAFile   string        `ini:"ca_file"`
-		Insecure bool          `ini:"insecure"`
-		Sniff    bool          `ini:"sniff"`
-		Template bool          `ini:"template"`
-		Timeout  time.Duration `ini:"timeout"`
+		URLs  string `ini:"urls"`
+		Index string `ini:"index"`
+		// Mode is index (daily indices named by Index) or data_stream (create
+		// actions into data streams named by DataStream).
+		Mode         string `ini:"mode"`
+		DataStream   string `ini:"data_stream"`
+		Username     string `ini:"username"`
+		Password     string `ini:"password"`
+		PasswordFile string `ini:"password_file"` // read at start, instead of password
+		APIKey       string `ini:"api_key"`       // encoded (base64 of id:key) or id:key
+		APIKeyFile   string `ini:"api_key_file"`  // read at start, instead of api_key
+		CAFile       string `ini:"ca_file"`
+		CertFile     string `ini:"cert_file"` // client certificate
+		KeyFile      string `ini:"key_file"`
+		Insecure     bool   `ini:"insecure"`
+		Sniff        bool   `ini:"sniff"`
+		Template     bool   `ini:"template"`
+		// RetentionDays > 0 installs a lifecycle policy (ILM / ISM) deleting data after
+		// that many days; with RetentionDelete the transfer deletes its own expired
+		// daily indices instead (clusters without a policy engine).
+		RetentionDays   int           `ini:"retention_days"`
+		RetentionDelete bool          `ini:"retention_delete"`
+		Timeout         time.Duration `ini:"timeout"`
 	} `ini:"es"`
 	Decode struct {
 		JSONTopics string `ini:"json_topics"` // topics whose lines are JSON objects; * = all
 		JSONTarget string `ini:"json_target"` // field for the decoded object; empty = top level
+		// TimestampField of a JSON line sets @timestamp (the agent's read time goes to
+		// event.created); TimestampFormat: empty (RFC 3339), unix, unix_ms or a Go layout.
+		TimestampField  string `ini:"timestamp_field"`
+		TimestampFormat string `ini:"timestamp_format"`
 		// A record timestamp further ahead of the clock than MaxTimestampFuture, or
 		// behind it by more than MaxTimestampAge, is replaced by the time of indexing
 		// (the original kept in kafka.timestamp); 0 = no bound.
 		MaxTimestampFuture time.Duration `ini:"max_timestamp_future"`
 		MaxTimestampAge    time.Duration `ini:"max_timestamp_age"`
 	} `ini:"decode"`
+	Kibana struct {
+		// URL: when set, the transfer creates the index pattern / data view at start
+		// (logtransfer setup kibana does it on demand).
+		URL          string `ini:"url"`
+		Title        string `ini:"title"` // index pattern of the data view; empty = where the documents go
+		Username     string `ini:"username"`
+		Password     string `ini:"password"`
+		PasswordFile string `ini:"password_file"`
+		APIKey       string `ini:"api_key"`
+		APIKeyFile   string `ini:"api_key_file"`
+		CAFile       string `ini:"ca_file"`
+		Insecure     bool   `ini:"insecure"`
+	} `ini:"kibana"`
 	Metrics imetrics.Config `ini:"metrics"`
 	Logging struct {
 		Level  string `ini:"level"`
@@ -75,6 +111,7 @@ func DefaultConfig() Config {
 	c.Kafka.Group = "logtransfer"
 	c.Kafka.Topics = "web_log,app_log"
 	c.Kafka.InitialOffset = "oldest"
+	c.Kafka.MetadataRefresh = 10 * time.Second
 	c.Kafka.SessionTimeout = 10 * time.Second
 	c.Kafka.RebalanceTimeout = 60 * time.Second
 	c.Kafka.DLQTopic = "{topic}.dlq"
@@ -89,6 +126,8 @@ func DefaultConfig() Config {
 	c.Output.BackoffMax = 60 * time.Second
 	c.ES.URLs = "http://127.0.0.1:9200"
 	c.ES.Index = "{topic}-{date}"
+	c.ES.Mode = "index"
+	c.ES.DataStream = "logs-{topic}-default"
 	c.ES.Template = true
 	c.ES.Timeout = 60 * time.Second
 	c.Decode.JSONTarget = "json"
@@ -120,8 +159,11 @@ func (c Config) Validate() error {
 	if c.Kafka.Group == "" {
 		return fmt.Errorf("[kafka] group is empty")
 	}
-	if len(config.SplitList(c.Kafka.Topics)) == 0 {
-		return fmt.Errorf("[kafka] topics is empty")
+	if _, err := ParseTopics(c.Kafka.Topics, c.Kafka.DLQTopic); err != nil {
+		return err
+	}
+	if c.Kafka.MetadataRefresh < time.Second {
+		return fmt.Errorf("[kafka] metadata_refresh %v: want at least 1s", c.Kafka.MetadataRefresh)
 	}
 	if c.Kafka.InitialOffset != "oldest" && c.Kafka.InitialOffset != "newest" {
 		return fmt.Errorf("[kafka] initial_offset %q: want oldest or newest", c.Kafka.InitialOffset)
@@ -130,6 +172,9 @@ func (c Config) Validate() error {
 	case "elasticsearch":
 		if len(config.SplitList(c.ES.URLs)) == 0 {
 			return fmt.Errorf("[es] urls is empty")
+		}
+		if err := c.validateES(); err != nil {
+			return err
 		}
 	case "file":
 		if c.Output.Dir == "" {
@@ -157,4 +202,110 @@ func (c Config) Validate() error {
 		return fmt.Errorf("[output] bulk_actions, bulk_bytes, flush_interval and backoff_max must be positive")
 	}
 	return nil
+}
+
+func (c Config) validateES() error {
+	switch c.ES.Mode {
+	case "index":
+		if !strings.Contains(c.ES.Index, "{topic}") {
+			return fmt.Errorf("[es] index %q: needs {topic}", c.ES.Index)
+		}
+	case "data_stream":
+		ds := c.ES.DataStream
+		if !strings.Contains(ds, "{topic}") || strings.Contains(ds, "{date}") || strings.ToLower(ds) != ds || strings.HasPrefix(ds, ".") || strings.HasPrefix(ds, "_") || strings.HasPrefix(ds, "-") {
+			return fmt.Errorf("[es] data_stream %q: want a lowercase name with {topic} and no {date}, such as logs-{topic}-default", ds)
+		}
+		if c.ES.RetentionDelete {
+			return fmt.Errorf("[es] retention_delete deletes daily indices: it needs mode = index (data streams need a lifecycle policy)")
+		}
+	default:
+		return fmt.Errorf("[es] mode %q: want index or data_stream", c.ES.Mode)
+	}
+	if c.ES.RetentionDays < 0 {
+		return fmt.Errorf("[es] retention_days must not be negative")
+	}
+	if c.ES.RetentionDelete && (c.ES.RetentionDays == 0 || !strings.Contains(c.ES.Index, "{date}")) {
+		return fmt.Errorf("[es] retention_delete needs retention_days > 0 and {date} in index")
+	}
+	n := 0
+	for _, s := range []string{c.ES.Password, c.ES.PasswordFile, c.ES.APIKey, c.ES.APIKeyFile} {
+		if s != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		return fmt.Errorf("[es] set one of password, password_file, api_key, api_key_file")
+	}
+	if (c.ES.Password != "" || c.ES.PasswordFile != "") && c.ES.Username == "" {
+		return fmt.Errorf("[es] password needs username")
+	}
+	if (c.ES.APIKey != "" || c.ES.APIKeyFile != "") && c.ES.Username != "" {
+		return fmt.Errorf("[es] api_key and username exclude each other")
+	}
+	if (c.ES.CertFile == "") != (c.ES.KeyFile == "") {
+		return fmt.Errorf("[es] cert_file and key_file go together")
+	}
+	return nil
+}
+
+// readSecret reads the first line of a secret file; its content is never part of
+// an error.
+func readSecret(key, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("[es] %s: %w", key, err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	if line = strings.TrimSpace(line); line == "" {
+		return "", fmt.Errorf("[es] %s %s: empty", key, path)
+	}
+	return line, nil
+}
+
+// esConfig is the sink's configuration, with secret files read.
+func (c Config) esConfig() (output.ESConfig, error) {
+	e := output.ESConfig{
+		URLs: config.SplitList(c.ES.URLs), Username: c.ES.Username, Password: c.ES.Password, APIKey: c.ES.APIKey,
+		CAFile: c.ES.CAFile, CertFile: c.ES.CertFile, KeyFile: c.ES.KeyFile, Insecure: c.ES.Insecure, Sniff: c.ES.Sniff,
+		IndexPattern: c.indexPattern(), DataStream: c.ES.Mode == "data_stream", Template: c.ES.Template,
+		RetentionDays: c.ES.RetentionDays, RetentionDelete: c.ES.RetentionDelete, Timeout: c.ES.Timeout,
+	}
+	var err error
+	if c.ES.PasswordFile != "" {
+		if e.Password, err = readSecret("password_file", c.ES.PasswordFile); err != nil {
+			return e, err
+		}
+	}
+	if c.ES.APIKeyFile != "" {
+		if e.APIKey, err = readSecret("api_key_file", c.ES.APIKeyFile); err != nil {
+			return e, err
+		}
+	}
+	return e, nil
+}
+
+// indexPattern is where documents go: the index pattern, or the data stream name.
+func (c Config) indexPattern() string {
+	if c.ES.Mode == "data_stream" {
+		return c.ES.DataStream
+	}
+	return c.ES.Index
+}
+
+// esAuth describes the Elasticsearch credentials without a secret.
+func (c Config) esAuth() string {
+	var parts []string
+	switch {
+	case c.ES.APIKey != "" || c.ES.APIKeyFile != "":
+		parts = append(parts, "api_key")
+	case c.ES.Username != "":
+		parts = append(parts, "basic user="+c.ES.Username)
+	}
+	if c.ES.CertFile != "" {
+		parts = append(parts, "client certificate")
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

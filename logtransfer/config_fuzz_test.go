@@ -3,6 +3,7 @@ package logtransfer
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -22,5 +23,28 @@ func FuzzLoadConfig(f *testing.F) {
 			t.Fatal(err)
 		}
 		bound.Check(t, len(data), func() { LoadConfig(path) })
+	})
+}
+
+// FuzzParseTopics parses any [kafka] topics value (names and /expressions/): an
+// error or a list, never a crash, at a bounded cost per byte; what it returns
+// resolves without matching internal or dead-letter topics.
+func FuzzParseTopics(f *testing.F) {
+	for _, s := range []string{`web_log,app_log`, `/.*_log$/`, `a, /x{1,3}/ ,b`, `/a/b/`, `//`, `/(/`, `/.*/,/[/`} {
+		f.Add(s)
+	}
+	bound := fuzzbound.Bound{Fixed: 256 << 10, PerByte: 4096, Time: 2 * time.Second}
+	f.Fuzz(func(t *testing.T, s string) {
+		bound.Check(t, len(s), func() {
+			tp, err := ParseTopics(s, "{topic}.dlq")
+			if err != nil {
+				return
+			}
+			for _, name := range tp.Resolve([]string{"__consumer_offsets", "x.dlq", "web_log"}) {
+				if tp.Excluded(name) && !slices.Contains(tp.Names, name) {
+					t.Fatalf("%q resolved to excluded %q", s, name)
+				}
+			}
+		})
 	})
 }

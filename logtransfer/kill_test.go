@@ -9,17 +9,28 @@ import (
 	"time"
 
 	"github.com/logpipe/logpipe/internal/brokertest"
+	"github.com/logpipe/logpipe/internal/estest"
 )
 
 // TestTransferSIGKILL kills the transfer binary with SIGKILL while it indexes, three
 // times, and restarts it: every record ends up exactly one document.
 func TestTransferSIGKILL(t *testing.T) {
+	testSIGKILL(t, estest.Elasticsearch7, "index")
+}
+
+// TestTransferSIGKILLDataStream is TestTransferSIGKILL into Elasticsearch 8 data
+// streams: re-delivered records are answered 409 and count as indexed.
+func TestTransferSIGKILLDataStream(t *testing.T) {
+	testSIGKILL(t, estest.Elasticsearch8, "data_stream")
+}
+
+func testSIGKILL(t *testing.T, f estest.Flavor, mode string) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
 	b := brokertest.Start(t, 6)
 	createTopic(t, b.Addr(), "web_log", 6)
-	es := startES(t)
+	es := startFlavor(t, f)
 	bin := filepath.Join(t.TempDir(), "logtransfer")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/logpipe/logpipe/cmd/logtransfer").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
@@ -34,11 +45,12 @@ bulk_actions = 500
 flush_interval = 20ms
 [es]
 urls = %s
+mode = %s
 [metrics]
 listen =
 [logging]
 level = warn
-`, b.Addr(), es.URL())), 0o644)
+`, b.Addr(), es.URL(), mode)), 0o644)
 	const n = 30000
 	produce(t, b.Addr(), "web_log", 0, n)
 	for kill := 0; kill < 3; kill++ {
@@ -47,8 +59,8 @@ level = warn
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		before := es.Indexed.Load()
-		waitFor(t, 60*time.Second, "indexing progress", func() bool { return es.Indexed.Load() > before+2000 })
+		before := es.Indexed.Load() + es.Conflicts.Load()
+		waitFor(t, 60*time.Second, "indexing progress", func() bool { return es.Indexed.Load()+es.Conflicts.Load() > before+2000 })
 		cmd.Process.Kill()
 		cmd.Wait()
 	}
@@ -60,6 +72,11 @@ level = warn
 	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
 	waitFor(t, 90*time.Second, "every document after three kills", func() bool { return es.Count("*") >= n })
 	time.Sleep(300 * time.Millisecond)
-	checkDocs(t, es, n)
-	t.Logf("%d records, 3 SIGKILLs: %d documents, %d items indexed (%d re-indexed under the same _id)", n, es.Count("*"), es.Indexed.Load(), es.Overwrites.Load())
+	if mode == "data_stream" {
+		checkDocsIn(t, es, "logs-web_log-default", n, inStream)
+	} else {
+		checkDocs(t, es, n)
+	}
+	t.Logf("%s %s: %d records, 3 SIGKILLs: %d documents, %d items indexed (%d re-indexed under the same _id, %d answered 409)",
+		f, mode, n, es.Count("*"), es.Indexed.Load(), es.Overwrites.Load(), es.Conflicts.Load())
 }

@@ -9,6 +9,7 @@ import (
 
 type metrics struct {
 	reg                                                    *prometheus.Registry
+	existed, indicesDeleted, timestampsUnparsed            prometheus.Counter
 	consumed, indexed, retried, deadLettered, bulkFailures prometheus.Counter
 	// Hostile or broken input, each counted where it is skipped or changed.
 	timestampsReplaced, dlqTruncated, dlqDropped, batchesSkipped, recordsRescued, offsetsSkipped prometheus.Counter
@@ -36,11 +37,14 @@ func newMetrics() *metrics {
 		batchesSkipped:     c("logtransfer_batches_skipped_total", "Record batches skipped because they cannot be decoded (corrupt, or decompressing past [kafka] max_decompressed_batch_bytes)."),
 		offsetsSkipped:     c("logtransfer_offsets_skipped_too_large_total", "Offsets the Kafka client skipped because their batch is larger than [kafka] max_decompressed_batch_bytes, or cut short by a record running past its end (one per offset)."),
 		recordsRescued:     c("logtransfer_records_rescued_total", "Good records read by the transfer's own decoder from a fetch that the Kafka client could not decode."),
+		existed:            c("logtransfer_documents_existed_total", "Data-stream creates answered 409 (the document of this line is indexed already); counted as indexed too."),
+		indicesDeleted:     c("logtransfer_indices_deleted_total", "Expired daily indices deleted by the transfer ([es] retention_delete)."),
+		timestampsUnparsed: c("logtransfer_timestamps_unparsed_total", "JSON lines whose [decode] timestamp_field could not be parsed or was outside max_timestamp_future / max_timestamp_age; indexed with the record's time."),
 		bulkSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "logtransfer_bulk_seconds", Help: "Bulk request latency.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logtransfer_consumer_lag", Help: "Records not yet stored, per partition, as of the last batch."}, []string{"topic", "partition"}),
 	}
 	m.reg.MustRegister(m.consumed, m.indexed, m.retried, m.deadLettered, m.bulkFailures, m.bulkSeconds, m.lag,
-		m.timestampsReplaced, m.dlqTruncated, m.dlqDropped, m.batchesSkipped, m.recordsRescued, m.offsetsSkipped)
+		m.existed, m.indicesDeleted, m.timestampsUnparsed, m.timestampsReplaced, m.dlqTruncated, m.dlqDropped, m.batchesSkipped, m.recordsRescued, m.offsetsSkipped)
 	return m
 }

@@ -41,11 +41,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 	case "file":
 		sink, err = output.NewFile(cfg.Output.Dir)
 	default:
-		sink, err = output.NewES(ctx, output.ESConfig{
-			URLs: config.SplitList(cfg.ES.URLs), Username: cfg.ES.Username, Password: cfg.ES.Password,
-			CAFile: cfg.ES.CAFile, Insecure: cfg.ES.Insecure, Sniff: cfg.ES.Sniff,
-			IndexPattern: cfg.ES.Index, Template: cfg.ES.Template, Timeout: cfg.ES.Timeout,
-		})
+		var ec output.ESConfig
+		if ec, err = cfg.esConfig(); err != nil {
+			return nil, err
+		}
+		ec.Warn = log.Warn
+		if cfg.ES.Insecure {
+			log.Warn("[es] insecure = true: the certificate of Elasticsearch is NOT verified")
+		}
+		var es *output.ES
+		if es, err = output.NewES(ctx, ec); err == nil {
+			log.Info("elasticsearch", "distribution", es.Cluster.Distribution, "version", es.Cluster.Version,
+				"mode", cfg.ES.Mode, "target", cfg.indexPattern(), "auth", cfg.esAuth(), "retention_days", cfg.ES.RetentionDays)
+			sink = es
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -72,8 +81,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 
 // builder is the document builder the configuration asks for.
 func (c Config) builder() *document.Builder {
-	b := document.Builder{IndexPattern: c.ES.Index, JSONTarget: c.Decode.JSONTarget,
-		MaxFuture: c.Decode.MaxTimestampFuture, MaxAge: c.Decode.MaxTimestampAge}
+	b := document.Builder{IndexPattern: c.indexPattern(), JSONTarget: c.Decode.JSONTarget,
+		MaxFuture: c.Decode.MaxTimestampFuture, MaxAge: c.Decode.MaxTimestampAge,
+		TimestampField: c.Decode.TimestampField, TimestampFormat: c.Decode.TimestampFormat}
 	if topics := config.SplitList(c.Decode.JSONTopics); len(topics) > 0 {
 		b.JSON = map[string]bool{}
 		for _, t := range topics {
@@ -123,7 +133,10 @@ func (t *Transfer) Run(ctx context.Context) error {
 	defer t.closeDLQ()
 	defer t.raw.close()
 	brokers := config.SplitList(t.cfg.Kafka.Brokers)
-	topics := config.SplitList(t.cfg.Kafka.Topics)
+	spec, err := ParseTopics(t.cfg.Kafka.Topics, t.cfg.Kafka.DLQTopic)
+	if err != nil {
+		return err
+	}
 	var group sarama.ConsumerGroup
 	backoff := 250 * time.Millisecond
 	for group == nil {
@@ -137,6 +150,24 @@ func (t *Transfer) Run(ctx context.Context) error {
 			return nil
 		}
 		backoff = min(2*backoff, 10*time.Second)
+	}
+	if es, ok := t.sink.(*output.ES); ok && t.cfg.ES.RetentionDelete {
+		rctx, stopRetention := context.WithCancel(ctx)
+		retentionDone := make(chan struct{})
+		defer func() { stopRetention(); <-retentionDone }()
+		go func() {
+			defer close(retentionDone)
+			t.deleteExpired(rctx, es)
+		}()
+	}
+	if t.cfg.Kibana.URL != "" {
+		kctx, stopKibana := context.WithCancel(ctx)
+		kibanaDone := make(chan struct{})
+		defer func() { stopKibana(); <-kibanaDone }()
+		go func() {
+			defer close(kibanaDone)
+			t.setupKibana(kctx)
+		}()
 	}
 	h := &handler{t: t, probes: map[topicPartition]chan struct{}{}}
 	errorsDone := make(chan struct{})
@@ -158,13 +189,73 @@ func (t *Transfer) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	t.log.Info("consuming", "group", t.cfg.Kafka.Group, "topics", topics, "output", t.cfg.Output.Type)
+	// With patterns, a watcher lists the topics every metadata_refresh and ends the
+	// session when the list changes: the next one joins with the new list.
+	w := &topicWatcher{topics: spec, interval: t.cfg.Kafka.MetadataRefresh}
+	var topicsMu sync.Mutex
+	var topics []string
+	changed := make(chan struct{}, 1)
+	if len(spec.Patterns) > 0 {
+		wc := *t.sc
+		wc.Metadata.AllowAutoTopicCreation = false // listing must not bring a deleted topic back
+		cl, err := sarama.NewClient(brokers, &wc)
+		if err != nil {
+			return fmt.Errorf("kafka client for topic patterns: %w", err)
+		}
+		defer cl.Close()
+		w.client = cl
+		wctx, stopWatch := context.WithCancel(ctx)
+		watchDone := make(chan struct{})
+		defer func() { stopWatch(); <-watchDone }()
+		go func() {
+			defer close(watchDone)
+			w.watch(wctx, func() []string {
+				topicsMu.Lock()
+				defer topicsMu.Unlock()
+				return topics
+			}, func(list []string) {
+				t.log.Info("topics changed; rejoining the group", "topics", list)
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+				h.restart()
+			}, t.log.Warn)
+		}()
+	}
+	t.log.Info("consuming", "group", t.cfg.Kafka.Group, "topics", t.cfg.Kafka.Topics, "output", t.cfg.Output.Type)
 	for ctx.Err() == nil {
-		// A session ends with ctx, on a rebalance, or when a partition skipped a
-		// batch sarama cannot decode: its next session starts past the batch.
+		list, err := w.list()
+		if err != nil {
+			t.log.Warn("cannot list topics; retrying", "err", err)
+			if !sleep(ctx, time.Second) {
+				break
+			}
+			continue
+		}
+		topicsMu.Lock()
+		topics = list
+		topicsMu.Unlock()
+		if len(list) == 0 {
+			t.log.Info("no topic matches the patterns yet", "topics", t.cfg.Kafka.Topics, "next_look_in", w.interval)
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			}
+			continue
+		}
+		// A session ends with ctx, on a rebalance, when the topics change, or when a
+		// partition skipped a batch sarama cannot decode: its next session starts past
+		// the batch.
 		sctx, endSession := context.WithCancel(ctx)
 		h.setEndSession(endSession)
-		err := group.Consume(sctx, topics, h)
+		select {
+		case <-changed: // the list changed since it was read: read it again
+			endSession()
+			continue
+		default:
+		}
+		err = group.Consume(sctx, list, h)
 		endSession()
 		if err != nil {
 			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
@@ -439,6 +530,9 @@ func (t *Transfer) store(ctx context.Context, msgs []*sarama.ConsumerMessage) bo
 		if docs[i].TimestampReplaced {
 			t.m.timestampsReplaced.Inc()
 		}
+		if docs[i].TimestampUnparsed {
+			t.m.timestampsUnparsed.Inc()
+		}
 	}
 	pending := make([]int, len(msgs))
 	for i := range pending {
@@ -472,6 +566,9 @@ func (t *Transfer) store(ctx context.Context, msgs []*sarama.ConsumerMessage) bo
 			case output.Stored:
 				t.m.indexed.Inc()
 				t.m.indexedN.Add(1)
+				if r.Existed {
+					t.m.existed.Inc()
+				}
 			case output.Retry:
 				retry = append(retry, j)
 			case output.Reject:
@@ -631,5 +728,43 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-tm.C:
 		return true
+	}
+}
+
+// retentionInterval is how often expired daily indices are looked for.
+const retentionInterval = time.Hour
+
+// deleteExpired deletes the transfer's daily indices older than [es] retention_days,
+// at start and every retentionInterval, until ctx ends.
+func (t *Transfer) deleteExpired(ctx context.Context, es *output.ES) {
+	for {
+		deleted, err := es.DeleteExpired(ctx, t.cfg.ES.Index, t.cfg.ES.RetentionDays, time.Now())
+		t.m.indicesDeleted.Add(float64(len(deleted)))
+		if len(deleted) > 0 {
+			t.log.Info("deleted expired indices", "indices", deleted, "retention_days", t.cfg.ES.RetentionDays)
+		}
+		if err != nil && ctx.Err() == nil {
+			t.log.Warn("cannot delete expired indices", "err", err)
+		}
+		if !sleep(ctx, retentionInterval) {
+			return
+		}
+	}
+}
+
+// setupKibana creates the Kibana data view at start, retrying (Kibana often starts
+// after the transfer) until it succeeds or ctx ends.
+func (t *Transfer) setupKibana(ctx context.Context) {
+	backoff := time.Second
+	for {
+		_, err := SetupKibana(ctx, t.cfg, t.log)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		t.log.Warn("kibana setup failed; retrying", "err", err, "retry_in", backoff)
+		if !sleep(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, time.Minute)
 	}
 }

@@ -125,7 +125,14 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 // right fields, and nothing else exists.
 func checkDocs(t testing.TB, es *estest.Server, n int) {
 	t.Helper()
-	docs := es.Docs("web_log-*")
+	checkDocsIn(t, es, "web_log-*", n, func(d estest.Doc) bool { return d.Index == "web_log-2026.11.22" })
+}
+
+// checkDocsIn is checkDocs for the indices or data streams matching pattern, each
+// document's place checked by where.
+func checkDocsIn(t testing.TB, es *estest.Server, pattern string, n int, where func(estest.Doc) bool) {
+	t.Helper()
+	docs := es.Docs(pattern)
 	if len(docs) != n {
 		t.Fatalf("%d documents, want %d", len(docs), n)
 	}
@@ -146,7 +153,7 @@ func checkDocs(t testing.TB, es *estest.Server, n int) {
 			t.Fatal(err)
 		}
 		i, _ := strconv.Atoi(strings.TrimPrefix(doc.Message, "line "))
-		if d.Index != "web_log-2026.11.22" || doc.Host.Name != "web-1" || doc.Log.Offset != int64(100*i) ||
+		if !where(d) || doc.Host.Name != "web-1" || doc.Log.Offset != int64(100*i) ||
 			doc.Log.File.Path != fmt.Sprintf("/var/log/f%d.log", i%3) || doc.Kafka.Topic != "web_log" || seen[doc.Message] {
 			t.Fatalf("document %s in %s: %s", d.ID, d.Index, d.Source)
 		}

@@ -1,17 +1,35 @@
 // Package estest is the Elasticsearch stand-in for logpipe's tests: Elasticsearch
 // cannot be installed here, so this HTTP server follows the parts of its REST
 // contract that logpipe relies on, closely enough to exercise every failure path.
+// It plays one of three flavours (Flavor): Elasticsearch 7.17, Elasticsearch 8.x or
+// OpenSearch 2.x, with their documented differences (see flavor.go).
 //
 // It implements:
 //   - POST /_bulk and /<index>/_bulk: NDJSON actions (index, create, delete) with
 //     per-item results (status, result, _version, error) and the top-level errors flag;
 //     documents are kept by (index, _id), so indexing an existing id overwrites it
-//     ("updated", version + 1) and create answers 409.
-//   - GET /: cluster info (version 7.17.x); HEAD /; GET /_cluster/health.
-//   - PUT /_index_template/<name>, PUT /_template/<name>: stored, not applied.
+//     ("updated", version + 1) and create answers 409. Action lines with _type are
+//     refused by 8.x and OpenSearch 2 (mapping types are gone); 7.17 answers "_type".
+//   - data streams: a name matching a composable template with "data_stream" becomes
+//     a data stream on its first write; it takes only create (index is refused with
+//     400), needs @timestamp, stores in its write backing index .ds-<name>-<date>-<gen>,
+//     and answers 409 for an _id that exists in the write index (only there: after a
+//     rollover the same _id can be stored again). POST /<stream>/_rollover.
+//   - GET /: cluster info of the flavour (X-Elastic-Product header on Elasticsearch
+//     7.14+); HEAD /; GET /_cluster/health.
+//   - PUT /_index_template/<name> (composable, with ES's rule that overlapping
+//     patterns need distinct priorities; ES ships "logs" for logs-*-* at 100),
+//     PUT /_template/<name> (legacy).
+//   - lifecycle: PUT /_ilm/policy/<name> on Elasticsearch, GET|PUT
+//     /_plugins/_ism/policies/<id> on OpenSearch (an update needs if_seq_no and
+//     if_primary_term); the other one answers 400 "no handler found".
+//   - GET /_cat/indices/<pattern>?format=json, DELETE /<index>[,<index>] (8.x refuses
+//     wildcards: action.destructive_requires_name).
 //   - POST /<index>/_refresh, /_refresh: accepted (documents are visible at once).
 //   - GET|POST /<index>/_count and /<index>/_search with {"query": {"ids":
 //     {"values": [...]}}} or match_all, "size"; <index> may hold * and commas.
+//   - security (SetAuth): basic or ApiKey credentials, 401 security_exception
+//     otherwise; StartTLS serves https and may ask for client certificates.
 //
 // Failures are injected with ItemRule (per item: 429 es_rejected_execution_exception,
 // 503, 400 mapper_parsing_exception, ...), RequestRule (the whole request: 429, 5xx)
@@ -22,10 +40,12 @@ package estest
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"path"
@@ -54,25 +74,35 @@ type RequestRule func() int
 
 // Doc is a stored document.
 type Doc struct {
-	Index   string
-	ID      string
-	Source  json.RawMessage
-	Version int64
-	Stored  time.Time // when it was (last) indexed
+	Index      string // the index it is stored in (a backing index for a data stream)
+	DataStream string // the data stream, if any
+	ID         string
+	Source     json.RawMessage
+	Version    int64
+	Stored     time.Time // when it was (last) indexed
 }
 
 // Server is a running stand-in.
 type Server struct {
-	addr string
+	addr   string
+	flavor Flavor
+	tls    *tls.Config // nil: plain http
 
-	mu       sync.Mutex
-	ln       net.Listener
-	srv      *http.Server
-	docs     map[string]map[string]*Doc // index -> id -> doc
-	template map[string]json.RawMessage
-	itemRule ItemRule
-	reqRule  RequestRule
-	fast     bool
+	mu        sync.Mutex
+	ln        net.Listener
+	srv       *http.Server
+	docs      map[string]map[string]*Doc // index -> id -> doc
+	template  map[string]json.RawMessage // every template PUT, legacy or composable, by name
+	composite map[string]*composable     // composable templates by name
+	streams   map[string]*dataStream     // by name
+	ilm       map[string]json.RawMessage
+	ism       map[string]*ismPolicy
+	auth      Auth
+	lastAuth  string // scheme of the last accepted credentials: Basic, ApiKey or ""
+	lastCert  string // common name of the last client certificate
+	itemRule  ItemRule
+	reqRule   RequestRule
+	fast      bool
 
 	// Counters.
 	BulkRequests  atomic.Int64 // bulk requests received (including failed ones)
@@ -80,23 +110,39 @@ type Server struct {
 	ItemsRejected atomic.Int64 // items answered with an error by ItemRule
 	Indexed       atomic.Int64 // items stored (created or updated)
 	Overwrites    atomic.Int64 // items that replaced an existing document
+	Conflicts     atomic.Int64 // create items answered 409 (the _id exists)
 }
 
-// Start starts a stand-in on a free port of 127.0.0.1.
-func Start() (*Server, error) {
-	s := &Server{docs: map[string]map[string]*Doc{}, template: map[string]json.RawMessage{}}
+// Start starts an Elasticsearch 7.17 stand-in on a free port of 127.0.0.1.
+func Start() (*Server, error) { return StartFlavor(Elasticsearch7) }
+
+// StartFlavor starts a stand-in of the given flavour on a free port of 127.0.0.1.
+func StartFlavor(f Flavor) (*Server, error) { return StartTLS(f, nil) }
+
+// StartTLS starts a stand-in that serves https with tc (its ClientAuth may ask for
+// client certificates); nil tc serves http.
+func StartTLS(f Flavor, tc *tls.Config) (*Server, error) {
+	s := &Server{flavor: f, tls: tc, docs: map[string]map[string]*Doc{}, template: map[string]json.RawMessage{},
+		composite: map[string]*composable{}, streams: map[string]*dataStream{}, ilm: map[string]json.RawMessage{}, ism: map[string]*ismPolicy{}}
+	s.builtinTemplates()
 	if err := s.listen("127.0.0.1:0"); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
+// Flavor is the flavour the stand-in plays.
+func (s *Server) Flavor() Flavor { return s.flavor }
+
 func (s *Server) listen(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("estest: listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: s}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	srv := &http.Server{Handler: s, ErrorLog: log.New(io.Discard, "", 0)}
 	s.mu.Lock()
 	s.ln, s.srv, s.addr = ln, srv, ln.Addr().String()
 	s.mu.Unlock()
@@ -104,8 +150,13 @@ func (s *Server) listen(addr string) error {
 	return nil
 }
 
-// URL is the base URL, http://127.0.0.1:port.
-func (s *Server) URL() string { return "http://" + s.addr }
+// URL is the base URL, http://127.0.0.1:port (https with StartTLS).
+func (s *Server) URL() string {
+	if s.tls != nil {
+		return "https://" + s.addr
+	}
+	return "http://" + s.addr
+}
 
 // Close stops the server.
 func (s *Server) Close() {
@@ -152,12 +203,11 @@ func (s *Server) Docs(pattern string) []Doc {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []Doc
-	for idx, m := range s.docs {
-		if !matchIndex(pattern, idx) {
-			continue
-		}
+	for _, m := range s.docs {
 		for _, d := range m {
-			out = append(out, *d)
+			if matchIndex(pattern, d.Index) || (d.DataStream != "" && matchIndex(pattern, d.DataStream)) {
+				out = append(out, *d)
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -176,6 +226,8 @@ func (s *Server) Count(pattern string) int {
 	n := 0
 	for idx, m := range s.docs {
 		if matchIndex(pattern, idx) {
+			n += len(m)
+		} else if ds := streamOf(idx); ds != "" && matchIndex(pattern, ds) {
 			n += len(m)
 		}
 	}
@@ -207,15 +259,20 @@ func matchIndex(pattern, index string) bool {
 
 // ServeHTTP routes a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.flavor.productHeader() {
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+	}
+	if !s.authorized(w, r) {
+		return
+	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	last := parts[len(parts)-1]
+	if s.serveCluster(w, r, parts) {
+		return
+	}
 	switch {
 	case r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-		writeJSON(w, 200, map[string]any{
-			"name": "estest", "cluster_name": "estest", "cluster_uuid": "estest",
-			"version": map[string]any{"number": "7.17.25", "build_flavor": "default", "lucene_version": "8.11.3", "minimum_wire_compatibility_version": "6.8.0"},
-			"tagline": "You Know, for Search",
-		})
+		writeJSON(w, 200, s.flavor.rootInfo())
 	case last == "_bulk" && (r.Method == http.MethodPost || r.Method == http.MethodPut):
 		defaultIndex := ""
 		if len(parts) == 2 {
@@ -224,16 +281,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.bulk(w, r, defaultIndex)
 	case parts[0] == "_cluster" && last == "health":
 		writeJSON(w, 200, map[string]any{"cluster_name": "estest", "status": "green", "number_of_nodes": 1})
-	case (parts[0] == "_index_template" || parts[0] == "_template") && len(parts) == 2 && r.Method == http.MethodPut:
-		body, _ := io.ReadAll(r.Body)
-		if !json.Valid(body) {
-			writeError(w, 400, "parse_exception", "request body is not valid JSON")
-			return
-		}
-		s.mu.Lock()
-		s.template[parts[1]] = body
-		s.mu.Unlock()
-		writeJSON(w, 200, map[string]any{"acknowledged": true})
 	case last == "_refresh":
 		writeJSON(w, 200, map[string]any{"_shards": map[string]int{"total": 1, "successful": 1, "failed": 0}})
 	case last == "_count":
@@ -286,8 +333,9 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, defaultIndex strin
 			continue
 		}
 		var action map[string]struct {
-			Index string `json:"_index"`
-			ID    string `json:"_id"`
+			Index string  `json:"_index"`
+			ID    string  `json:"_id"`
+			Type  *string `json:"_type"`
 		}
 		if err := json.Unmarshal(line, &action); err != nil || len(action) != 1 {
 			writeError(w, 400, "illegal_argument_exception", fmt.Sprintf("malformed action line %q", line))
@@ -296,6 +344,10 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, defaultIndex strin
 		var it Item
 		for k, v := range action {
 			it = Item{Action: k, Index: v.Index, ID: v.ID}
+			if v.Type != nil && !s.flavor.acceptsTypes() {
+				writeError(w, 400, "illegal_argument_exception", fmt.Sprintf("Action/metadata line [%d] contains an unknown parameter [_type]", len(items)*2+1))
+				return
+			}
 		}
 		if it.Index == "" {
 			it.Index = defaultIndex
@@ -321,6 +373,10 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, defaultIndex strin
 // fastBulk acknowledges every item of a bulk request without storing it, writing the
 // response by hand: a benchmark's stand-in should cost as little as it can.
 func (s *Server) fastBulk(w http.ResponseWriter, br *bufio.Reader) {
+	typeField := ""
+	if s.flavor.acceptsTypes() {
+		typeField = `"_type":"_doc",`
+	}
 	var out bytes.Buffer
 	out.WriteString(`{"took":1,"errors":false,"items":[`)
 	n := 0
@@ -342,12 +398,15 @@ func (s *Server) fastBulk(w http.ResponseWriter, br *bufio.Reader) {
 				if bytes.Contains(line, []byte(`"delete"`)) {
 					action = "delete"
 				} else {
+					if bytes.HasPrefix(bytes.TrimSpace(line), []byte(`{"create"`)) {
+						action = "create"
+					}
 					expectSource = true
 				}
 				if n > 0 {
 					out.WriteByte(',')
 				}
-				out.WriteString(`{"` + action + `":{"_type":"_doc","status":201,"result":"created"}}`)
+				out.WriteString(`{"` + action + `":{` + typeField + `"status":201,"result":"created"}}`)
 				n++
 			}
 		}
@@ -363,7 +422,10 @@ func (s *Server) fastBulk(w http.ResponseWriter, br *bufio.Reader) {
 }
 
 func (s *Server) applyItem(it Item, rule ItemRule) map[string]any {
-	res := map[string]any{"_index": it.Index, "_id": it.ID, "_type": "_doc"}
+	res := map[string]any{"_index": it.Index, "_id": it.ID}
+	if s.flavor.acceptsTypes() {
+		res["_type"] = "_doc"
+	}
 	fail := func(st int, reason string) map[string]any {
 		s.ItemsRejected.Add(1)
 		res["status"] = st
@@ -388,6 +450,20 @@ func (s *Server) applyItem(it Item, rule ItemRule) map[string]any {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	stream := s.streamFor(it.Index)
+	if stream != nil {
+		if it.Action != "create" {
+			return fail(400, "only write ops with an op_type of create are allowed in data streams")
+		}
+		var ts struct {
+			Timestamp json.RawMessage `json:"@timestamp"`
+		}
+		if json.Unmarshal(it.Source, &ts) != nil || len(ts.Timestamp) == 0 {
+			return fail(400, "data stream timestamp field [@timestamp] is missing")
+		}
+		it.Index = stream.writeIndex()
+		res["_index"] = it.Index
+	}
 	m := s.docs[it.Index]
 	if m == nil {
 		m = map[string]*Doc{}
@@ -410,12 +486,16 @@ func (s *Server) applyItem(it Item, rule ItemRule) map[string]any {
 	case "create":
 		if old != nil {
 			s.ItemsRejected.Add(1)
+			s.Conflicts.Add(1)
 			res["status"] = 409
 			res["error"] = map[string]any{"type": "version_conflict_engine_exception", "reason": "document already exists"}
 			return res
 		}
 	}
 	d := &Doc{Index: it.Index, ID: it.ID, Source: it.Source, Version: 1, Stored: time.Now()}
+	if stream != nil {
+		d.DataStream = stream.name
+	}
 	res["status"], res["result"] = 201, "created"
 	if old != nil {
 		d.Version = old.Version + 1

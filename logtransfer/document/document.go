@@ -28,6 +28,8 @@ type Doc struct {
 	// builder accepts, so @timestamp is the time of indexing and kafka.timestamp keeps
 	// the record's own (epoch milliseconds).
 	TimestampReplaced bool
+	// TimestampUnparsed: the line has Builder.TimestampField but it could not be used.
+	TimestampUnparsed bool
 }
 
 // Builder builds documents; IndexPattern may hold {topic} and {date} (yyyy.MM.dd, UTC,
@@ -45,6 +47,15 @@ type Builder struct {
 	// the time of indexing (and kept in kafka.timestamp), so that a producer's clock
 	// or a crafted record cannot create one index per day. Zero: no bound.
 	MaxFuture, MaxAge time.Duration
+	// TimestampField names the field of a JSON line (a dotted path for nested
+	// objects: "log.time") that sets @timestamp; the record's timestamp (when the
+	// agent read the line) then goes to event.created. A value that does not parse,
+	// or falls outside MaxFuture/MaxAge, leaves @timestamp alone and sets
+	// TimestampUnparsed.
+	TimestampField string
+	// TimestampFormat is how that field is written: "" (RFC 3339), "unix" (seconds,
+	// may have a fraction), "unix_ms", or a Go time layout.
+	TimestampFormat string
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 
@@ -69,7 +80,7 @@ func NewBuilder(b Builder) *Builder {
 }
 
 // ownFields are the document's fields that decoded JSON never replaces.
-var ownFields = map[string]bool{"@timestamp": true, "message": true, "host": true, "log": true, "kafka": true, "error": true, "tags": true}
+var ownFields = map[string]bool{"@timestamp": true, "message": true, "host": true, "log": true, "kafka": true, "error": true, "tags": true, "event": true}
 
 // Build makes the document of a record. The id depends only on where the line came
 // from: host, file incarnation and byte offset for lines from logagent, or topic,
@@ -82,7 +93,7 @@ var ownFields = map[string]bool{"@timestamp": true, "message": true, "host": tru
 // the same, with error.message saying why and the tag _jsonparsefailure (as Logstash
 // does), never dropped.
 func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
-	var host, path, fileID, offset, stream []byte
+	var host, path, fileID, offset, stream, readAt []byte
 	var meta []*sarama.RecordHeader // labels and container names, see appendMeta
 	for _, h := range m.Headers {
 		switch k := string(h.Key); k {
@@ -96,7 +107,9 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 			offset = h.Value
 		case "stream":
 			stream = h.Value
-		case "kubernetes.pod.name", "kubernetes.namespace", "container.name", "container.id", "event.created":
+		case "event.created":
+			readAt = h.Value // the agent's read time, when the record's is the container runtime's
+		case "kubernetes.pod.name", "kubernetes.namespace", "container.name", "container.id":
 			meta = append(meta, h)
 		default:
 			if strings.HasPrefix(k, "fields.") && len(k) > len("fields.") {
@@ -108,12 +121,39 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 	if b.Now != nil {
 		now = b.Now
 	}
+	n := now().UTC()
 	ts := m.Timestamp.UTC()
 	replaced := false
 	if m.Timestamp.IsZero() || ts.Year() < 1971 {
-		ts = now().UTC()
-	} else if n := now(); (b.MaxFuture > 0 && ts.After(n.Add(b.MaxFuture))) || (b.MaxAge > 0 && ts.Before(n.Add(-b.MaxAge))) {
-		ts, replaced = n.UTC(), true
+		ts = n
+	} else if !b.inBounds(ts, n) {
+		ts, replaced = n, true
+	}
+	// A JSON line: decoded once, for its timestamp and its fields.
+	var fields map[string]json.RawMessage
+	var jsonErr error
+	isJSON := b.JSON != nil && (b.JSON[m.Topic] || b.JSON["*"])
+	if isJSON {
+		fields, jsonErr = decodeObject(m.Value)
+	}
+	var created time.Time // the agent's read time, when the line's time is @timestamp
+	if readAt != nil {
+		if t, err := time.Parse(time.RFC3339Nano, string(readAt)); err == nil {
+			created = t.UTC()
+		}
+	}
+	unparsed := false
+	if fields != nil && b.TimestampField != "" {
+		if raw, ok := lookup(fields, b.TimestampField); ok {
+			if lt, err := parseTime(raw, b.TimestampFormat); err == nil && lt.Year() >= 1971 && b.inBounds(lt, n) {
+				if !replaced && created.IsZero() {
+					created = ts
+				}
+				ts = lt.UTC()
+			} else {
+				unparsed = true
+			}
+		}
 	}
 	body := make([]byte, 0, len(m.Value)+len(host)+len(path)+len(m.Topic)+256)
 	body = append(body, `{"@timestamp":"`...)
@@ -162,22 +202,53 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 		body = strconv.AppendInt(body, m.Timestamp.UnixMilli(), 10)
 	}
 	body = append(body, '}')
-	if b.JSON != nil && (b.JSON[m.Topic] || b.JSON["*"]) {
-		body = b.appendJSON(body, m.Value, added)
+	// ECS event: created (the agent's read time) when the line's own time is
+	// @timestamp, ingested always; at the top level, the line's other event fields
+	// join them in the one "event" object.
+	body = append(body, `,"event":{`...)
+	if !created.IsZero() {
+		body = append(body, `"created":"`...)
+		body = created.AppendFormat(body, "2006-01-02T15:04:05.000Z07:00")
+		body = append(body, `",`...)
+	}
+	body = append(body, `"ingested":"`...)
+	body = n.AppendFormat(body, "2006-01-02T15:04:05.000Z07:00")
+	body = append(body, '"')
+	if b.JSONTarget == "" && fields != nil {
+		var ev map[string]json.RawMessage
+		if raw, ok := fields["event"]; ok && json.Unmarshal(raw, &ev) == nil {
+			keys := make([]string, 0, len(ev))
+			for k := range ev {
+				if k != "created" && k != "ingested" {
+					keys = append(keys, k)
+				}
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				body = append(body, ',')
+				body = appendString(body, []byte(k))
+				body = append(body, ':')
+				body = appendCompact(body, ev[k])
+			}
+		}
+	}
+	body = append(body, '}')
+	if isJSON {
+		body = b.appendJSON(body, fields, jsonErr, added)
 	}
 	body = append(body, '}')
 
-	return Doc{Index: b.index(m.Topic, ts), ID: ID(m.Topic, m.Partition, m.Offset, host, fileID, offset), Body: body, TimestampReplaced: replaced}
+	return Doc{Index: b.index(m.Topic, ts), ID: ID(m.Topic, m.Partition, m.Offset, host, fileID, offset), Body: body,
+		TimestampReplaced: replaced, TimestampUnparsed: unparsed}
 }
 
 // appendMeta adds what the agent's headers tell beyond the line itself: an entry's
-// static fields ("fields.<name>") under labels (ECS's place for them), the Kubernetes
-// pod, namespace and container of a container log, and event.created (when the agent
-// read a line whose @timestamp is the container runtime's).
+// static fields ("fields.<name>") under labels (ECS's place for them), and the Kubernetes
+// pod, namespace and container of a container log.
 func appendMeta(body []byte, meta []*sarama.RecordHeader) ([]byte, []string) {
 	var added []string
 	var labels []*sarama.RecordHeader
-	var pod, ns, cname, cid, created []byte
+	var pod, ns, cname, cid []byte
 	for _, h := range meta {
 		switch string(h.Key) {
 		case "kubernetes.pod.name":
@@ -188,8 +259,6 @@ func appendMeta(body []byte, meta []*sarama.RecordHeader) ([]byte, []string) {
 			cname = h.Value
 		case "container.id":
 			cid = h.Value
-		case "event.created":
-			created = h.Value
 		default:
 			labels = append(labels, h)
 		}
@@ -246,25 +315,90 @@ func appendMeta(body []byte, meta []*sarama.RecordHeader) ([]byte, []string) {
 		}
 		body = append(body, '}')
 	}
-	if created != nil {
-		if t, err := time.Parse(time.RFC3339Nano, string(created)); err == nil {
-			added = append(added, "event")
-			body = append(body, `,"event":{"created":"`...)
-			body = t.UTC().AppendFormat(body, "2006-01-02T15:04:05.000000000Z07:00")
-			body = append(body, `"}`...)
-		}
-	}
 	return body, added
 }
 
-// appendJSON adds the fields of a JSON object line, or the reason it is not one.
-func (b Builder) appendJSON(body, line []byte, taken []string) []byte {
+func (b Builder) inBounds(ts, now time.Time) bool {
+	return !(b.MaxFuture > 0 && ts.After(now.Add(b.MaxFuture))) && !(b.MaxAge > 0 && ts.Before(now.Add(-b.MaxAge)))
+}
+
+// decodeObject decodes a line that is a JSON object.
+func decodeObject(line []byte) (map[string]json.RawMessage, error) {
 	var fields map[string]json.RawMessage
 	trimmed := bytes.TrimSpace(line)
 	err := errors.New("not a JSON object")
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		err = json.Unmarshal(trimmed, &fields)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return fields, nil
+}
+
+// maxPathDepth bounds a dotted timestamp_field path.
+const maxPathDepth = 8
+
+// lookup finds a dotted path in a decoded object: the whole name first ("log.time"
+// as one key), then nested objects.
+func lookup(fields map[string]json.RawMessage, path string) (json.RawMessage, bool) {
+	if v, ok := fields[path]; ok {
+		return v, true
+	}
+	head, rest, found := strings.Cut(path, ".")
+	if !found || strings.Count(path, ".") > maxPathDepth {
+		return nil, false
+	}
+	var inner map[string]json.RawMessage
+	if v, ok := fields[head]; !ok || json.Unmarshal(v, &inner) != nil {
+		return nil, false
+	}
+	return lookup(inner, rest)
+}
+
+// parseTime reads a timestamp value in format ("" RFC 3339, unix, unix_ms, or a Go
+// layout).
+func parseTime(raw json.RawMessage, format string) (time.Time, error) {
+	switch format {
+	case "unix", "unix_ms":
+		str := strings.Trim(string(raw), `"`)
+		if ms, err := strconv.ParseInt(str, 10, 64); err == nil && format == "unix_ms" && ms >= 0 && ms < 1e14 {
+			return time.UnixMilli(ms), nil
+		}
+		var f float64
+		if err := json.Unmarshal(raw, &f); err != nil {
+			var s string
+			if json.Unmarshal(raw, &s) != nil {
+				return time.Time{}, err
+			}
+			if f, err = strconv.ParseFloat(s, 64); err != nil {
+				return time.Time{}, err
+			}
+		}
+		if format == "unix_ms" {
+			f /= 1000
+		}
+		if f < 0 || f > 1e11 {
+			return time.Time{}, errors.New("out of range")
+		}
+		sec := int64(f)
+		return time.Unix(sec, int64((f-float64(sec))*1e9)).Round(time.Millisecond), nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return time.Time{}, err
+	}
+	if len(s) > 64 {
+		return time.Time{}, errors.New("too long")
+	}
+	if format == "" {
+		return time.Parse(time.RFC3339Nano, s)
+	}
+	return time.Parse(format, s)
+}
+
+// appendJSON adds the fields of a JSON object line, or the reason it is not one.
+func (b Builder) appendJSON(body []byte, fields map[string]json.RawMessage, err error, taken []string) []byte {
 	if err != nil {
 		body = append(body, `,"error":{"message":`...)
 		body = appendString(body, []byte("json: "+err.Error()))

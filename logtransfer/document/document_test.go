@@ -1,6 +1,7 @@
 package document
 
 import (
+	"bytes"
 	"encoding/json"
 	"runtime/metrics"
 	"strings"
@@ -24,8 +25,9 @@ func agentRecord(value string, offset string) *sarama.ConsumerMessage {
 }
 
 func TestBuild(t *testing.T) {
-	d := Builder{}.Build(agentRecord(`GET /index.html "quoted" \ <tag>`, "12345"))
-	want := `{"@timestamp":"2026-11-22T10:30:00.123Z","message":"GET /index.html \"quoted\" \\ \u003ctag\u003e","host":{"name":"web-1"},"log":{"file":{"path":"/var/log/nginx/access.log"},"offset":12345},"kafka":{"topic":"web_log","partition":2,"offset":987}}`
+	ingest := func() time.Time { return time.Date(2026, 11, 22, 10, 30, 1, 500e6, time.UTC) }
+	d := Builder{Now: ingest}.Build(agentRecord(`GET /index.html "quoted" \ <tag>`, "12345"))
+	want := `{"@timestamp":"2026-11-22T10:30:00.123Z","message":"GET /index.html \"quoted\" \\ \u003ctag\u003e","host":{"name":"web-1"},"log":{"file":{"path":"/var/log/nginx/access.log"},"offset":12345},"kafka":{"topic":"web_log","partition":2,"offset":987},"event":{"ingested":"2026-11-22T10:30:01.500Z"}}`
 	if string(d.Body) != want {
 		t.Fatalf("body\n%s\nwant\n%s", d.Body, want)
 	}
@@ -85,11 +87,12 @@ func FuzzBuild(f *testing.F) {
 // TestNewBuilderSameAsZero: the caching builder names indexes as the plain one does,
 // across days and topics.
 func TestNewBuilderSameAsZero(t *testing.T) {
-	cached := NewBuilder(Builder{IndexPattern: "{topic}-{date}"})
+	fixed := func() time.Time { return time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC) }
+	cached := NewBuilder(Builder{IndexPattern: "{topic}-{date}", Now: fixed})
 	for _, topic := range []string{"Web_Log", "app"} {
 		for _, ts := range []time.Time{time.Date(2026, 11, 22, 23, 59, 59, 0, time.UTC), time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)} {
 			m := &sarama.ConsumerMessage{Topic: topic, Timestamp: ts, Value: []byte("x")}
-			want := Builder{IndexPattern: "{topic}-{date}"}.Build(m)
+			want := Builder{IndexPattern: "{topic}-{date}", Now: fixed}.Build(m)
 			if got := cached.Build(m); got.Index != want.Index || got.ID != want.ID || string(got.Body) != string(want.Body) {
 				t.Fatalf("%s %v: %+v, want %+v", topic, ts, got, want)
 			}
@@ -156,13 +159,15 @@ func TestJSONDecoding(t *testing.T) {
 // FuzzBuildJSON: whatever the line, with JSON decoding on or off, the document is valid
 // JSON and keeps the line in message.
 func FuzzBuildJSON(f *testing.F) {
-	for _, s := range []string{`{"a":1}`, `{"message":"x","b":[1,{"c":null}]}`, `[1]`, `{"a":"\xff"}`, "plain \x00 line", `{"a":1}{"b":2}`, `{"k":"\u2028"}`, ""} {
+	for _, s := range []string{`{"time":"2027-01-15T08:00:00Z","event":{"x":1}}`, `{"a":{"b":1800000000000}}`, `{"a":1}`, `{"message":"x","b":[1,{"c":null}]}`, `[1]`, `{"a":"\xff"}`, "plain \x00 line", `{"a":1}{"b":2}`, `{"k":"\u2028"}`, ""} {
 		f.Add([]byte(s))
 	}
 	builders := []*Builder{
 		NewBuilder(Builder{}),
 		NewBuilder(Builder{JSON: map[string]bool{"t": true}, JSONTarget: "json"}),
 		NewBuilder(Builder{JSON: map[string]bool{"*": true}}),
+		NewBuilder(Builder{JSON: map[string]bool{"*": true}, TimestampField: "a.b", TimestampFormat: "unix_ms"}),
+		NewBuilder(Builder{JSON: map[string]bool{"*": true}, TimestampField: "time", MaxAge: time.Hour}),
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		for _, b := range builders {
@@ -303,11 +308,12 @@ func TestBuildAgentMetadata(t *testing.T) {
 		&sarama.RecordHeader{Key: []byte("container.id"), Value: []byte("abc")},
 		&sarama.RecordHeader{Key: []byte("event.created"), Value: []byte("2026-11-22T10:30:01.5Z")},
 	)
-	d := Builder{JSON: map[string]bool{"*": true}}.Build(m)
+	now := func() time.Time { return time.Date(2026, 11, 22, 10, 30, 2, 0, time.UTC) }
+	d := Builder{JSON: map[string]bool{"*": true}, Now: now}.Build(m)
 	want := `{"@timestamp":"2026-11-22T10:30:00.123Z","message":"{\"labels\":\"mine\",\"event\":\"x\",\"level\":\"info\"}","host":{"name":"web-1"},` +
 		`"log":{"file":{"path":"/var/log/nginx/access.log"},"offset":7,"iostream":"stderr"},"labels":{"env":"prod \"eu\"","service":"checkout"},` +
-		`"kubernetes":{"pod":{"name":"web-0"},"namespace":"shop"},"container":{"name":"nginx","id":"abc"},"event":{"created":"2026-11-22T10:30:01.500000000Z"},` +
-		`"kafka":{"topic":"web_log","partition":2,"offset":987},"level":"info"}`
+		`"kubernetes":{"pod":{"name":"web-0"},"namespace":"shop"},"container":{"name":"nginx","id":"abc"},` +
+		`"kafka":{"topic":"web_log","partition":2,"offset":987},"event":{"created":"2026-11-22T10:30:01.500Z","ingested":"2026-11-22T10:30:02.000Z"},"level":"info"}`
 	if string(d.Body) != want {
 		t.Fatalf("body\n%s\nwant\n%s", d.Body, want)
 	}
@@ -316,5 +322,49 @@ func TestBuildAgentMetadata(t *testing.T) {
 	}
 	if d.ID != (Builder{}).Build(agentRecord("x", "7")).ID {
 		t.Fatal("metadata changed the document id")
+	}
+}
+
+// TestTimestampField: a JSON line's own time becomes @timestamp (and picks the daily
+// index), the agent's read time goes to event.created, event.ingested is always set,
+// and a line's own event object is merged into the one "event" key (never two).
+func TestTimestampField(t *testing.T) {
+	now := func() time.Time { return time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC) }
+	read := time.Date(2026, 11, 23, 7, 59, 59, 0, time.UTC)
+	for _, c := range []struct {
+		format, line, wantTS string
+		unparsed             bool
+	}{
+		{"", `{"time":"2026-11-22T23:59:58.25+01:00","event":{"kind":"x","created":"bogus"},"m":1}`, "2026-11-22T22:59:58.250Z", false},
+		{"unix_ms", `{"time":1795334400123}`, "2026-11-22T08:00:00.123Z", false},
+		{"unix", `{"time":"1795334400.5"}`, "2026-11-22T08:00:00.500Z", false},
+		{"02/Jan/2006:15:04:05 -0700", `{"time":"22/Nov/2026:10:00:00 +0000"}`, "2026-11-22T10:00:00.000Z", false},
+		{"", `{"time":"yesterday"}`, "2026-11-23T07:59:59.000Z", true},
+		{"", `{"time":"1999-01-01T00:00:00Z"}`, "2026-11-23T07:59:59.000Z", true}, // older than MaxAge
+		{"", `{"nested":{"time":"2026-11-22T01:00:00Z"}}`, "2026-11-23T07:59:59.000Z", false},
+	} {
+		b := Builder{JSON: map[string]bool{"*": true}, TimestampField: "time", TimestampFormat: c.format, Now: now, MaxAge: 30 * 24 * time.Hour}
+		d := b.Build(&sarama.ConsumerMessage{Topic: "app", Value: []byte(c.line), Timestamp: read})
+		var doc struct {
+			TS    string `json:"@timestamp"`
+			Event struct {
+				Created, Ingested, Kind string
+			} `json:"event"`
+		}
+		if err := json.Unmarshal(d.Body, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc.TS != c.wantTS || d.TimestampUnparsed != c.unparsed || doc.Event.Ingested != "2026-11-23T08:00:00.000Z" ||
+			(doc.Event.Created != "") != (doc.TS != "2026-11-23T07:59:59.000Z") || d.Index != "app-"+doc.TS[:4]+"."+doc.TS[5:7]+"."+doc.TS[8:10] {
+			t.Fatalf("%s %s: %+v %s", c.format, c.line, doc, d.Body)
+		}
+		if bytes.Count(d.Body, []byte(`"event"`)) != 1 {
+			t.Fatalf("event twice: %s", d.Body)
+		}
+	}
+	b := Builder{JSON: map[string]bool{"*": true}, TimestampField: "nested.time", Now: now}
+	d := b.Build(&sarama.ConsumerMessage{Topic: "app", Value: []byte(`{"nested":{"time":"2026-11-22T01:00:00Z"},"event":{"kind":"k"}}`), Timestamp: read})
+	if !bytes.Contains(d.Body, []byte(`"@timestamp":"2026-11-22T01:00:00.000Z"`)) || !bytes.Contains(d.Body, []byte(`"event":{"created":"2026-11-23T07:59:59.000Z","ingested":"2026-11-23T08:00:00.000Z","kind":"k"}`)) {
+		t.Fatalf("nested: %s", d.Body)
 	}
 }

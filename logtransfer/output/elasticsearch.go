@@ -3,58 +3,85 @@ package output
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/logpipe/logpipe/internal/tlsconfig"
 	"github.com/logpipe/logpipe/logtransfer/document"
 	"github.com/olivere/elastic/v7"
 )
 
 // ESConfig configures the Elasticsearch sink.
 type ESConfig struct {
-	URLs         []string
-	Username     string
-	Password     string
-	CAFile       string // PEM bundle to trust, for https
-	Insecure     bool   // skip certificate verification (explicit opt-in)
-	Sniff        bool   // discover nodes; off by default (wrong behind docker/NAT)
-	IndexPattern string // for the index template, e.g. {topic}-{date}
-	Template     bool   // install the index template at start
-	Timeout      time.Duration
+	URLs     []string
+	Username string
+	Password string // read from a file by the caller when configured so
+	// APIKey is sent as "Authorization: ApiKey <APIKey>": the encoded key
+	// (base64 of id:key) that Elasticsearch prints, or id:key, encoded here.
+	APIKey            string
+	CAFile            string // PEM bundle to trust, for https
+	CertFile, KeyFile string // client certificate (PKI realm / mutual TLS)
+	Insecure          bool   // skip certificate verification (explicit opt-in)
+	Sniff             bool   // discover nodes; off by default (wrong behind docker/NAT)
+	IndexPattern      string // for the index template, e.g. {topic}-{date}
+	// DataStream writes with create actions into data streams named by IndexPattern
+	// (e.g. logs-{topic}-default), whose template enables data_stream; a 409 for an
+	// existing _id counts as stored.
+	DataStream bool
+	Template   bool // install the index template at start
+	// RetentionDays > 0 installs a lifecycle policy (ILM, or ISM on OpenSearch) that
+	// deletes data after that many days, attached through the template; with
+	// RetentionDelete the caller deletes expired daily indices itself instead.
+	RetentionDays   int
+	RetentionDelete bool
+	Timeout         time.Duration
+	// Warn logs a problem the sink works around (nil: none).
+	Warn func(msg string, args ...any)
+}
+
+func (c ESConfig) pattern() string {
+	if c.IndexPattern == "" {
+		if c.DataStream {
+			return "logs-{topic}-default"
+		}
+		return "{topic}-{date}"
+	}
+	return c.IndexPattern
 }
 
 // ES is the Elasticsearch sink, using bulk requests.
 type ES struct {
-	c  *elastic.Client
-	tr *http.Transport
+	c      *elastic.Client
+	tr     *http.Transport
+	action string // "index", or "create" into data streams
+	// Cluster is what the cluster said it is at start.
+	Cluster Cluster
 }
 
-// NewES connects to Elasticsearch and, if configured, installs the index template.
-// It does not wait for Elasticsearch to be up: writes are retried by the caller.
+// NewES connects to Elasticsearch, reads what the cluster is (GET /, retried until
+// it answers or ctx ends; an unsupported cluster is an error), and installs the
+// lifecycle policy and the index template as configured.
 func NewES(ctx context.Context, cfg ESConfig) (*ES, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 16
-	if cfg.CAFile != "" || cfg.Insecure {
-		tc := &tls.Config{InsecureSkipVerify: cfg.Insecure} //nolint:gosec // explicit opt-in
-		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("elasticsearch ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("elasticsearch ca_file %s: no certificates found", cfg.CAFile)
-			}
-			tc.RootCAs = pool
+	if cfg.CAFile != "" || cfg.Insecure || cfg.CertFile != "" || cfg.KeyFile != "" {
+		tc, err := tlsconfig.Client(tlsconfig.ClientOptions{CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, InsecureSkipVerify: cfg.Insecure})
+		if err != nil {
+			return nil, fmt.Errorf("elasticsearch: %w", err)
 		}
 		tr.TLSClientConfig = tc
+	}
+	var rt http.RoundTripper = tr
+	if cfg.APIKey != "" {
+		if cfg.Username != "" {
+			return nil, errors.New("elasticsearch: set api_key or username, not both")
+		}
+		rt = apiKeyTransport{next: tr, header: "ApiKey " + encodeAPIKey(cfg.APIKey)}
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
@@ -64,7 +91,7 @@ func NewES(ctx context.Context, cfg ESConfig) (*ES, error) {
 		elastic.SetURL(cfg.URLs...),
 		elastic.SetSniff(cfg.Sniff),
 		elastic.SetHealthcheck(false),
-		elastic.SetHttpClient(&http.Client{Transport: tr, Timeout: timeout}),
+		elastic.SetHttpClient(&http.Client{Transport: rt, Timeout: timeout}),
 		elastic.SetRetrier(elastic.NewStopRetrier()), // retries are the transfer's, with its backoff
 	}
 	if cfg.Username != "" {
@@ -79,51 +106,45 @@ func NewES(ctx context.Context, cfg ESConfig) (*ES, error) {
 			return nil, fmt.Errorf("elasticsearch client: %w", err)
 		}
 	}
-	es := &ES{c: c, tr: tr}
-	if cfg.Template {
-		if err := es.installTemplate(ctx, cfg.IndexPattern); err != nil {
-			return nil, err
-		}
+	es := &ES{c: c, tr: tr, action: "index"}
+	if cfg.DataStream {
+		es.action = "create"
+	}
+	if es.Cluster, err = es.detect(ctx, cfg.Warn); err != nil {
+		es.Close()
+		return nil, err
+	}
+	if cfg.DataStream && !es.Cluster.DataStreams() {
+		es.Close()
+		return nil, fmt.Errorf("[es] mode = data_stream: %s has no data streams (Elasticsearch 7.9+ or OpenSearch); use mode = index", es.Cluster)
+	}
+	if err := es.setup(ctx, cfg); err != nil {
+		es.Close()
+		return nil, err
 	}
 	return es, nil
 }
 
-// installTemplate maps the document fields with ECS types, so that a Kibana data view
-// on @timestamp works at once.
-func (e *ES) installTemplate(ctx context.Context, pattern string) error {
-	if pattern == "" {
-		pattern = "{topic}-{date}"
+// apiKeyTransport adds the Authorization header of an API key to every request.
+type apiKeyTransport struct {
+	next   http.RoundTripper
+	header string
+}
+
+func (t apiKeyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", t.header)
+	return t.next.RoundTrip(r)
+}
+
+// encodeAPIKey returns the encoded form of an API key: given as id:key it is
+// base64-encoded; the encoded form (what Elasticsearch prints) is kept.
+func encodeAPIKey(k string) string {
+	k = strings.TrimSpace(k)
+	if strings.Contains(k, ":") {
+		return base64.StdEncoding.EncodeToString([]byte(k))
 	}
-	glob := strings.NewReplacer("{topic}", "*", "{date}", "*").Replace(pattern)
-	tmpl := map[string]any{
-		"index_patterns": []string{glob},
-		"priority":       100,
-		"template": map[string]any{
-			"mappings": map[string]any{
-				"properties": map[string]any{
-					"@timestamp": map[string]any{"type": "date"},
-					"message":    map[string]any{"type": "text"},
-					"host":       map[string]any{"properties": map[string]any{"name": map[string]any{"type": "keyword"}}},
-					"log": map[string]any{"properties": map[string]any{
-						"file":   map[string]any{"properties": map[string]any{"path": map[string]any{"type": "keyword"}}},
-						"offset": map[string]any{"type": "long"},
-					}},
-					"kafka": map[string]any{"properties": map[string]any{
-						"topic":     map[string]any{"type": "keyword"},
-						"partition": map[string]any{"type": "integer"},
-						"offset":    map[string]any{"type": "long"},
-						"timestamp": map[string]any{"type": "long"}, // the record's, when @timestamp replaced it
-					}},
-				},
-			},
-		},
-	}
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := e.c.IndexPutIndexTemplate("logpipe").BodyJson(tmpl).Do(tctx); err != nil {
-		return fmt.Errorf("install index template for %s: %w", glob, err)
-	}
-	return nil
+	return k
 }
 
 // Write sends docs in one bulk request. The NDJSON body is built here in one pass
@@ -151,7 +172,9 @@ func (e *ES) Write(ctx context.Context, docs []document.Doc) ([]Result, error) {
 	body.Grow(n)
 	for _, i := range sent {
 		d := docs[i]
-		body.WriteString(`{"index":{"_index":`)
+		body.WriteString(`{"`)
+		body.WriteString(e.action)
+		body.WriteString(`":{"_index":`)
 		writeQuoted(&body, d.Index)
 		body.WriteString(`,"_id":`)
 		writeQuoted(&body, d.ID)
@@ -193,6 +216,11 @@ func (e *ES) Write(ctx context.Context, docs []document.Doc) ([]Result, error) {
 			results[i] = Result{Outcome: classify(r.Status), Status: r.Status}
 			if r.Error != nil {
 				results[i].Error = r.Error.Type + ": " + r.Error.Reason
+			}
+			// create answers 409 when the _id is in the write index already: with
+			// logpipe's deterministic ids that is this very line, indexed before.
+			if e.action == "create" && r.Status == http.StatusConflict && r.Error != nil && r.Error.Type == "version_conflict_engine_exception" {
+				results[i] = Result{Outcome: Stored, Status: r.Status, Existed: true}
 			}
 		}
 	}

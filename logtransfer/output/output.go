@@ -27,6 +27,9 @@ type Result struct {
 	Outcome Outcome
 	Status  int    // HTTP status of the item
 	Error   string // the reason, for Retry and Reject
+	// Existed: a create found the document already there (data streams' 409 for a
+	// re-delivered record), which counts as stored.
+	Existed bool
 }
 
 // Sink stores documents.
