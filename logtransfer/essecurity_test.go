@@ -15,6 +15,7 @@ import (
 	"github.com/logpipe/logpipe/internal/logging"
 	"github.com/logpipe/logpipe/internal/tlsconfig"
 	"github.com/logpipe/logpipe/internal/tlstest"
+	"github.com/logpipe/logpipe/internal/wait"
 )
 
 // syncBuffer is a log destination tests can read while the transfer writes.
@@ -79,7 +80,7 @@ func TestElasticsearchSecurity(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- tr.Run(ctx) }()
 		defer func() { cancel(); <-done }()
-		waitFor(t, 30*time.Second, "documents", func() bool { return es.Count("web_log-*") >= 500 })
+		wait.For(t, 30*time.Second, "documents", func() bool { return es.Count("web_log-*") >= 500 })
 		return nil
 	}
 	base := testConfig(b.Addr(), es.URL())

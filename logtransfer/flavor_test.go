@@ -10,6 +10,7 @@ import (
 	"github.com/logpipe/logpipe/internal/brokertest"
 	"github.com/logpipe/logpipe/internal/estest"
 	"github.com/logpipe/logpipe/internal/logging"
+	"github.com/logpipe/logpipe/internal/wait"
 	"github.com/logpipe/logpipe/logtransfer/output"
 )
 
@@ -52,7 +53,7 @@ func TestEveryFlavorAndMode(t *testing.T) {
 				if mode == "data_stream" {
 					pattern, where = "logs-web_log-default", inStream
 				}
-				waitFor(t, 60*time.Second, "every document", func() bool { return es.Count(pattern) >= n })
+				wait.For(t, 60*time.Second, "every document", func() bool { return es.Count(pattern) >= n })
 				checkDocsIn(t, es, pattern, n, where)
 				tmpl := es.ComposableTemplates()["logpipe"]
 				if tmpl == nil || len(es.LegacyTemplates()) != 0 || strings.Contains(string(tmpl), "data_stream") != (mode == "data_stream") {
@@ -67,7 +68,7 @@ func TestEveryFlavorAndMode(t *testing.T) {
 				r.stop()
 				cfg.Kafka.Group += "-again"
 				r = startTransfer(t, cfg)
-				waitFor(t, 60*time.Second, "the re-delivered records", func() bool { return r.t.m.indexedCount() >= n })
+				wait.For(t, 60*time.Second, "the re-delivered records", func() bool { return r.t.m.indexedCount() >= n })
 				checkDocsIn(t, es, pattern, n, where)
 				if es.Conflicts.Load() < n || es.Overwrites.Load() != 0 {
 					t.Fatalf("%d conflicts, %d overwrites", es.Conflicts.Load(), es.Overwrites.Load())

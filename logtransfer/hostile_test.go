@@ -17,6 +17,7 @@ import (
 	"github.com/logpipe/logpipe/internal/brokertest"
 	"github.com/logpipe/logpipe/internal/estest"
 	"github.com/logpipe/logpipe/internal/logging"
+	"github.com/logpipe/logpipe/internal/wait"
 	"github.com/logpipe/logpipe/logtransfer/kafkabatch/batchtest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -159,9 +160,9 @@ func undecodableBatch(t *testing.T, addr string, bad []byte, skipped func(*runni
 	start := time.Now()
 	goroutines := runtime.NumGoroutine()
 	r := startTransfer(t, testConfig(b.Addr(), es.URL()))
-	waitFor(t, 30*time.Second, "every good record", func() bool { return es.Count("*") >= want })
+	wait.For(t, 30*time.Second, "every good record", func() bool { return es.Count("*") >= want })
 	took := time.Since(start)
-	waitFor(t, 10*time.Second, "the commit past the bad batch", func() bool { return committed(t, b.Addr(), "logtransfer", "web_log") == want+1 })
+	wait.For(t, 10*time.Second, "the commit past the bad batch", func() bool { return committed(t, b.Addr(), "logtransfer", "web_log") == want+1 })
 	close(stop)
 	heap := <-peak
 	if n := es.Count("*"); n != want {
@@ -255,8 +256,8 @@ func TestJSONWithNewlinesIndexedOnce(t *testing.T) {
 	cfg.Kafka.Topics = "app_json"
 	cfg.Decode.JSONTopics = "app_json"
 	startTransfer(t, cfg)
-	waitFor(t, 30*time.Second, "51 documents", func() bool { return es.Count("*") >= 51 })
-	waitFor(t, 10*time.Second, "the commit", func() bool { return committed(t, b.Addr(), "logtransfer", "app_json") == 51 })
+	wait.For(t, 30*time.Second, "51 documents", func() bool { return es.Count("*") >= 51 })
+	wait.For(t, 10*time.Second, "the commit", func() bool { return committed(t, b.Addr(), "logtransfer", "app_json") == 51 })
 	if n, w := es.Count("*"), es.Indexed.Load(); n != 51 || w != 51 || es.Count("victim") != 0 {
 		t.Fatalf("%d documents, %d writes, %d in victim", n, w, es.Count("victim"))
 	}
@@ -283,7 +284,7 @@ func TestFarFutureTimestampReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startTransfer(t, testConfig(b.Addr(), es.URL()))
-	waitFor(t, 30*time.Second, "2 documents", func() bool { return es.Count("*") >= 2 })
+	wait.For(t, 30*time.Second, "2 documents", func() bool { return es.Count("*") >= 2 })
 	today := "web_log-" + time.Now().UTC().Format("2006.01.02")
 	if es.Count(today) != 2 {
 		t.Fatalf("%d documents in %s, want both", es.Count(today), today)
@@ -327,8 +328,8 @@ func TestOversizedDeadLetterTruncated(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startTransfer(t, testConfig(b.Addr(), es.URL()))
-	waitFor(t, 30*time.Second, "the record after", func() bool { return es.Count("*") >= 1 })
-	waitFor(t, 10*time.Second, "the commit", func() bool { return committed(t, b.Addr(), "logtransfer", "web_log") == 2 })
+	wait.For(t, 30*time.Second, "the record after", func() bool { return es.Count("*") >= 1 })
+	wait.For(t, 10*time.Second, "the commit", func() bool { return committed(t, b.Addr(), "logtransfer", "web_log") == 2 })
 	dead := readDLQ(t, b.Addr(), "web_log.dlq")
 	if len(dead.Value) >= 1_000_000 || !strings.HasPrefix(string(dead.Value), "HUGE") {
 		t.Fatalf("dead letter %v", dead)
@@ -383,7 +384,7 @@ func TestDeadLetterShrinksToBrokerLimit(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := startTransfer(t, testConfig(b.Addr(), es.URL()))
-			waitFor(t, 30*time.Second, "the commit past the rejected record", func() bool { return committed(t, b.Addr(), "logtransfer", "web_log") == 2 })
+			wait.For(t, 30*time.Second, "the commit past the rejected record", func() bool { return committed(t, b.Addr(), "logtransfer", "web_log") == 2 })
 			if es.Count("*") != 1 {
 				t.Fatalf("%d documents", es.Count("*"))
 			}

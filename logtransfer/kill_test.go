@@ -10,6 +10,8 @@ import (
 
 	"github.com/logpipe/logpipe/internal/brokertest"
 	"github.com/logpipe/logpipe/internal/estest"
+	"github.com/logpipe/logpipe/internal/proctest"
+	"github.com/logpipe/logpipe/internal/wait"
 )
 
 // TestTransferSIGKILL kills the transfer binary with SIGKILL while it indexes, three
@@ -31,10 +33,7 @@ func testSIGKILL(t *testing.T, f estest.Flavor, mode string) {
 	b := brokertest.Start(t, 6)
 	createTopic(t, b.Addr(), "web_log", 6)
 	es := startFlavor(t, f)
-	bin := filepath.Join(t.TempDir(), "logtransfer")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/logpipe/logpipe/cmd/logtransfer").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := filepath.Join(proctest.Build(t, t.TempDir(), "logtransfer"), "logtransfer")
 	ini := filepath.Join(t.TempDir(), "logtransfer.ini")
 	os.WriteFile(ini, []byte(fmt.Sprintf(`[kafka]
 brokers = %s
@@ -60,7 +59,7 @@ level = warn
 			t.Fatal(err)
 		}
 		before := es.Indexed.Load() + es.Conflicts.Load()
-		waitFor(t, 60*time.Second, "indexing progress", func() bool { return es.Indexed.Load()+es.Conflicts.Load() > before+2000 })
+		wait.For(t, 60*time.Second, "indexing progress", func() bool { return es.Indexed.Load()+es.Conflicts.Load() > before+2000 })
 		cmd.Process.Kill()
 		cmd.Wait()
 	}
@@ -70,7 +69,7 @@ level = warn
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	waitFor(t, 90*time.Second, "every document after three kills", func() bool { return es.Count("*") >= n })
+	wait.For(t, 90*time.Second, "every document after three kills", func() bool { return es.Count("*") >= n })
 	time.Sleep(300 * time.Millisecond)
 	if mode == "data_stream" {
 		checkDocsIn(t, es, "logs-web_log-default", n, inStream)

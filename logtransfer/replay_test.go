@@ -9,6 +9,7 @@ import (
 	"github.com/logpipe/logpipe/internal/brokertest"
 	"github.com/logpipe/logpipe/internal/estest"
 	"github.com/logpipe/logpipe/internal/logging"
+	"github.com/logpipe/logpipe/internal/wait"
 	"github.com/logpipe/logpipe/logtransfer/document"
 )
 
@@ -28,7 +29,7 @@ func TestReplayDLQ(t *testing.T) {
 	produce(t, b.Addr(), "web_log", 0, 300)
 	cfg := testConfig(b.Addr(), es.URL())
 	r := startTransfer(t, cfg)
-	waitFor(t, 30*time.Second, "298 documents and 2 dead letters", func() bool {
+	wait.For(t, 30*time.Second, "298 documents and 2 dead letters", func() bool {
 		return es.Count("*") >= 298 && counter(t, r.t, "logtransfer_dead_lettered_total") >= 2
 	})
 	r.stop()

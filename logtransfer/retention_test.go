@@ -12,6 +12,7 @@ import (
 	"github.com/logpipe/logpipe/internal/brokertest"
 	"github.com/logpipe/logpipe/internal/estest"
 	"github.com/logpipe/logpipe/internal/logging"
+	"github.com/logpipe/logpipe/internal/wait"
 )
 
 // TestRetentionPolicy: retention_days installs ILM on Elasticsearch (attached by
@@ -79,7 +80,7 @@ func TestRetentionDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startTransfer(t, cfg)
-	waitFor(t, 10*time.Second, "expired indices deleted", func() bool { return len(es.Indices()) == 5 })
+	wait.For(t, 10*time.Second, "expired indices deleted", func() bool { return len(es.Indices()) == 5 })
 	want := []string{"other-index", "web_log-" + today.AddDate(0, 0, -7).Format("2006.01.02"), "web_log-" + today.Format("2006.01.02"), "web_log-notadate", "x-2001.01.01-y"}
 	slices.Sort(want)
 	if got := es.Indices(); !slices.Equal(got, want) {

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logpipe/logpipe/internal/brokertest"
+	"github.com/logpipe/logpipe/internal/wait"
 )
 
 // TestSecure consumes over SASL_SSL with SCRAM-SHA-512, from logpipe's broker
@@ -28,7 +29,7 @@ func TestSecure(t *testing.T) {
 			cfg := testConfig(b.Addr, es.URL())
 			cfg.Kafka.Config = b.Client
 			startTransfer(t, cfg)
-			waitFor(t, 60*time.Second, "every document", func() bool { return es.Count("*") >= n })
+			wait.For(t, 60*time.Second, "every document", func() bool { return es.Count("*") >= n })
 			checkDocs(t, es, n)
 		})
 	}

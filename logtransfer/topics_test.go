@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/logpipe/logpipe/internal/brokertest"
+	"github.com/logpipe/logpipe/internal/wait"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -77,14 +78,14 @@ func TestTopicPatterns(t *testing.T) {
 		t.Fatal(err)
 	}
 	startTransfer(t, cfg)
-	waitFor(t, 30*time.Second, "web_log", func() bool { return es.Count("web_log-*") >= 100 })
+	wait.For(t, 30*time.Second, "web_log", func() bool { return es.Count("web_log-*") >= 100 })
 
 	start := time.Now()
 	if _, err := adm.CreateTopic(context.Background(), 3, 1, nil, "payments_log"); err != nil {
 		t.Fatal(err)
 	}
 	produceTo(t, cl, "payments_log", 0, 100)
-	waitFor(t, 45*time.Second, "payments_log, created later", func() bool { return es.Count("payments_log-*") >= 100 })
+	wait.For(t, 45*time.Second, "payments_log, created later", func() bool { return es.Count("payments_log-*") >= 100 })
 	t.Logf("a topic created later was indexed after %v (metadata_refresh %v)", time.Since(start).Round(time.Millisecond), cfg.Kafka.MetadataRefresh)
 
 	if _, err := adm.DeleteTopics(context.Background(), "web_log"); err != nil {
@@ -96,7 +97,7 @@ func TestTopicPatterns(t *testing.T) {
 	}
 	produceTo(t, cl, "later_log", 0, 100)
 	produceTo(t, cl, "payments_log", 100, 150)
-	waitFor(t, 45*time.Second, "later_log after web_log was deleted", func() bool {
+	wait.For(t, 45*time.Second, "later_log after web_log was deleted", func() bool {
 		return es.Count("later_log-*") >= 100 && es.Count("payments_log-*") >= 150
 	})
 	t.Logf("after a consumed topic was deleted, a new one was indexed after %v", time.Since(start).Round(time.Millisecond))

@@ -15,6 +15,7 @@ import (
 	"github.com/logpipe/logpipe/internal/brokertest"
 	"github.com/logpipe/logpipe/internal/estest"
 	"github.com/logpipe/logpipe/internal/logging"
+	"github.com/logpipe/logpipe/internal/wait"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -110,17 +111,6 @@ func startES(t testing.TB) *estest.Server {
 	return es
 }
 
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // checkDocs verifies that lines from..to are each exactly one document with the
 // right fields, and nothing else exists.
 func checkDocs(t testing.TB, es *estest.Server, n int) {
@@ -168,7 +158,7 @@ func TestIndexesEveryRecordOnce(t *testing.T) {
 	const n = 100000
 	produce(t, b.Addr(), "web_log", 0, n)
 	r := startTransfer(t, testConfig(b.Addr(), es.URL()))
-	waitFor(t, 60*time.Second, "every document", func() bool { return es.Count("*") >= n })
+	wait.For(t, 60*time.Second, "every document", func() bool { return es.Count("*") >= n })
 	checkDocs(t, es, n)
 	if len(es.Templates()) != 1 {
 		t.Fatal("index template not installed")
@@ -178,7 +168,7 @@ func TestIndexesEveryRecordOnce(t *testing.T) {
 	before := es.Indexed.Load()
 	produce(t, b.Addr(), "web_log", n, n+100)
 	startTransfer(t, testConfig(b.Addr(), es.URL()))
-	waitFor(t, 60*time.Second, "documents after restart", func() bool { return es.Count("*") >= n+100 })
+	wait.For(t, 60*time.Second, "documents after restart", func() bool { return es.Count("*") >= n+100 })
 	time.Sleep(200 * time.Millisecond)
 	if got := es.Indexed.Load() - before; got != 100 {
 		t.Fatalf("restart indexed %d documents, want the 100 new ones", got)
@@ -194,7 +184,7 @@ func TestTwoInstancesShareTheGroup(t *testing.T) {
 	startTransfer(t, cfg)
 	startTransfer(t, cfg)
 	produce(t, b.Addr(), "web_log", 0, n)
-	waitFor(t, 60*time.Second, "every document", func() bool { return es.Count("*") >= n })
+	wait.For(t, 60*time.Second, "every document", func() bool { return es.Count("*") >= n })
 	time.Sleep(300 * time.Millisecond)
 	checkDocs(t, es, n)
 	if es.Overwrites.Load() > 0 {
@@ -256,7 +246,7 @@ func TestRetries429AndNeverCommitsAhead(t *testing.T) {
 		check()
 	}
 	rejecting.Store(false)
-	waitFor(t, 60*time.Second, "every document", func() bool { return es.Count("*") >= n })
+	wait.For(t, 60*time.Second, "every document", func() bool { return es.Count("*") >= n })
 	check()
 	checkDocs(t, es, n)
 	if es.ItemsRejected.Load() == 0 {
@@ -270,7 +260,7 @@ func TestElasticsearchOutage(t *testing.T) {
 	es := startES(t)
 	startTransfer(t, testConfig(b.Addr(), es.URL()))
 	produce(t, b.Addr(), "web_log", 0, 1000)
-	waitFor(t, 30*time.Second, "documents before the outage", func() bool { return es.Count("*") >= 1000 })
+	wait.For(t, 30*time.Second, "documents before the outage", func() bool { return es.Count("*") >= 1000 })
 	es.Down()
 	produce(t, b.Addr(), "web_log", 1000, 5000)
 	// The outage lasts 20 s: bulk requests fail meanwhile, retried with backoff, and no
@@ -283,13 +273,13 @@ func TestElasticsearchOutage(t *testing.T) {
 	if err := es.Up(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "documents after the outage", func() bool { return es.Count("*") >= 5000 })
+	wait.For(t, 60*time.Second, "documents after the outage", func() bool { return es.Count("*") >= 5000 })
 	checkDocs(t, es, 5000)
 	es.SetRequestRule(func() int { return 503 })
 	produce(t, b.Addr(), "web_log", 5000, 5500)
 	time.Sleep(time.Second)
 	es.SetRequestRule(nil)
-	waitFor(t, 60*time.Second, "documents after 503s", func() bool { return es.Count("*") >= 5500 })
+	wait.For(t, 60*time.Second, "documents after 503s", func() bool { return es.Count("*") >= 5500 })
 	checkDocs(t, es, 5500)
 }
 
@@ -336,7 +326,7 @@ func TestJSONLines(t *testing.T) {
 	cfg.Kafka.Topics = "app_json,web_log"
 	cfg.Decode.JSONTopics = "app_json"
 	startTransfer(t, cfg)
-	waitFor(t, 30*time.Second, "6 documents", func() bool { return es.Count("*") >= 6 })
+	wait.For(t, 30*time.Second, "6 documents", func() bool { return es.Count("*") >= 6 })
 	byMessage := map[string]map[string]any{}
 	for _, d := range es.Docs("app_json-*") {
 		var doc map[string]any
@@ -373,7 +363,7 @@ func TestRejectedRecordGoesToDeadLetterTopic(t *testing.T) {
 	})
 	produce(t, b.Addr(), "web_log", 0, 500)
 	startTransfer(t, testConfig(b.Addr(), es.URL()))
-	waitFor(t, 30*time.Second, "the other documents", func() bool { return es.Count("*") >= 499 })
+	wait.For(t, 30*time.Second, "the other documents", func() bool { return es.Count("*") >= 499 })
 	cons, _ := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics("web_log.dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	defer cons.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -412,7 +402,7 @@ func TestFileOutput(t *testing.T) {
 		data, _ := os.ReadFile(file)
 		return strings.Split(strings.TrimSpace(string(data)), "\n")
 	}
-	waitFor(t, 30*time.Second, "3000 lines in the output file", func() bool { return len(lines()) >= 3000 })
+	wait.For(t, 30*time.Second, "3000 lines in the output file", func() bool { return len(lines()) >= 3000 })
 	ids := map[string]bool{}
 	for _, l := range lines() {
 		var doc struct {
