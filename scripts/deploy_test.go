@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/logpipe/logpipe/broker"
-	"github.com/logpipe/logpipe/internal/config"
 	"github.com/logpipe/logpipe/internal/embedetcd"
 	"github.com/logpipe/logpipe/internal/proctest"
 	"github.com/logpipe/logpipe/logagent"
@@ -277,13 +276,17 @@ func TestComposeConfigsAreConsistent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: %v", ccSrc, err)
 	}
-	topics := config.SplitList(cfgs["logtransfer"].Section("kafka").Key("topics").String())
+	spec := cfgs["logtransfer"].Section("kafka").Key("topics").String()
+	topics, err := logtransfer.ParseTopics(spec, "{topic}.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, e := range cc {
 		if !strings.HasPrefix(e.Path, "/var/log/host/") {
 			t.Errorf("seeded path %s is outside the /var/log/host mount", e.Path)
 		}
-		if !slices.Contains(topics, e.Topic) {
-			t.Errorf("seeded topic %s is not in the transfer's topics %v", e.Topic, topics)
+		if !slices.Contains(topics.Resolve([]string{e.Topic}), e.Topic) {
+			t.Errorf("seeded topic %s is not among the transfer's topics %s", e.Topic, spec)
 		}
 	}
 }
