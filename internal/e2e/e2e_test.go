@@ -228,7 +228,7 @@ level = warn
 	transferConf := conf("logtransfer.ini", fmt.Sprintf(`[kafka]
 brokers = %s
 %s
-topics = web_log,app_log
+topics = /.*_log$/
 session_timeout = 6s
 [output]
 bulk_actions = 500
@@ -301,9 +301,11 @@ level = warn
 	step("SIGKILL agent", func() { agent.kill(); time.Sleep(300 * time.Millisecond); agent.start() })
 	step("SIGKILL broker", func() { broker.kill(); time.Sleep(300 * time.Millisecond); broker.start() })
 	step("SIGKILL logtransfer-1", func() { transfers[0].kill(); time.Sleep(300 * time.Millisecond); transfers[0].start() })
-	step("add late.log to the collection config", func() {
+	step("add late.log to the collection config, to a new topic", func() {
+		// The transfer's topics are the shipped pattern /.*_log$/: the new topic is
+		// consumed within its metadata refresh (10 s), with no change to the transfer.
 		ws["late.log"].write(t, 5)
-		put(fmt.Sprintf(`[{"path": %q, "topic": "web_log"}, {"path": %q, "topic": "app_log"}, {"path": %q, "topic": "app_log"}]`,
+		put(fmt.Sprintf(`[{"path": %q, "topic": "web_log"}, {"path": %q, "topic": "app_log"}, {"path": %q, "topic": "late_log"}]`,
 			ws["access.log"].path, ws["app.log"].path, ws["late.log"].path))
 		wg.Add(1)
 		go rate(ws["late.log"], 50*time.Millisecond, 1)

@@ -126,9 +126,12 @@ func (s *security) grant(t *testing.T, addr string) {
 		t.Fatal(err)
 	}
 	for _, b := range []*kadm.ACLBuilder{
-		kadm.NewACLs().Allow("User:agent").Topics("web_log", "app_log").Operations(kadm.OpWrite, kadm.OpDescribe),
+		// Topics named later in etcd (late_log) are created by the agent's
+		// producer: it may create, write and describe any topic, the transfers
+		// read any, in their group.
+		kadm.NewACLs().Allow("User:agent").Topics("*").Operations(kadm.OpCreate, kadm.OpWrite, kadm.OpDescribe),
 		kadm.NewACLs().Allow("User:agent").Clusters().Operations(kadm.OpIdempotentWrite),
-		kadm.NewACLs().Allow("User:transfer").Topics("web_log", "app_log").Groups("logtransfer").Operations(kadm.OpRead),
+		kadm.NewACLs().Allow("User:transfer").Topics("*").Groups("logtransfer").Operations(kadm.OpRead),
 	} {
 		res, err := adm.CreateACLs(ctx, b)
 		if err != nil {
