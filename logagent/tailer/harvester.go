@@ -415,10 +415,14 @@ func (h *Harvester) readToEnd(ctx context.Context) (gone bool, err error) {
 		return false, nil // still the same file: wait for more
 	}
 	// Rotated (renamed or deleted). Writers may still finish a line on the old
-	// descriptor: read once more after a poll interval before letting it go.
+	// descriptor: read once more after a poll interval before letting it go. That
+	// read goes to the descriptor's end, not to the size of the stat above: lines
+	// written to the renamed file after that stat (a writer's last line before it
+	// reopens the path) exist nowhere else.
 	if !sleep(ctx, h.o.PollInterval) {
 		return false, ctx.Err()
 	}
+	h.lr.SetLimit(-1)
 	for {
 		l, err := h.lr.Next()
 		if err == io.EOF {

@@ -1,0 +1,74 @@
+package tailer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/logpipe/logpipe/internal/logging"
+	"github.com/logpipe/logpipe/internal/wait"
+	"github.com/logpipe/logpipe/logagent/registry"
+)
+
+// TestRenameWhileReadingKeepsLastLine drives the interleaving that lost a line around
+// a rename rotation: while the harvester is in the middle of reading the file (after
+// its stat of the open file, before it checks the path), the writer renames the file,
+// writes a last line through its old descriptor (logrotate's create mode) and creates
+// the new file with a first line. The harvester must read the renamed file's last
+// line, which arrived after its stat, before it moves on to the new file.
+func TestRenameWhileReadingKeepsLastLine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "web.log")
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for i := 0; i < 3; i++ {
+		fmt.Fprintf(w, "old %d\n", i)
+	}
+	reg, err := registry.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c collected
+	rotated := false
+	emit := func(ctx context.Context, fs *FileState, l Line) error {
+		if err := c.emit(ctx, fs, l); err != nil {
+			return err
+		}
+		if string(l.Data) != "old 2" || rotated {
+			return nil
+		}
+		// The harvester's goroutine is between its stat of the open file and its
+		// check of the path: rotate now.
+		rotated = true
+		if err := os.Rename(path, path+".1"); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "old 3\n") // the last line, to the renamed file
+		return os.WriteFile(path, []byte("new 0\n"), 0o644)
+	}
+	runHarvester(t, Options{Path: path, PollInterval: 50 * time.Millisecond, Registry: reg, Log: logging.Discard(), Emit: emit})
+	// The new file is opened only after the old one is finished: once its line is
+	// read, every line of the old one must have been.
+	wait.For(t, 10*time.Second, "the new file's first line", func() bool {
+		for _, l := range c.get() {
+			if string(l.Data) == "new 0" {
+				return true
+			}
+		}
+		return false
+	})
+	var got []string
+	for _, l := range c.get() {
+		got = append(got, string(l.Data))
+	}
+	want := []string{"old 0", "old 1", "old 2", "old 3", "new 0"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("read %q, want %q", got, want)
+	}
+}
