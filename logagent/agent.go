@@ -85,6 +85,10 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Kafka.InsecureSkipVerify {
+		log.Warn("[kafka] insecure_skip_verify = true: the broker's certificate is NOT verified; anyone on the path can read and change the logs")
+	}
+	log.Info("kafka security", "settings", cfg.Kafka.Config.String())
 	a := &Agent{cfg: cfg, log: log, reg: reg, prod: prod, hub: discover.NewHub(log), entries: map[string]*entryRun{}, stopping: map[string]*entryRun{}}
 	a.m = newMetrics(a)
 	return a, nil

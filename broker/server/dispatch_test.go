@@ -4,8 +4,11 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/logpipe/logpipe/internal/fuzzbound"
 )
 
 func testServer() *Server {
@@ -122,9 +125,20 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add(encodeRequest(kmsg.NewPtrApiVersionsRequest(), 3, "c"))
 	f.Add(encodeRequest(kmsg.NewPtrCreateTopicsRequest(), 7, "c"))
 	f.Add([]byte{0, 18, 0, 9, 0, 0, 0, 5, 0xff, 0xff})
+	// ApiVersions v3 claiming 2^32 tagged fields.
+	f.Add([]byte{0, 18, 0, 3, 0, 0, 0, 1, 0, 1, 'x', 0, 2, 'a', 2, '1', 0xff, 0xff, 0xff, 0xff, 0x0f})
 	s := testServer()
+	// Decoding may cost a few times the frame (arrays of structures), never a
+	// count's claim: a generous 64 bytes per input byte, and no input may loop
+	// (kmsg before v1.15.1 spun through 2^32 claimed tagged fields).
+	bound := fuzzbound.Bound{Fixed: 64 << 10, PerByte: 64, Time: 2 * time.Second}
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		h, req, err := s.parseRequest(frame)
+		var (
+			h   header
+			req kmsg.Request
+			err error
+		)
+		bound.Check(t, len(frame), func() { h, req, err = s.parseRequest(frame) })
 		if err == nil {
 			if req == nil || req.Key() != h.key || req.GetVersion() != h.version {
 				t.Fatalf("parsed %+v into %T", h, req)
