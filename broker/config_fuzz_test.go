@@ -1,10 +1,7 @@
 package broker
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/logpipe/logpipe/internal/fuzzbound"
 )
@@ -15,12 +12,5 @@ import (
 func FuzzLoadConfig(f *testing.F) {
 	f.Add([]byte("[server]\nlisten = 127.0.0.1:9092\n[log]\ndir = /tmp/x\nsegment_bytes = 1048576\n[metrics]\nlisten =\npprof = true\nread_timeout = 1s\n"))
 	f.Add([]byte("[metrics]\nlisten = %(pprof)s\npprof = %(listen)s\n"))
-	path := filepath.Join(f.TempDir(), "fuzz.ini")
-	bound := fuzzbound.Bound{Fixed: 256 << 10, PerByte: 1024, Time: 2 * time.Second}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		bound.Check(t, len(data), func() { LoadConfig(path) })
-	})
+	fuzzbound.Ini.FuzzFile(f, func(path string) { LoadConfig(path) })
 }

@@ -1,10 +1,7 @@
 package logagent
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/logpipe/logpipe/internal/fuzzbound"
 )
@@ -15,12 +12,5 @@ import (
 func FuzzLoadConfig(f *testing.F) {
 	f.Add([]byte("[agent]\nhost = web-1\nmax_line_bytes = 1000\n[kafka]\ncompression = zstd\n[metrics]\npprof = false\nidle_timeout = 5s\n"))
 	f.Add([]byte("[metrics]\nlisten = %(pprof)s\npprof = %(listen)s\n"))
-	path := filepath.Join(f.TempDir(), "fuzz.ini")
-	bound := fuzzbound.Bound{Fixed: 256 << 10, PerByte: 1024, Time: 2 * time.Second}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		bound.Check(t, len(data), func() { LoadConfig(path) })
-	})
+	fuzzbound.Ini.FuzzFile(f, func(path string) { LoadConfig(path) })
 }

@@ -1,8 +1,6 @@
 package logtransfer
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -16,14 +14,7 @@ import (
 func FuzzLoadConfig(f *testing.F) {
 	f.Add([]byte("[kafka]\nbrokers = a:1, b:2\n[metrics]\nlisten = 127.0.0.1:0\nmax_header_bytes = 1024\n"))
 	f.Add([]byte("[metrics]\nlisten = %(pprof)s\npprof = %(listen)s\n"))
-	path := filepath.Join(f.TempDir(), "fuzz.ini")
-	bound := fuzzbound.Bound{Fixed: 256 << 10, PerByte: 1024, Time: 2 * time.Second}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		bound.Check(t, len(data), func() { LoadConfig(path) })
-	})
+	fuzzbound.Ini.FuzzFile(f, func(path string) { LoadConfig(path) })
 }
 
 // FuzzParseTopics parses any [kafka] topics value (names and /expressions/): an

@@ -74,18 +74,28 @@ func load(data []byte, v any) error {
 	return setExplicit(f, v)
 }
 
+// sections calls fn for each section struct of v that the file has.
+func sections(f *ini.File, v any, fn func(sec *ini.Section, sv reflect.Value) error) error {
+	rv := reflect.ValueOf(v).Elem()
+	for i := 0; i < rv.NumField(); i++ {
+		name := tagName(rv.Type().Field(i))
+		sv := rv.Field(i)
+		if name == "" || sv.Kind() != reflect.Struct || !f.HasSection(name) {
+			continue
+		}
+		if err := fn(f.Section(name), sv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // mapEmbedded fills the fields of structs embedded in a section struct (tagged
 // `ini:"-"`, which ini.v1 skips) from the keys of that section: a group of keys
 // that several components share, such as kafkasec.Config in [kafka], is
 // declared once.
 func mapEmbedded(f *ini.File, v any) error {
-	rv := reflect.ValueOf(v).Elem()
-	for i := 0; i < rv.NumField(); i++ {
-		sec := tagName(rv.Type().Field(i))
-		sv := rv.Field(i)
-		if sec == "" || sv.Kind() != reflect.Struct || !f.HasSection(sec) {
-			continue
-		}
+	return sections(f, v, func(sec *ini.Section, sv reflect.Value) error {
 		for j := 0; j < sv.NumField(); j++ {
 			if !sv.Type().Field(j).Anonymous || sv.Field(j).Kind() != reflect.Struct {
 				continue
@@ -93,31 +103,37 @@ func mapEmbedded(f *ini.File, v any) error {
 			ev := sv.Field(j)
 			for k := 0; k < ev.NumField(); k++ {
 				key := tagName(ev.Type().Field(k))
-				if key == "" || !f.Section(sec).HasKey(key) {
+				if key == "" || !sec.HasKey(key) {
 					continue
 				}
-				ik := f.Section(sec).Key(key)
-				field := ev.Field(k)
-				switch field.Kind() {
-				case reflect.String:
-					field.SetString(ik.String())
-				case reflect.Bool:
-					b, err := ik.Bool()
-					if err != nil {
-						return fmt.Errorf("[%s] %s: %w", sec, key, err)
-					}
-					field.SetBool(b)
-				case reflect.Int, reflect.Int32, reflect.Int64:
-					n, err := ik.Int64()
-					if err != nil {
-						return fmt.Errorf("[%s] %s: %w", sec, key, err)
-					}
-					field.SetInt(n)
-				default:
-					return fmt.Errorf("[%s] %s: unsupported field type %s", sec, key, field.Type())
+				if err := setField(ev.Field(k), sec.Key(key)); err != nil {
+					return fmt.Errorf("[%s] %s: %w", sec.Name(), key, err)
 				}
 			}
 		}
+		return nil
+	})
+}
+
+// setField sets a string, bool or integer field from an ini key.
+func setField(field reflect.Value, k *ini.Key) error {
+	switch field.Kind() {
+	case reflect.String:
+		field.SetString(k.String())
+	case reflect.Bool:
+		b, err := k.Bool()
+		if err != nil {
+			return err
+		}
+		field.SetBool(b)
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		n, err := k.Int64()
+		if err != nil {
+			return err
+		}
+		field.SetInt(n)
+	default:
+		return fmt.Errorf("unsupported field type %s", field.Type())
 	}
 	return nil
 }
@@ -128,32 +144,26 @@ func mapEmbedded(f *ini.File, v any) error {
 // 0s" must mean no delay.
 func setExplicit(f *ini.File, v any) error {
 	durationType := reflect.TypeOf(time.Duration(0))
-	rv := reflect.ValueOf(v).Elem()
-	for i := 0; i < rv.NumField(); i++ {
-		sec := tagName(rv.Type().Field(i))
-		sv := rv.Field(i)
-		if sec == "" || sv.Kind() != reflect.Struct || !f.HasSection(sec) {
-			continue
-		}
+	return sections(f, v, func(sec *ini.Section, sv reflect.Value) error {
 		for j := 0; j < sv.NumField(); j++ {
 			key, field := tagName(sv.Type().Field(j)), sv.Field(j)
-			if key == "" || !f.Section(sec).HasKey(key) {
+			if key == "" || !sec.HasKey(key) {
 				continue
 			}
-			value := strings.TrimSpace(f.Section(sec).Key(key).String())
+			value := strings.TrimSpace(sec.Key(key).String())
 			switch {
 			case field.Type() == durationType:
 				d, err := time.ParseDuration(value)
 				if err != nil {
-					return fmt.Errorf("[%s] %s: %w", sec, key, err)
+					return fmt.Errorf("[%s] %s: %w", sec.Name(), key, err)
 				}
 				field.SetInt(int64(d))
 			case field.Kind() == reflect.String && value == "":
 				field.SetString("")
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // interpolation is what ini.v1 expands in a value: %(key)s.

@@ -4,6 +4,8 @@
 package fuzzbound
 
 import (
+	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -35,4 +37,20 @@ func (b Bound) Check(t testing.TB, n int, f func()) {
 	if b.Time > 0 && took > b.Time {
 		t.Fatalf("an input of %d bytes took %v (bound %v)", n, took, b.Time)
 	}
+}
+
+// Ini is the bound of an ini file loader: ini.v1 builds a few hundred bytes of
+// structures per line.
+var Ini = Bound{Fixed: 256 << 10, PerByte: 1024, Time: 2 * time.Second}
+
+// FuzzFile fuzzes a loader of files: each input is written to a file whose path
+// load is given, and load must stay within b (errors are its own business).
+func (b Bound) FuzzFile(f *testing.F, load func(path string)) {
+	path := filepath.Join(f.TempDir(), "fuzz.input")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b.Check(t, len(data), func() { load(path) })
+	})
 }
