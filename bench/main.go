@@ -27,9 +27,12 @@ type suite struct {
 
 var suites = []suite{
 	{"./broker/storage/", ".", "2s", "storage engine: append (with and without fsync), read"},
-	{"./broker/", ".", "2000000x", "broker: produce and fetch with kgo and sarama, next to kfake"},
+	{"./broker/", "^Produce$|^Fetch$", "2000000x", "broker: produce and fetch with kgo and sarama, next to kfake"},
+	{"./broker/", "ProduceUnderFlood|ProduceSASLSSL", "2000000x", "broker: produce under a hostile flood, and over SASL_SSL, as ratios"},
+	{"./broker/", "IdleConnections", "1x", "broker: resident memory of 5,000 idle connections"},
 	{"./broker/group/", "CommitLatency", "2000x", "group coordinator: offset commit latency"},
-	{"./broker/group/", "Rebalance|Stabilize", "3x", "group coordinator: time to stabilise and to rebalance"},
+	{"./broker/group/", "Rebalance", "3x", "group coordinator: time to rebalance"},
+	{"./broker/", "Stabilize", "3x", "group coordinator: time for a kgo group to stabilise"},
 	{"./logagent/", "AgentProcess", "2000000x", "agent: file to broker, the agent's own process measured"},
 	{"./logagent/", "AgentIdle", "10x", "agent: CPU of idle tailed files, the agent's own process (seconds measured)"},
 	{"./logtransfer/...", ".", "1000000x", "transfer: broker to a fast Elasticsearch stand-in"},
