@@ -532,6 +532,14 @@ func (fc *fileCache) Ack(seq uint64) {
 	}
 }
 
+// AckRun is Ack of several of the file's lines, acknowledged together.
+func (fc *fileCache) AckRun(seqs []uint64) {
+	fc.m.linesAcked.Add(float64(len(seqs)))
+	if n := fc.fs.DoneRun(seqs); n > 0 {
+		fc.m.bytesAcked.Add(float64(n))
+	}
+}
+
 // lineHeaders holds a record's own headers.
 type lineHeaders struct {
 	offset  sarama.RecordHeader

@@ -79,6 +79,20 @@ func (fs *FileState) Done(seq uint64) int64 {
 	return off - before
 }
 
+// DoneRun marks several lines acknowledged at once (see Done), moving the registry
+// offset once.
+func (fs *FileState) DoneRun(seqs []uint64) int64 {
+	before, off, moved := fs.win.doneRun(seqs)
+	if !moved {
+		return 0
+	}
+	fs.reg.SetOffset(fs.Key, fs.Gen, off)
+	if fs.closed.Load() {
+		fs.maybeRelease()
+	}
+	return off - before
+}
+
 // Outstanding is the number of lines sent but not acknowledged.
 func (fs *FileState) Outstanding() int { return fs.win.outstanding() }
 
