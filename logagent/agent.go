@@ -331,16 +331,16 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 			}
 			r.mu.Unlock()
 		}
-	wait:
-		select {
-		case <-ctx.Done():
-			return
-		case <-rescan:
-		case <-t.C:
-			// The fallback scan: every scan_interval, unless events report every
-			// change in the entry's directories; then it is a safety net.
-			if sub.Reliable() && time.Since(scanned) < a.cfg.Agent.MaxIdleIntervalEvents {
-				goto wait
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-rescan:
+				waiting = false
+			case <-t.C:
+				// The fallback scan: every scan_interval, unless events report every
+				// change in the entry's directories; then it is a safety net.
+				waiting = sub.Reliable() && time.Since(scanned) < a.cfg.Agent.MaxIdleIntervalEvents
 			}
 		}
 	}
