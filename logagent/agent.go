@@ -290,9 +290,15 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 	defer wg.Wait()
 	t := time.NewTicker(a.cfg.Agent.ScanInterval)
 	defer t.Stop()
+	var scanned time.Time
 	for {
+		scanned = time.Now()
 		paths, dirs := a.match(r, pat, access)
-		sub.SetDirs(dirs)
+		if sub.SetDirs(dirs) {
+			// What was created in a new directory before its watch was in place
+			// made no event: look once more.
+			signal()
+		}
 		for _, path := range paths {
 			r.mu.Lock()
 			_, running := r.files[path]
@@ -300,6 +306,7 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 				h := tailer.New(tailer.Options{
 					Path: path, FromEnd: r.entry.From == "end", MaxLineBytes: a.cfg.Agent.MaxLineBytes,
 					PollInterval: a.cfg.Agent.PollInterval, MaxIdleInterval: a.cfg.Agent.MaxIdleInterval,
+					MaxIdleIntervalEvents: a.cfg.Agent.MaxIdleIntervalEvents, Watched: a.watched(path, access),
 					CloseInactive: a.cfg.Agent.CloseInactive,
 					Registry:      a.reg, Log: a.log, Stats: &a.stats, Multiline: ml, Decode: decode,
 					Emit: a.emitter(r.entry), Access: access, Open: a.open,
@@ -324,12 +331,35 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 			}
 			r.mu.Unlock()
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-rescan:
-		case <-t.C:
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-rescan:
+				waiting = false
+			case <-t.C:
+				// The fallback scan: every scan_interval, unless events report every
+				// change in the entry's directories; then it is a safety net.
+				waiting = sub.Reliable() && time.Since(scanned) < a.cfg.Agent.MaxIdleIntervalEvents
+			}
 		}
+	}
+}
+
+// watched returns the harvester's Options.Watched of path: whether events report
+// every change of the file, which needs its directory watched on a local file system
+// and the path to be no symlink (the target's directory is not watched).
+func (a *Agent) watched(path string, access tailer.Access) func() bool {
+	dir := filepath.Dir(path)
+	return func() bool {
+		if !a.hub.Reliable(dir) {
+			return false
+		}
+		if !access.FollowSymlinks {
+			return true // a symlink at the path is never read
+		}
+		fi, err := os.Lstat(path)
+		return err == nil && fi.Mode().IsRegular()
 	}
 }
 
@@ -498,6 +528,14 @@ const (
 func (fc *fileCache) Ack(seq uint64) {
 	fc.m.linesAcked.Inc()
 	if n := fc.fs.Done(seq); n > 0 {
+		fc.m.bytesAcked.Add(float64(n))
+	}
+}
+
+// AckRun is Ack of several of the file's lines, acknowledged together.
+func (fc *fileCache) AckRun(seqs []uint64) {
+	fc.m.linesAcked.Add(float64(len(seqs)))
+	if n := fc.fs.DoneRun(seqs); n > 0 {
 		fc.m.bytesAcked.Add(float64(n))
 	}
 }

@@ -26,12 +26,16 @@ type Config struct {
 		ScanInterval    time.Duration `ini:"scan_interval"`     // fallback: how often globs are expanded again without events
 		PollInterval    time.Duration `ini:"poll_interval"`     // how often a file at its end is checked
 		MaxIdleInterval time.Duration `ini:"max_idle_interval"` // polls of an idle file back off up to this
-		MaxLineBytes    int           `ini:"max_line_bytes"`    // longer lines are split
-		RegistryFlush   time.Duration `ini:"registry_flush"`    // acknowledged offsets are saved at most this often (group commit)
-		CloseInactive   time.Duration `ini:"close_inactive"`    // an idle file's descriptor is closed after this; 0 = never
-		CleanRemoved    bool          `ini:"clean_removed"`     // forget registry entries of files gone and fully acknowledged
-		CleanInactive   time.Duration `ini:"clean_inactive"`    // forget entries no harvester follows, unchanged this long; 0 = never
-		ShutdownTimeout time.Duration `ini:"shutdown_timeout"`  // how long SIGTERM waits for acknowledgements
+		// Where file system events report every change (a watched directory on a
+		// local file system), polls of idle files and rescans of globs are only a
+		// safety net and back off up to this.
+		MaxIdleIntervalEvents time.Duration `ini:"max_idle_interval_events"`
+		MaxLineBytes          int           `ini:"max_line_bytes"`   // longer lines are split
+		RegistryFlush         time.Duration `ini:"registry_flush"`   // acknowledged offsets are saved at most this often (group commit)
+		CloseInactive         time.Duration `ini:"close_inactive"`   // an idle file's descriptor is closed after this; 0 = never
+		CleanRemoved          bool          `ini:"clean_removed"`    // forget registry entries of files gone and fully acknowledged
+		CleanInactive         time.Duration `ini:"clean_inactive"`   // forget entries no harvester follows, unchanged this long; 0 = never
+		ShutdownTimeout       time.Duration `ini:"shutdown_timeout"` // how long SIGTERM waits for acknowledgements
 	} `ini:"agent"`
 	Etcd struct {
 		Endpoints   string        `ini:"endpoints"`
@@ -73,6 +77,7 @@ func DefaultConfig() Config {
 	c.Agent.ScanInterval = time.Second
 	c.Agent.PollInterval = 50 * time.Millisecond
 	c.Agent.MaxIdleInterval = 2 * time.Second
+	c.Agent.MaxIdleIntervalEvents = time.Minute
 	c.Agent.MaxLineBytes = 512 << 10
 	c.Agent.RegistryFlush = 100 * time.Millisecond
 	c.Agent.CloseInactive = 5 * time.Minute

@@ -37,6 +37,9 @@ type Hub struct {
 	mu   sync.Mutex
 	dirs map[string]map[*Sub]struct{} // watched directory -> who watches it
 	subs map[*Sub]struct{}
+	// reliable: directories whose watch was added and that are on a local file
+	// system, where every change made on this host is reported.
+	reliable map[string]bool
 }
 
 // Sub is one subscriber: its callback is called from the hub's goroutine, with the
@@ -51,7 +54,7 @@ type Sub struct {
 // NewHub starts an inotify instance; if that fails, the Hub delivers no events and
 // says so in the log.
 func NewHub(log *slog.Logger) *Hub {
-	h := &Hub{log: log, dirs: map[string]map[*Sub]struct{}{}, subs: map[*Sub]struct{}{}}
+	h := &Hub{log: log, dirs: map[string]map[*Sub]struct{}{}, subs: map[*Sub]struct{}{}, reliable: map[string]bool{}}
 	w, err := fsnotify.NewBufferedWatcher(1024)
 	if err != nil {
 		log.Warn("file system events unavailable; finding and reading files by polling only", "err", err)
@@ -131,8 +134,9 @@ func (h *Hub) Subscribe(fn func(Event)) *Sub {
 
 // SetDirs makes dirs the directories s watches, adding and removing inotify watches
 // as needed. A directory that cannot be watched is logged and counted; it is found
-// by the subscriber's polling.
-func (s *Sub) SetDirs(dirs []string) {
+// by the subscriber's polling. It reports whether a directory was added: what was
+// created in it before its watch was in place must be looked for once more.
+func (s *Sub) SetDirs(dirs []string) (added bool) {
 	h := s.h
 	want := make(map[string]struct{}, len(dirs))
 	for _, d := range dirs {
@@ -162,15 +166,26 @@ func (s *Sub) SetDirs(dirs []string) {
 			drop = append(drop, d)
 		}
 	}
+	for _, d := range drop {
+		delete(h.reliable, d)
+	}
 	h.mu.Unlock()
 	if h.w == nil {
-		return
+		return len(add) > 0
 	}
 	// Adding a watch that exists is harmless; the map is the truth of who listens.
 	for _, d := range add {
 		if err := h.w.Add(d); err != nil {
 			h.WatchErrors.Add(1)
 			h.log.Warn("cannot watch directory; its files are found by polling", "dir", d, "err", err)
+			continue
+		}
+		if local := localFS(d); local {
+			h.mu.Lock()
+			if _, still := h.dirs[d]; still {
+				h.reliable[d] = true
+			}
+			h.mu.Unlock()
 		}
 	}
 	for _, d := range drop {
@@ -181,6 +196,31 @@ func (s *Sub) SetDirs(dirs []string) {
 			_ = h.w.Remove(d) // gone already when the directory was removed
 		}
 	}
+	return len(add) > 0
+}
+
+// Reliable reports whether every change made on this host to the files of dir is
+// reported: dir is watched, and on a local file system (not NFS, SMB, FUSE and the
+// like, where other hosts' changes make no event). Then polls are only a safety net
+// and may be rare.
+func (h *Hub) Reliable(dir string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reliable[dir]
+}
+
+// Reliable reports whether every directory s watches is Reliable (and it watches
+// at least one): then nothing s looks for can appear without an event.
+func (s *Sub) Reliable() bool {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for d := range s.dirs {
+		if !h.reliable[d] {
+			return false
+		}
+	}
+	return len(s.dirs) > 0
 }
 
 // Close unsubscribes s and drops the watches only it held.

@@ -31,7 +31,9 @@ type Entry struct {
 	// Fingerprint of the first FPLen bytes, to tell inode reuse from the same file.
 	FPLen int    `json:"fp_len"`
 	FP    string `json:"fp"`
-	// Updated is when the entry last changed (Unix seconds), for clean_inactive.
+	// Updated is when the entry last changed (Unix seconds), for clean_inactive. In
+	// memory, 0 stands for "changed since the last Save", which stamps it: a clock read
+	// per acknowledgement costs more than the rest of SetOffset.
 	Updated int64 `json:"updated,omitempty"`
 }
 
@@ -196,7 +198,7 @@ func (r *Registry) Clean(removed bool, inactive time.Duration, all bool) int {
 	var forget []string
 	for _, e := range look {
 		switch {
-		case inactive > 0 && now.Sub(time.Unix(e.Updated, 0)) > inactive:
+		case inactive > 0 && e.Updated != 0 && now.Sub(time.Unix(e.Updated, 0)) > inactive:
 			forget = append(forget, Key(e.Dev, e.Inode))
 		case removed && !sameFile(e):
 			forget = append(forget, Key(e.Dev, e.Inode))
@@ -238,7 +240,7 @@ func (r *Registry) SetOffset(key string, gen int, offset int64) {
 	r.mu.Lock()
 	if e, ok := r.entries[key]; ok && e.Gen == gen && offset > e.Offset {
 		e.Offset = offset
-		e.Updated = r.now().Unix()
+		e.Updated = 0 // stamped by the next Save
 		r.entries[key] = e
 		r.markDirty()
 	}
@@ -276,7 +278,15 @@ func (r *Registry) Save() error {
 		return nil
 	}
 	list := make([]Entry, 0, len(r.entries))
-	for _, e := range r.entries {
+	var now int64
+	for k, e := range r.entries {
+		if e.Updated == 0 {
+			if now == 0 {
+				now = r.now().Unix()
+			}
+			e.Updated = now
+			r.entries[k] = e
+		}
 		list = append(list, e)
 	}
 	r.dirty = false

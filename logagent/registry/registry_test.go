@@ -161,3 +161,32 @@ func TestCleanKeepsHeldAndPresent(t *testing.T) {
 		t.Fatal("inactive entry kept")
 	}
 }
+
+// SetOffset reads no clock: the entry counts as changed now until the next Save
+// stamps it, so clean_inactive never forgets an entry acknowledged since.
+func TestSetOffsetStampedBySave(t *testing.T) {
+	r, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Put(Entry{Path: "/gone/a.log", Dev: 1, Inode: 1, FileID: "a"})
+	r.now = func() time.Time { return time.Now().Add(time.Hour) }
+	r.SetOffset(Key(1, 1), 0, 10)
+	if n := r.Clean(false, time.Minute, true); n != 0 {
+		t.Fatalf("clean_inactive forgot %d entries acknowledged since the last save", n)
+	}
+	if err := r.Save(); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := r.Get(Key(1, 1))
+	if want := r.now().Unix(); e.Updated != want || e.Offset != 10 {
+		t.Fatalf("after Save: updated %d offset %d, want %d and 10", e.Updated, e.Offset, want)
+	}
+	r2, err := Open(filepath.Dir(r.path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e2, _ := r2.Get(Key(1, 1)); e2.Updated != e.Updated {
+		t.Fatalf("saved updated %d, want %d", e2.Updated, e.Updated)
+	}
+}

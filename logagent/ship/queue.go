@@ -23,8 +23,9 @@ type queue struct {
 	stopped bool     // the sender has exited: nothing more is accepted
 
 	// Owned by the sender goroutine.
-	seq    int32  // the idempotent producer's next sequence number
-	seqGen uint64 // the producer identity seq counts for
+	seq    int32    // the idempotent producer's next sequence number
+	seqGen uint64   // the producer identity seq counts for
+	tokens []uint64 // scratch for RunAcker
 }
 
 // batch is a run of records of one partition sent in one request.
@@ -235,6 +236,30 @@ func (q *queue) abandon() {
 	q.ready = nil
 }
 
+// ack tells the acks of a batch, in order; a run of one RunAcker's records is
+// told at once.
+func (q *queue) ack(acks []ackRef) {
+	for i := 0; i < len(acks); {
+		a := acks[i].a
+		j := i + 1
+		for j < len(acks) && acks[j].a == a {
+			j++
+		}
+		if ra, ok := a.(RunAcker); ok && j-i > 1 {
+			q.tokens = q.tokens[:0]
+			for _, ack := range acks[i:j] {
+				q.tokens = append(q.tokens, ack.token)
+			}
+			ra.AckRun(q.tokens)
+		} else {
+			for _, ack := range acks[i:j] {
+				a.Ack(ack.token)
+			}
+		}
+		i = j
+	}
+}
+
 // send sends b until Kafka acknowledges it, then calls its acks in order. It reports
 // false if the producer gave up first (b is then not acknowledged).
 func (q *queue) send(b *batch) bool {
@@ -253,9 +278,7 @@ func (q *queue) send(b *batch) bool {
 		if err == nil {
 			p.budget.release(b.bytes)
 			p.Acked.Add(int64(len(b.acks)))
-			for _, ack := range b.acks {
-				ack.a.Ack(ack.token)
-			}
+			q.ack(b.acks)
 			return true
 		}
 		p.Errors.Add(1)

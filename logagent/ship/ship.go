@@ -203,6 +203,14 @@ type Acker interface {
 	Ack(token uint64)
 }
 
+// RunAcker is an Acker that can be told of several acknowledged records at once:
+// the producer then calls AckRun, with the tokens in order, instead of Ack for each
+// (the slice is only valid during the call).
+type RunAcker interface {
+	Acker
+	AckRun(tokens []uint64)
+}
+
 // Send queues r and calls a.Ack(token) once Kafka acknowledged it. It blocks while the
 // bytes in flight are at the limit or Kafka cannot be reached, and fails only when ctx
 // ends or the producer closes. The acks of one partition come in the order of their

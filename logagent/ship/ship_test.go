@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -373,4 +374,64 @@ func TestCompression(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runAcks is an acks that also takes runs of acknowledgements (RunAcker).
+type runAcks struct {
+	*acks
+	calls atomic.Int64 // AckRun calls
+}
+
+func (a *runAcks) AckRun(tokens []uint64) {
+	a.calls.Add(1)
+	for _, tok := range tokens {
+		a.Ack(tok)
+	}
+}
+
+// TestRunAcker: a RunAcker is told of a batch's records at once, each exactly once
+// and in order, in far fewer calls than records; plain Ackers keep Ack.
+func TestRunAcker(t *testing.T) {
+	b := brokertest.Start(t, 1)
+	const n = 5000
+	ra := &runAcks{acks: newAcks(func(uint64) string { return "a" })}
+	plain := newAcks(func(uint64) string { return "b" })
+	p := newProducer(t, b.Addr(), "1", nil)
+	for i := 0; i < n; i++ {
+		var a Acker = ra
+		if i%100 == 99 {
+			a = plain // breaks runs
+		}
+		if err := p.Send(context.Background(), record("runs", "k", i), a, uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for ra.total()+plain.total() < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := p.Close(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if ra.total() != n-n/100 || plain.total() != n/100 {
+		t.Fatalf("acknowledged %d + %d of %d", ra.total(), plain.total(), n)
+	}
+	for _, a := range []*acks{ra.acks, plain} {
+		for tok, c := range a.count {
+			if c != 1 {
+				t.Fatalf("record %d acknowledged %d times", tok, c)
+			}
+		}
+		for k, toks := range a.order {
+			for i := 1; i < len(toks); i++ {
+				if toks[i] <= toks[i-1] {
+					t.Fatalf("%s: acknowledged %d after %d", k, toks[i], toks[i-1])
+				}
+			}
+		}
+	}
+	if c := ra.calls.Load(); c == 0 || c > int64(n/100+10)*2 {
+		t.Fatalf("%d AckRun calls for %d records in runs of 99", c, ra.total())
+	}
+	t.Logf("%d records in %d AckRun calls", ra.total(), ra.calls.Load())
 }

@@ -79,6 +79,20 @@ func (fs *FileState) Done(seq uint64) int64 {
 	return off - before
 }
 
+// DoneRun marks several lines acknowledged at once (see Done), moving the registry
+// offset once.
+func (fs *FileState) DoneRun(seqs []uint64) int64 {
+	before, off, moved := fs.win.doneRun(seqs)
+	if !moved {
+		return 0
+	}
+	fs.reg.SetOffset(fs.Key, fs.Gen, off)
+	if fs.closed.Load() {
+		fs.maybeRelease()
+	}
+	return off - before
+}
+
 // Outstanding is the number of lines sent but not acknowledged.
 func (fs *FileState) Outstanding() int { return fs.win.outstanding() }
 
@@ -93,6 +107,12 @@ type Options struct {
 	PollInterval time.Duration // how often a file at its end is checked
 	// MaxIdleInterval is how long the polls of a file that stays idle back off to.
 	MaxIdleInterval time.Duration
+	// Watched, if set, reports whether file system events report every change of
+	// the path (its directory is watched on a local file system); the agent then
+	// calls Wake on each change, and the polls of an idle file, only a safety net,
+	// back off further, to MaxIdleIntervalEvents.
+	Watched               func() bool
+	MaxIdleIntervalEvents time.Duration
 	// CloseInactive, if positive, closes the descriptor of a file that has not grown
 	// for this long and whose lines are all acknowledged; the path is then watched
 	// with stat, and the file reopened by identity (device, inode) when it grows.
@@ -191,7 +211,7 @@ func (h *Harvester) Run(ctx context.Context) error {
 				return nil // deleted while closed: nothing more to read
 			}
 			if !changed {
-				idle = min(2*idle, h.o.MaxIdleInterval)
+				idle = h.backOff(idle)
 				if !h.sleep(ctx, idle) {
 					return nil
 				}
@@ -266,12 +286,20 @@ func (h *Harvester) Run(ctx context.Context) error {
 					h.o.Idle(h.state)
 				}
 			}
-			idle = min(2*idle, h.o.MaxIdleInterval)
+			idle = h.backOff(idle)
 			if h.closeIfInactive() {
 				continue
 			}
 		}
 		wait := idle
+		if h.o.CloseInactive > 0 && h.f != nil {
+			// Polls that back off past MaxIdleInterval still close the file on time.
+			if left := h.o.CloseInactive - time.Since(h.lastGrowth); left > 0 {
+				wait = min(wait, left)
+			} else {
+				wait = min(wait, h.o.MaxIdleInterval) // waiting for acknowledgements
+			}
+		}
 		if h.event.lines > 0 {
 			wait = min(wait, max(time.Millisecond, h.o.Multiline.Timeout-time.Since(h.event.last)))
 		}
@@ -280,6 +308,16 @@ func (h *Harvester) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// backOff is the poll interval of an idle file after idle: doubling up to
+// MaxIdleInterval; or, while events report every change of the file (they wake the
+// harvester), MaxIdleIntervalEvents at once, the polls being only a safety net.
+func (h *Harvester) backOff(idle time.Duration) time.Duration {
+	if h.o.MaxIdleIntervalEvents > h.o.MaxIdleInterval && h.o.Watched != nil && h.o.Watched() {
+		return h.o.MaxIdleIntervalEvents
+	}
+	return min(2*idle, h.o.MaxIdleInterval)
 }
 
 // closeIfInactive closes the file when it has not grown for CloseInactive, holds no

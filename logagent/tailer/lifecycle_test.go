@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,4 +130,34 @@ func TestDeletedFileClosed(t *testing.T) {
 		t.Fatalf("clean forgot %d; %d left", n, reg.Len())
 	}
 	t.Logf("deleted file read to its end and closed %v after the unlink (without a wake: polling)", time.Since(start).Round(time.Millisecond))
+}
+
+// TestWatchedIdleBackOff: where events report every change (Watched), an idle file
+// is polled only every MaxIdleIntervalEvents, here an hour: appends are read on Wake
+// at once, CloseInactive still closes the descriptor on time, and a file whose events
+// stop being trusted falls back to polling every MaxIdleInterval.
+func TestWatchedIdleBackOff(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "watched.log")
+	writeLines(t, path, 0, 10)
+	reg, _ := registry.Open(t.TempDir())
+	var c collected
+	var trusted atomic.Bool
+	trusted.Store(true)
+	h, _ := runHarvester(t, Options{Path: path, PollInterval: 50 * time.Millisecond, MaxIdleInterval: 100 * time.Millisecond,
+		MaxIdleIntervalEvents: time.Hour, Watched: trusted.Load, CloseInactive: 500 * time.Millisecond,
+		Registry: reg, Log: logging.Discard(), Emit: c.emit})
+	waitLines(t, &c, 10)
+	time.Sleep(200 * time.Millisecond) // idle: the next poll is an hour away
+	writeLines(t, path, 10, 12)
+	h.Wake() // the append's event
+	waitLines(t, &c, 12)
+	waitUntil(t, 3*time.Second, "the idle file's descriptor to close", func() bool { return openFds(t, path) == 0 })
+
+	// Events no longer trusted (for instance the directory's watch failed): polls.
+	trusted.Store(false)
+	h.Wake()
+	time.Sleep(100 * time.Millisecond)
+	writeLines(t, path, 12, 15) // no Wake: found by a poll
+	waitUntil(t, 3*time.Second, "lines found by polling", func() bool { return len(c.get()) == 15 })
 }

@@ -30,10 +30,31 @@ func (w *ackWindow) done(seq uint64) (before, after int64, moved bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	before = w.acked
-	if seq < w.first || seq-w.first >= uint64(len(w.pending)) {
-		return before, w.acked, false
+	w.mark(seq)
+	moved = w.advance()
+	return before, w.acked, moved
+}
+
+// doneRun is done of several lines, under one lock.
+func (w *ackWindow) doneRun(seqs []uint64) (before, after int64, moved bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	before = w.acked
+	for _, seq := range seqs {
+		w.mark(seq)
 	}
-	w.pending[seq-w.first].done = true
+	moved = w.advance()
+	return before, w.acked, moved
+}
+
+func (w *ackWindow) mark(seq uint64) {
+	if seq >= w.first && seq-w.first < uint64(len(w.pending)) {
+		w.pending[seq-w.first].done = true
+	}
+}
+
+// advance moves acked over the acknowledged lines at the front.
+func (w *ackWindow) advance() (moved bool) {
 	for len(w.pending) > 0 && w.pending[0].done {
 		w.acked = w.pending[0].next
 		w.pending = w.pending[1:]
@@ -43,7 +64,7 @@ func (w *ackWindow) done(seq uint64) (before, after int64, moved bool) {
 	if len(w.pending) == 0 {
 		w.pending = w.pending[:0:0] // let the backing array go
 	}
-	return before, w.acked, moved
+	return moved
 }
 
 // outstanding is the number of lines sent and not yet acknowledged.
