@@ -3,6 +3,9 @@ package recordbatch
 import (
 	"errors"
 	"testing"
+	"time"
+
+	"github.com/logpipe/logpipe/internal/fuzzbound"
 )
 
 // FuzzValidate feeds arbitrary bytes, as a producer could send them, to Validate
@@ -15,18 +18,15 @@ func FuzzValidate(f *testing.F) {
 		b.Attributes = int16(c)
 		f.Add(Build(b))
 	}
+	cost := fuzzbound.Bound{Fixed: 4 << 20, PerByte: 64, Time: 2 * time.Second}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		const bound = 1 << 20
 		// A first run fills the decoder pools (an lz4 or zstd decoder's buffers
 		// are a fixed cost per decoder, not per input); the second is measured.
 		Validate(b, bound)
-		var before, after runtimeMem
-		before.read()
-		h, verr := Validate(b, bound)
-		after.read()
-		if grew := after.total - before.total; grew > 4<<20+64*uint64(len(b)) {
-			t.Fatalf("Validate allocated %d bytes for %d input bytes", grew, len(b))
-		}
+		var h Header
+		var verr error
+		cost.Check(t, len(b), func() { h, verr = Validate(b, bound) })
 		n := int32(0)
 		_, rerr := Records(b, bound, func(Record) error { n++; return nil })
 		if verr == nil {

@@ -175,7 +175,7 @@ func (s *Server) appendBatch(t *storage.Topic, partition int32, records []byte, 
 		s.metrics.limitHit("invalid_batch")
 		return p, res, err
 	}
-	res, err = p.Append(records)
+	res, err = p.AppendChecked(records, h) // Validate checked the frame and its CRC
 	if err != nil {
 		return p, res, err
 	}

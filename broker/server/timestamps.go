@@ -9,7 +9,7 @@ import (
 
 // maxDecompressed bounds what a batch may decompress to while looking up a
 // timestamp (a decompression bomb must not exhaust memory).
-const maxDecompressed = 32 << 20
+const maxDecompressed = DefaultMaxUncompressedBatchBytes
 
 // offsetForTimestamp returns the offset and timestamp of the first record whose
 // timestamp is at or after ts, as Kafka does. The storage finds the batch through

@@ -21,10 +21,19 @@ func checkProducerBatch(b []byte, maxBytes int32) (recordbatch.Header, error) {
 	if err != nil {
 		return h, err
 	}
-	if h.IsControl() {
-		return h, fmt.Errorf("%w: control batches may not be produced", ErrInvalidRecord)
-	} else if h.IsTransactional() {
-		return h, fmt.Errorf("%w: transactional batches are not supported", ErrInvalidRecord)
+	return h, checkProducerRules(b, h, maxBytes)
+}
+
+// checkProducerRules is checkProducerBatch for a frame already checked, with
+// its header.
+func checkProducerRules(b []byte, h recordbatch.Header, maxBytes int32) error {
+	if int64(len(b)) > int64(maxBytes) {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(b), maxBytes)
 	}
-	return h, nil
+	if h.IsControl() {
+		return fmt.Errorf("%w: control batches may not be produced", ErrInvalidRecord)
+	} else if h.IsTransactional() {
+		return fmt.Errorf("%w: transactional batches are not supported", ErrInvalidRecord)
+	}
+	return nil
 }

@@ -133,6 +133,23 @@ func (p *Partition) Append(batch []byte) (AppendResult, error) {
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("%s-%d: %w", p.topic, p.index, err)
 	}
+	return p.appendChecked(batch, h, cfg)
+}
+
+// AppendChecked is Append for a batch whose frame the caller has just checked
+// with recordbatch.CheckFrame or recordbatch.Validate, passing the header it
+// returned: the frame (and its CRC) is not checked again. The producer rules
+// (size, no control or transactional batches, sequence numbers) apply as in
+// Append.
+func (p *Partition) AppendChecked(batch []byte, h recordbatch.Header) (AppendResult, error) {
+	cfg := p.cfg()
+	if err := checkProducerRules(batch, h, cfg.MaxMessageBytes); err != nil {
+		return AppendResult{}, fmt.Errorf("%s-%d: %w", p.topic, p.index, err)
+	}
+	return p.appendChecked(batch, h, cfg)
+}
+
+func (p *Partition) appendChecked(batch []byte, h recordbatch.Header, cfg TopicConfig) (AppendResult, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {

@@ -94,7 +94,7 @@ var ownFields = map[string]bool{"@timestamp": true, "message": true, "host": tru
 // does), never dropped.
 func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 	var host, path, fileID, offset, stream, readAt []byte
-	var meta []*sarama.RecordHeader // labels and container names, see appendMeta
+	var meta agentMeta // labels and container names, see appendMeta
 	for _, h := range m.Headers {
 		switch k := string(h.Key); k {
 		case "host":
@@ -109,11 +109,17 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 			stream = h.Value
 		case "event.created":
 			readAt = h.Value // the agent's read time, when the record's is the container runtime's
-		case "kubernetes.pod.name", "kubernetes.namespace", "container.name", "container.id":
-			meta = append(meta, h)
+		case "kubernetes.pod.name":
+			meta.pod = h.Value
+		case "kubernetes.namespace":
+			meta.ns = h.Value
+		case "container.name":
+			meta.cname = h.Value
+		case "container.id":
+			meta.cid = h.Value
 		default:
 			if strings.HasPrefix(k, "fields.") && len(k) > len("fields.") {
-				meta = append(meta, h)
+				meta.labels = append(meta.labels, h)
 			}
 		}
 	}
@@ -188,7 +194,7 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 		body = append(body, '}')
 	}
 	var added []string // top-level fields from the headers, which decoded JSON does not replace
-	if meta != nil {
+	if meta.labels != nil || meta.pod != nil || meta.ns != nil || meta.cname != nil || meta.cid != nil {
 		body, added = appendMeta(body, meta)
 	}
 	body = append(body, `,"kafka":{"topic":`...)
@@ -242,27 +248,19 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 		TimestampReplaced: replaced, TimestampUnparsed: unparsed}
 }
 
+// agentMeta is what the agent's headers tell beyond the line and its file: the
+// entry's static fields ("fields.<name>" headers) and a container log's names.
+type agentMeta struct {
+	labels              []*sarama.RecordHeader
+	pod, ns, cname, cid []byte
+}
+
 // appendMeta adds what the agent's headers tell beyond the line itself: an entry's
 // static fields ("fields.<name>") under labels (ECS's place for them), and the Kubernetes
 // pod, namespace and container of a container log.
-func appendMeta(body []byte, meta []*sarama.RecordHeader) ([]byte, []string) {
+func appendMeta(body []byte, meta agentMeta) ([]byte, []string) {
 	var added []string
-	var labels []*sarama.RecordHeader
-	var pod, ns, cname, cid []byte
-	for _, h := range meta {
-		switch string(h.Key) {
-		case "kubernetes.pod.name":
-			pod = h.Value
-		case "kubernetes.namespace":
-			ns = h.Value
-		case "container.name":
-			cname = h.Value
-		case "container.id":
-			cid = h.Value
-		default:
-			labels = append(labels, h)
-		}
-	}
+	labels, pod, ns, cname, cid := meta.labels, meta.pod, meta.ns, meta.cname, meta.cid
 	if len(labels) > 0 {
 		// Sorted and without repeats, so that the document is the same however the
 		// headers came.
