@@ -14,6 +14,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/logpipe/logpipe/internal/config"
+	"github.com/logpipe/logpipe/logagent/checkpoint"
 	"github.com/logpipe/logpipe/logagent/collect"
 	"github.com/logpipe/logpipe/logagent/container"
 	"github.com/logpipe/logpipe/logagent/discover"
@@ -28,6 +29,7 @@ type Agent struct {
 	cfg   Config
 	log   *slog.Logger
 	reg   *registry.Registry
+	cp    *checkpoint.Checkpointer // how far each file is acknowledged
 	prod  *ship.Producer
 	stats tailer.Stats
 	m     *metrics
@@ -91,6 +93,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	log.Info("kafka security", "settings", cfg.Kafka.Config.String())
 	a := &Agent{cfg: cfg, log: log, reg: reg, prod: prod, hub: discover.NewHub(log), entries: map[string]*entryRun{}, stopping: map[string]*entryRun{}}
 	a.m = newMetrics(a)
+	a.cp = checkpoint.New(reg, a.m.acked)
 	return a, nil
 }
 
@@ -308,13 +311,8 @@ func (a *Agent) runEntry(ctx context.Context, r *entryRun) {
 					PollInterval: a.cfg.Agent.PollInterval, MaxIdleInterval: a.cfg.Agent.MaxIdleInterval,
 					MaxIdleIntervalEvents: a.cfg.Agent.MaxIdleIntervalEvents, Watched: a.watched(path, access),
 					CloseInactive: a.cfg.Agent.CloseInactive,
-					Registry:      a.reg, Log: a.log, Stats: &a.stats, Multiline: ml, Decode: decode,
-					Emit: a.emitter(r.entry), Access: access, Open: a.open,
-					Idle: func(fs *tailer.FileState) {
-						if fc, ok := fs.Cache.(*fileCache); ok {
-							fc.idle()
-						}
-					},
+					Registry:      a.reg, Checkpoints: a.cp, NewSink: a.sinks(r.entry),
+					Log: a.log, Stats: &a.stats, Multiline: ml, Decode: decode, Access: access, Open: a.open,
 				})
 				r.files[path] = h
 				wg.Add(1)
@@ -403,10 +401,10 @@ outer:
 	return out, dirs
 }
 
-// emitter builds the Kafka record of a line (see the README's record format) and
-// sends it; the registry offset moves once Kafka acknowledged it. What depends only on
-// the file is computed once per file incarnation and cached on its FileState.
-func (a *Agent) emitter(e collect.Entry) tailer.Emit {
+// sinks returns the tailer's NewSink of an entry: each file incarnation's lines go to
+// a fileSink, which builds their Kafka records (see the README's record format) and
+// sends them, with the incarnation's checkpoint to tell of Kafka's acknowledgements.
+func (a *Agent) sinks(e collect.Entry) func(*tailer.FileState) tailer.Sink {
 	host := []byte(a.cfg.Agent.Host)
 	// The entry's fields, as headers shared by all its records, sorted by name.
 	names := make([]string, 0, len(e.Fields))
@@ -418,94 +416,38 @@ func (a *Agent) emitter(e collect.Entry) tailer.Emit {
 	for _, k := range names {
 		fields = append(fields, &sarama.RecordHeader{Key: []byte("fields." + k), Value: []byte(e.Fields[k])})
 	}
-	return func(ctx context.Context, fs *tailer.FileState, l tailer.Line) error {
-		fc, _ := fs.Cache.(*fileCache)
-		if fc == nil {
-			fc = &fileCache{
-				fs: fs,
-				m:  a.m.file(fs.Path),
-			}
-			fc.static = append(fc.static,
-				&sarama.RecordHeader{Key: hdrHost, Value: host},
-				&sarama.RecordHeader{Key: hdrPath, Value: []byte(fs.Path)},
-				&sarama.RecordHeader{Key: hdrFileID, Value: []byte(fs.FileID)})
-			fc.static = append(fc.static, fields...)
-			if e.Format == "cri" || e.Format == "docker" {
-				if k, ok := container.FromPath(fs.Path); ok {
-					for _, h := range [][2]string{{"kubernetes.pod.name", k.Pod}, {"kubernetes.namespace", k.Namespace}, {"container.name", k.Container}, {"container.id", k.ContainerID}} {
-						fc.static = append(fc.static, &sarama.RecordHeader{Key: []byte(h[0]), Value: []byte(h[1])})
-					}
+	return func(fs *tailer.FileState) tailer.Sink {
+		s := &fileSink{prod: a.prod, topic: e.Topic, cp: fs.Checkpoint, m: a.m.file(fs.Path)}
+		s.static = append(s.static,
+			&sarama.RecordHeader{Key: hdrHost, Value: host},
+			&sarama.RecordHeader{Key: hdrPath, Value: []byte(fs.Path)},
+			&sarama.RecordHeader{Key: hdrFileID, Value: []byte(fs.FileID)})
+		s.static = append(s.static, fields...)
+		if e.Format == "cri" || e.Format == "docker" {
+			if k, ok := container.FromPath(fs.Path); ok {
+				for _, h := range [][2]string{{"kubernetes.pod.name", k.Pod}, {"kubernetes.namespace", k.Namespace}, {"container.name", k.Container}, {"container.id", k.ContainerID}} {
+					s.static = append(s.static, &sarama.RecordHeader{Key: []byte(h[0]), Value: []byte(h[1])})
 				}
 			}
-			switch e.Key {
-			case "", "file":
-				fc.key = []byte(a.cfg.Agent.Host + ":" + fs.Path)
-			case "host":
-				fc.key = host
-			}
-			fs.Cache = fc
 		}
-		// The value and the offset header's value are cut from the file's byte arena,
-		// the headers and header lists from its slabs; the file's own headers are
-		// shared by its lines. An arena or slab is freed once all its records are
-		// acknowledged.
-		const tsLen = len("2006-01-02T15:04:05.000000000Z")
-		need := len(l.Data) + 20 + tsLen
-		if cap(fc.arena)-len(fc.arena) < need {
-			// Arenas grow while the file is busy and start small again after it idled.
-			fc.arena = make([]byte, 0, max(min(2*cap(fc.arena), arenaBytes), 512, need))
+		switch e.Key {
+		case "", "file":
+			s.key = []byte(a.cfg.Agent.Host + ":" + fs.Path)
+		case "host":
+			s.key = host
 		}
-		start := len(fc.arena)
-		fc.arena = append(fc.arena, l.Data...)
-		fc.arena = strconv.AppendInt(fc.arena, l.Offset, 10)
-		value := fc.arena[start : start+len(l.Data) : start+len(l.Data)]
-		off := fc.arena[start+len(l.Data) : len(fc.arena) : len(fc.arena)]
-		if len(fc.slab) == cap(fc.slab) {
-			fc.slab = make([]lineHeaders, 0, max(min(2*cap(fc.slab), slabLines), 4))
-		}
-		fc.slab = append(fc.slab, lineHeaders{offset: sarama.RecordHeader{Key: hdrOffset, Value: off}})
-		h := &fc.slab[len(fc.slab)-1]
-		n := len(fc.static) + 4 // offset, split, stream, event.created
-		if cap(fc.ptrs)-len(fc.ptrs) < n {
-			fc.ptrs = make([]*sarama.RecordHeader, 0, max(min(2*cap(fc.ptrs), slabLines*n), 4*n))
-		}
-		list := fc.ptrs[len(fc.ptrs):len(fc.ptrs)]
-		list = append(list, fc.static[0], fc.static[1], &h.offset)
-		list = append(list, fc.static[2:]...)
-		if l.Split {
-			list = append(list, splitHeader)
-		}
-		ts := l.Read
-		if ts.IsZero() {
-			ts = time.Now()
-		}
-		if !l.Time.IsZero() {
-			// A container log: the record's time is the runtime's; when the agent read
-			// the line is event.created.
-			cs := len(fc.arena)
-			fc.arena = ts.UTC().AppendFormat(fc.arena, time.RFC3339Nano)
-			h.created = sarama.RecordHeader{Key: hdrCreated, Value: fc.arena[cs:len(fc.arena):len(fc.arena)]}
-			list = append(list, &h.created)
-			ts = l.Time
-		}
-		switch l.Stream {
-		case "stdout":
-			list = append(list, stdoutHeader)
-		case "stderr":
-			list = append(list, stderrHeader)
-		}
-		fc.ptrs = fc.ptrs[:len(fc.ptrs)+len(list)]
-		rec := ship.Record{Topic: e.Topic, Key: fc.key, Value: value, Timestamp: ts, Headers: list[:len(list):len(list)]}
-		fc.m.linesRead.Inc()
-		fc.m.bytesRead.Add(float64(l.Next - l.Offset))
-		return a.prod.Send(ctx, rec, fc, fs.Track(l.Next))
+		return s
 	}
 }
 
-// fileCache is what the emitter derives once per file incarnation. It is the
-// producer's Acker of the file's records.
-type fileCache struct {
-	fs     *tailer.FileState
+// fileSink sends the lines of one file incarnation. What depends only on the file
+// (record key, shared headers) is built once; each line's bytes and headers are cut
+// from per-file arenas and slabs, freed once all their records are acknowledged.
+// Only the file's harvester goroutine calls it.
+type fileSink struct {
+	prod   *ship.Producer
+	topic  string
+	cp     *checkpoint.File
 	static []*sarama.RecordHeader // shared by the file's records: host, path, file_id, then fields and container names
 	key    []byte                 // nil: no key
 	m      *fileMetrics
@@ -514,31 +456,72 @@ type fileCache struct {
 	ptrs   []*sarama.RecordHeader // where the next lines' header lists go
 }
 
-// idle lets go of the file's arena and slab when it stops growing, so that idle
-// files hold no memory beyond their records in flight.
-func (fc *fileCache) idle() { fc.arena, fc.slab, fc.ptrs = nil, nil, nil }
-
 // Largest per-file allocations that records are cut from.
 const (
 	arenaBytes = 64 << 10
 	slabLines  = 256
 )
 
-// Ack moves the file's acknowledged offset once Kafka has line seq.
-func (fc *fileCache) Ack(seq uint64) {
-	fc.m.linesAcked.Inc()
-	if n := fc.fs.Done(seq); n > 0 {
-		fc.m.bytesAcked.Add(float64(n))
+// Send builds l's record and hands it to the producer, which tells the file's
+// checkpoint once Kafka has it.
+func (s *fileSink) Send(ctx context.Context, l tailer.Line) error {
+	// The value and the offset header's value are cut from the arena, the headers
+	// and header lists from the slabs; the file's own headers are shared by its lines.
+	const tsLen = len("2006-01-02T15:04:05.000000000Z")
+	need := len(l.Data) + 20 + tsLen
+	if cap(s.arena)-len(s.arena) < need {
+		// Arenas grow while the file is busy and start small again after it idled.
+		s.arena = make([]byte, 0, max(min(2*cap(s.arena), arenaBytes), 512, need))
 	}
+	start := len(s.arena)
+	s.arena = append(s.arena, l.Data...)
+	s.arena = strconv.AppendInt(s.arena, l.Offset, 10)
+	value := s.arena[start : start+len(l.Data) : start+len(l.Data)]
+	off := s.arena[start+len(l.Data) : len(s.arena) : len(s.arena)]
+	if len(s.slab) == cap(s.slab) {
+		s.slab = make([]lineHeaders, 0, max(min(2*cap(s.slab), slabLines), 4))
+	}
+	s.slab = append(s.slab, lineHeaders{offset: sarama.RecordHeader{Key: hdrOffset, Value: off}})
+	h := &s.slab[len(s.slab)-1]
+	n := len(s.static) + 4 // offset, split, stream, event.created
+	if cap(s.ptrs)-len(s.ptrs) < n {
+		s.ptrs = make([]*sarama.RecordHeader, 0, max(min(2*cap(s.ptrs), slabLines*n), 4*n))
+	}
+	list := s.ptrs[len(s.ptrs):len(s.ptrs)]
+	list = append(list, s.static[0], s.static[1], &h.offset)
+	list = append(list, s.static[2:]...)
+	if l.Split {
+		list = append(list, splitHeader)
+	}
+	ts := l.Read
+	if ts.IsZero() {
+		ts = time.Now()
+	}
+	if !l.Time.IsZero() {
+		// A container log: the record's time is the runtime's; when the agent read
+		// the line is event.created.
+		cs := len(s.arena)
+		s.arena = ts.UTC().AppendFormat(s.arena, time.RFC3339Nano)
+		h.created = sarama.RecordHeader{Key: hdrCreated, Value: s.arena[cs:len(s.arena):len(s.arena)]}
+		list = append(list, &h.created)
+		ts = l.Time
+	}
+	switch l.Stream {
+	case "stdout":
+		list = append(list, stdoutHeader)
+	case "stderr":
+		list = append(list, stderrHeader)
+	}
+	s.ptrs = s.ptrs[:len(s.ptrs)+len(list)]
+	rec := ship.Record{Topic: s.topic, Key: s.key, Value: value, Timestamp: ts, Headers: list[:len(list):len(list)]}
+	s.m.linesRead.Inc()
+	s.m.bytesRead.Add(float64(l.Next - l.Offset))
+	return s.prod.Send(ctx, rec, s.cp, s.cp.Track(l.Next))
 }
 
-// AckRun is Ack of several of the file's lines, acknowledged together.
-func (fc *fileCache) AckRun(seqs []uint64) {
-	fc.m.linesAcked.Add(float64(len(seqs)))
-	if n := fc.fs.DoneRun(seqs); n > 0 {
-		fc.m.bytesAcked.Add(float64(n))
-	}
-}
+// Idle lets go of the arena and slabs when the file stops growing, so that idle
+// files hold no memory beyond their records in flight.
+func (s *fileSink) Idle() { s.arena, s.slab, s.ptrs = nil, nil, nil }
 
 // lineHeaders holds a record's own headers.
 type lineHeaders struct {
@@ -590,10 +573,7 @@ func (a *Agent) Status() []FileStatus {
 	for _, f := range files {
 		st := FileStatus{Path: f.path, Topic: f.topic}
 		if fs := f.h.State(); fs != nil {
-			st.FileID, st.Outstanding = fs.FileID, fs.Outstanding()
-			if e, ok := a.reg.Get(fs.Key); ok {
-				st.Offset = e.Offset
-			}
+			st.FileID, st.Outstanding, st.Offset = fs.FileID, fs.Checkpoint.Outstanding(), fs.Checkpoint.Offset()
 		}
 		if fi, err := os.Stat(f.path); err == nil {
 			st.Size = fi.Size()

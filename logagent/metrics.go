@@ -81,6 +81,20 @@ func (m *metrics) file(path string) *fileMetrics {
 	return f
 }
 
+// acked counts acknowledged lines of a file (the checkpointer's observer). Those of
+// a file whose series were removed are not counted.
+func (m *metrics) acked(path string, lines int, bytes int64) {
+	m.mu.Lock()
+	f := m.files[path]
+	m.mu.Unlock()
+	if f != nil {
+		f.linesAcked.Add(float64(lines))
+		if bytes > 0 {
+			f.bytesAcked.Add(float64(bytes))
+		}
+	}
+}
+
 // forgetFile removes the per-file series of a path no harvester follows any more.
 // Acknowledgements still in flight count on the removed series, unseen.
 func (m *metrics) forgetFile(path string) {

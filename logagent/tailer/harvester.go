@@ -1,5 +1,7 @@
 // Package tailer reads log files line by line as they grow, following rotation, and
-// reports for each file how far its lines have been acknowledged.
+// hands each file incarnation's lines to a Sink, tracked with the incarnation's
+// checkpoint (package checkpoint), which moves the registry offset as Kafka
+// acknowledges them.
 //
 // A Harvester follows one path. It keeps an open file descriptor and reads to the
 // end, then polls. When the path names another file (rename + create rotation) it
@@ -20,11 +22,10 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/logpipe/logpipe/logagent/checkpoint"
 	"github.com/logpipe/logpipe/logagent/container"
 	"github.com/logpipe/logpipe/logagent/registry"
 )
@@ -32,72 +33,28 @@ import (
 // fingerprintBytes is how much of the start of a file is hashed to recognise it.
 const fingerprintBytes = 1024
 
-// FileState names the incarnation a line belongs to.
+// FileState is the incarnation of a file being read: what its lines are sent with.
 type FileState struct {
 	Path   string
 	FileID string
-	Key    string // registry key
-	Gen    int
-	// Cache is for the emitter's use: what it derives once per incarnation (record
-	// key, header values). Only the harvester's goroutine touches it.
-	Cache any
-	win   *ackWindow
-	reg   *registry.Registry
+	// Checkpoint tracks the lines sent and moves the registry offset as Kafka
+	// acknowledges them; it is the producer's acknowledgement callback.
+	Checkpoint *checkpoint.File
 
-	closed   atomic.Bool // the harvester let the file go
-	released sync.Once   // the registry was told, once closed and fully acknowledged
+	key string // registry key
+	gen int
 }
 
-// close notes that the harvester let the file go; once every line sent is
-// acknowledged, the registry may forget the file if it is gone.
-func (fs *FileState) close() {
-	fs.closed.Store(true)
-	fs.maybeRelease()
+// Sink takes the lines of one file incarnation; Options.NewSink makes one each time
+// the harvester opens a file.
+type Sink interface {
+	// Send sends a line, tracked with the incarnation's Checkpoint. It may block
+	// (back-pressure) and fails only when ctx ends.
+	Send(ctx context.Context, l Line) error
+	// Idle is called, from the harvester's goroutine, when the file stops growing:
+	// the sink may let go of memory it keeps for a busy file.
+	Idle()
 }
-
-func (fs *FileState) maybeRelease() {
-	if fs.closed.Load() && fs.win.outstanding() == 0 {
-		fs.released.Do(func() { fs.reg.Release(fs.Key) })
-	}
-}
-
-// Track registers a line that is about to be sent and returns its sequence number,
-// to give to Done once Kafka acknowledged the line.
-func (fs *FileState) Track(next int64) uint64 { return fs.win.add(next) }
-
-// Done marks line seq acknowledged; the registry offset then advances over every line
-// acknowledged without a gap. It returns by how many bytes the offset advanced.
-func (fs *FileState) Done(seq uint64) int64 {
-	before, off, moved := fs.win.done(seq)
-	if !moved {
-		return 0
-	}
-	fs.reg.SetOffset(fs.Key, fs.Gen, off)
-	if fs.closed.Load() {
-		fs.maybeRelease()
-	}
-	return off - before
-}
-
-// DoneRun marks several lines acknowledged at once (see Done), moving the registry
-// offset once.
-func (fs *FileState) DoneRun(seqs []uint64) int64 {
-	before, off, moved := fs.win.doneRun(seqs)
-	if !moved {
-		return 0
-	}
-	fs.reg.SetOffset(fs.Key, fs.Gen, off)
-	if fs.closed.Load() {
-		fs.maybeRelease()
-	}
-	return off - before
-}
-
-// Outstanding is the number of lines sent but not acknowledged.
-func (fs *FileState) Outstanding() int { return fs.win.outstanding() }
-
-// Emit sends a line; it may block (back-pressure) and fails only when ctx ends.
-type Emit func(ctx context.Context, fs *FileState, l Line) error
 
 // Options configure a Harvester.
 type Options struct {
@@ -117,11 +74,12 @@ type Options struct {
 	// for this long and whose lines are all acknowledged; the path is then watched
 	// with stat, and the file reopened by identity (device, inode) when it grows.
 	CloseInactive time.Duration
-	Registry      *registry.Registry
-	Emit          Emit
-	// Idle, if set, is called when the file stops growing (its first poll that finds
-	// nothing new), from the harvester's goroutine.
-	Idle      func(*FileState)
+	// Registry remembers each file's identity; Checkpoints its acknowledged offset
+	// (nil: a Checkpointer of Registry).
+	Registry    *registry.Registry
+	Checkpoints *checkpoint.Checkpointer
+	// NewSink returns the sink of a file incarnation's lines.
+	NewSink   func(*FileState) Sink
 	Multiline *Multiline // nil: every line is an event
 	// Decode, if set, decodes each line of a container log (container.ParseCRI or
 	// ParseDocker): partial pieces are joined, and the runtime's timestamp and
@@ -157,6 +115,7 @@ type Harvester struct {
 
 	f        *os.File
 	state    *FileState
+	sink     Sink
 	lastSize int64       // size at the last truncation check
 	lastInfo os.FileInfo // the open file's stat at that check
 	fpLen    int         // bytes the registry's fingerprint covers
@@ -182,6 +141,9 @@ func New(o Options) *Harvester {
 	if o.Stats == nil {
 		o.Stats = &Stats{}
 	}
+	if o.Checkpoints == nil {
+		o.Checkpoints = checkpoint.New(o.Registry, nil)
+	}
 	return &Harvester{o: o, lr: NewLineReader(nil, 0, o.MaxLineBytes), wake: make(chan struct{}, 1)}
 }
 
@@ -199,7 +161,7 @@ func (h *Harvester) Wake() {
 func (h *Harvester) Run(ctx context.Context) error {
 	defer func() {
 		if h.inactive && h.state != nil {
-			h.state.close()
+			h.state.Checkpoint.Close()
 		}
 	}()
 	defer h.closeFile()
@@ -223,7 +185,7 @@ func (h *Harvester) Run(ctx context.Context) error {
 			// The path's file (the same or a new one) is held before the old one is let go.
 			old := h.state
 			err = h.open()
-			old.close()
+			old.Checkpoint.Close()
 			if err != nil {
 				h.state = nil
 				if errors.Is(err, os.ErrNotExist) {
@@ -282,8 +244,8 @@ func (h *Harvester) Run(ctx context.Context) error {
 			if idle == h.o.PollInterval {
 				// The file just stopped growing: give back the memory a busy file uses.
 				h.lr.Shrink()
-				if h.o.Idle != nil && h.state != nil {
-					h.o.Idle(h.state)
+				if h.sink != nil {
+					h.sink.Idle()
 				}
 			}
 			idle = h.backOff(idle)
@@ -324,7 +286,7 @@ func (h *Harvester) backOff(idle time.Duration) time.Duration {
 // partial line or event, and every line sent is acknowledged.
 func (h *Harvester) closeIfInactive() bool {
 	if h.o.CloseInactive <= 0 || h.f == nil || time.Since(h.lastGrowth) < h.o.CloseInactive ||
-		h.lr.Buffered() > 0 || h.event.lines > 0 || h.part.pieces > 0 || h.state.Outstanding() > 0 {
+		h.lr.Buffered() > 0 || h.event.lines > 0 || h.part.pieces > 0 || h.state.Checkpoint.Outstanding() > 0 {
 		return false
 	}
 	h.o.Log.Debug("closing inactive file", "path", h.o.Path, "offset", h.lr.Offset())
@@ -396,10 +358,11 @@ func (h *Harvester) open() error {
 		f.Close()
 		return fmt.Errorf("seek %s to %d: %w", h.o.Path, e.Offset, err)
 	}
-	h.o.Registry.Acquire(key)
 	h.f, h.lastSize, h.lastGrowth = f, fi.Size(), time.Now()
 	h.lr.Reset(f, e.Offset)
-	h.state = &FileState{Path: h.o.Path, FileID: e.FileID, Key: key, Gen: e.Gen, win: &ackWindow{acked: e.Offset}, reg: h.o.Registry}
+	h.state = &FileState{Path: h.o.Path, FileID: e.FileID, key: key, gen: e.Gen,
+		Checkpoint: h.o.Checkpoints.Begin(h.o.Path, key, e.Gen, e.Offset)}
+	h.sink = h.o.NewSink(h.state)
 	h.o.Log.Debug("harvesting", "path", h.o.Path, "file_id", e.FileID, "offset", e.Offset)
 	return nil
 }
@@ -422,24 +385,12 @@ func (h *Harvester) readToEnd(ctx context.Context) (gone bool, err error) {
 	} else if truncated {
 		return false, nil
 	}
-	for {
-		l, err := h.lr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return false, err
-		}
-		if l.Split {
-			h.o.Stats.LinesSplit.Add(1)
-		}
-		if err := h.emit(ctx, l); err != nil {
-			return false, err
-		}
+	if err := h.readLines(ctx); err != nil {
+		return false, err
 	}
 	fi := h.lastInfo
 	if h.fpLen < fingerprintBytes && fi.Size() > int64(h.fpLen) {
-		if e, ok := h.o.Registry.Get(h.state.Key); ok && e.Gen == h.state.Gen {
+		if e, ok := h.o.Registry.Get(h.state.key); ok && e.Gen == h.state.gen {
 			h.refreshFingerprint(h.f, fi.Size(), &e)
 			h.o.Registry.Put(e)
 		}
@@ -461,17 +412,8 @@ func (h *Harvester) readToEnd(ctx context.Context) (gone bool, err error) {
 		return false, ctx.Err()
 	}
 	h.lr.SetLimit(-1)
-	for {
-		l, err := h.lr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return false, err
-		}
-		if err := h.emit(ctx, l); err != nil {
-			return false, err
-		}
+	if err := h.readLines(ctx); err != nil {
+		return false, err
 	}
 	if l, ok := h.lr.Flush(); ok {
 		if err := h.emit(ctx, l); err != nil {
@@ -491,6 +433,25 @@ func (h *Harvester) readToEnd(ctx context.Context) (gone bool, err error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// readLines emits every complete line up to the end of what can be read.
+func (h *Harvester) readLines(ctx context.Context) error {
+	for {
+		l, err := h.lr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if l.Split {
+			h.o.Stats.LinesSplit.Add(1)
+		}
+		if err := h.emit(ctx, l); err != nil {
+			return err
+		}
+	}
 }
 
 // pendingEvent is a multiline event being joined.
@@ -568,11 +529,11 @@ func (h *Harvester) flushPart(ctx context.Context) error {
 	return err
 }
 
-// emitEvent hands a line to Emit, or, with Multiline, joins it to the pending event.
+// emitEvent hands a line to the sink, or, with Multiline, joins it to the pending event.
 func (h *Harvester) emitEvent(ctx context.Context, l Line) error {
 	ml := h.o.Multiline
 	if ml == nil {
-		return h.o.Emit(ctx, h.state, l)
+		return h.sink.Send(ctx, l)
 	}
 	e := &h.event
 	if e.lines > 0 && (ml.Start.Match(l.Data) || e.lines >= ml.MaxLines || len(e.buf)+1+len(l.Data) > h.o.MaxLineBytes) {
@@ -597,7 +558,7 @@ func (h *Harvester) flushEvent(ctx context.Context) error {
 	if e.lines == 0 {
 		return nil
 	}
-	err := h.o.Emit(ctx, h.state, Line{Data: e.buf, Offset: e.offset, Next: e.next, Split: e.split, Time: e.time, Stream: e.stream})
+	err := h.sink.Send(ctx, Line{Data: e.buf, Offset: e.offset, Next: e.next, Split: e.split, Time: e.time, Stream: e.stream})
 	if err == nil {
 		e.lines = 0
 	}
@@ -616,7 +577,7 @@ func (h *Harvester) truncated() (bool, error) {
 	read := h.lr.Offset() + int64(h.lr.Buffered())
 	cut := fi.Size() < read
 	if !cut && fi.Size() != h.lastSize {
-		if e, ok := h.o.Registry.Get(h.state.Key); ok && e.Gen == h.state.Gen && e.FPLen > 0 && fingerprint(h.f, e.FPLen) != e.FP {
+		if e, ok := h.o.Registry.Get(h.state.key); ok && e.Gen == h.state.gen && e.FPLen > 0 && fingerprint(h.f, e.FPLen) != e.FP {
 			cut = true
 		}
 	}
@@ -633,7 +594,7 @@ func (h *Harvester) truncated() (bool, error) {
 		return false, err
 	}
 	h.o.Log.Info("file truncated; reading it from the start as a new incarnation", "path", h.o.Path, "was", read, "size", fi.Size())
-	if e, ok := h.o.Registry.Get(h.state.Key); ok && e.Gen == h.state.Gen {
+	if e, ok := h.o.Registry.Get(h.state.key); ok && e.Gen == h.state.gen {
 		e.Gen, e.Offset, e.FPLen, e.FP = e.Gen+1, 0, 0, ""
 		h.o.Registry.Put(e)
 	}
@@ -645,7 +606,7 @@ func (h *Harvester) closeFile() {
 	if h.f != nil {
 		h.f.Close()
 		h.f = nil
-		h.state.close()
+		h.state.Checkpoint.Close()
 	}
 }
 

@@ -22,9 +22,22 @@ func (c *collected) emit(ctx context.Context, fs *FileState, l Line) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.events = append(c.events, Line{Data: append([]byte(nil), l.Data...), Offset: l.Offset, Next: l.Next})
-	fs.Done(fs.Track(l.Next))
+	fs.Checkpoint.Ack(fs.Checkpoint.Track(l.Next))
 	return nil
 }
+
+// sinkOf makes an Options.NewSink of a send function.
+func sinkOf(send func(ctx context.Context, fs *FileState, l Line) error) func(*FileState) Sink {
+	return func(fs *FileState) Sink { return funcSink{fs, send} }
+}
+
+type funcSink struct {
+	fs   *FileState
+	send func(ctx context.Context, fs *FileState, l Line) error
+}
+
+func (s funcSink) Send(ctx context.Context, l Line) error { return s.send(ctx, s.fs, l) }
+func (s funcSink) Idle()                                  {}
 
 func (c *collected) get() []Line {
 	c.mu.Lock()
@@ -47,7 +60,7 @@ func TestMultiline(t *testing.T) {
 	reg, _ := registry.Open(dir)
 	var c collected
 	h := New(Options{
-		Path: path, PollInterval: 10 * time.Millisecond, Registry: reg, Log: logging.Discard(), Emit: c.emit,
+		Path: path, PollInterval: 10 * time.Millisecond, Registry: reg, Log: logging.Discard(), NewSink: sinkOf(c.emit),
 		Multiline: &Multiline{Start: regexp.MustCompile(`^\d{4}-`), MaxLines: 4, Timeout: 200 * time.Millisecond},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -80,7 +93,7 @@ func TestMultiline(t *testing.T) {
 	if off != int64(len(text)) {
 		t.Fatalf("events end at %d of %d bytes", off, len(text))
 	}
-	if e, _ := reg.Get(h.State().Key); e.Offset != int64(len(text)) {
+	if e, _ := reg.Get(h.State().key); e.Offset != int64(len(text)) {
 		t.Fatalf("registry offset %d", e.Offset)
 	}
 }

@@ -75,7 +75,7 @@ func TestCloseInactive(t *testing.T) {
 	var c collected
 	var st Stats
 	h, _ := runHarvester(t, Options{Path: path, PollInterval: 50 * time.Millisecond, MaxIdleInterval: 2 * time.Second,
-		CloseInactive: 300 * time.Millisecond, Registry: reg, Log: logging.Discard(), Emit: c.emit, Stats: &st})
+		CloseInactive: 300 * time.Millisecond, Registry: reg, Log: logging.Discard(), NewSink: sinkOf(c.emit), Stats: &st})
 	waitLines(t, &c, 10)
 	waitUntil(t, 5*time.Second, "the idle file's descriptor to close", func() bool { return openFds(t, path) == 0 })
 	if st.ClosedInactive.Load() != 1 {
@@ -110,7 +110,7 @@ func TestDeletedFileClosed(t *testing.T) {
 	reg, _ := registry.Open(t.TempDir())
 	var c collected
 	_, done := runHarvester(t, Options{Path: path, PollInterval: 50 * time.Millisecond, MaxIdleInterval: 2 * time.Second,
-		Registry: reg, Log: logging.Discard(), Emit: c.emit})
+		Registry: reg, Log: logging.Discard(), NewSink: sinkOf(c.emit)})
 	waitLines(t, &c, 1000)
 	writeLines(t, path, 1000, 1100)
 	os.Remove(path)
@@ -146,7 +146,7 @@ func TestWatchedIdleBackOff(t *testing.T) {
 	trusted.Store(true)
 	h, _ := runHarvester(t, Options{Path: path, PollInterval: 50 * time.Millisecond, MaxIdleInterval: 100 * time.Millisecond,
 		MaxIdleIntervalEvents: time.Hour, Watched: trusted.Load, CloseInactive: 500 * time.Millisecond,
-		Registry: reg, Log: logging.Discard(), Emit: c.emit})
+		Registry: reg, Log: logging.Discard(), NewSink: sinkOf(c.emit)})
 	waitLines(t, &c, 10)
 	time.Sleep(200 * time.Millisecond) // idle: the next poll is an hour away
 	writeLines(t, path, 10, 12)

@@ -38,7 +38,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 	var done chan struct{}
 	startHarvester := func() {
 		h := New(Options{Path: path, PollInterval: 50 * time.Millisecond, MaxIdleInterval: 2 * time.Second,
-			Registry: reg, Log: logging.Discard(), Emit: c.emit})
+			Registry: reg, Log: logging.Discard(), NewSink: sinkOf(c.emit)})
 		done = make(chan struct{})
 		d := done
 		go func() { h.Run(ctx); close(d) }()

@@ -124,7 +124,7 @@ func TestHarvesterRefusesFIFO(t *testing.T) {
 	var c collected
 	var st Stats
 	for _, name := range []string{"fifo.log", "evil.log"} {
-		h := New(Options{Path: filepath.Join(tr.sub, name), Registry: reg, Log: logging.Discard(), Emit: c.emit, Stats: &st, Access: Access{Trusted: tr.logs}})
+		h := New(Options{Path: filepath.Join(tr.sub, name), Registry: reg, Log: logging.Discard(), NewSink: sinkOf(c.emit), Stats: &st, Access: Access{Trusted: tr.logs}})
 		done := make(chan struct{})
 		go func() { h.Run(context.Background()); close(done) }()
 		select {
@@ -146,7 +146,7 @@ func TestHarvesterRotationToSymlink(t *testing.T) {
 	reg, _ := registry.Open(t.TempDir())
 	var c collected
 	var st Stats
-	h := New(Options{Path: path, PollInterval: 50 * time.Millisecond, Registry: reg, Log: logging.Discard(), Emit: c.emit, Stats: &st, Access: Access{Trusted: tr.logs}})
+	h := New(Options{Path: path, PollInterval: 50 * time.Millisecond, Registry: reg, Log: logging.Discard(), NewSink: sinkOf(c.emit), Stats: &st, Access: Access{Trusted: tr.logs}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.Run(ctx); close(done) }()

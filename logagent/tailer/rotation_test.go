@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,7 +53,7 @@ func TestRenameWhileReadingKeepsLastLine(t *testing.T) {
 		fmt.Fprintf(w, "old 3\n") // the last line, to the renamed file
 		return os.WriteFile(path, []byte("new 0\n"), 0o644)
 	}
-	runHarvester(t, Options{Path: path, PollInterval: 50 * time.Millisecond, Registry: reg, Log: logging.Discard(), Emit: emit})
+	runHarvester(t, Options{Path: path, PollInterval: 50 * time.Millisecond, Registry: reg, Log: logging.Discard(), NewSink: sinkOf(emit)})
 	// The new file is opened only after the old one is finished: once its line is
 	// read, every line of the old one must have been.
 	wait.For(t, 10*time.Second, "the new file's first line", func() bool {
@@ -70,5 +71,57 @@ func TestRenameWhileReadingKeepsLastLine(t *testing.T) {
 	want := []string{"old 0", "old 1", "old 2", "old 3", "new 0"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("read %q, want %q", got, want)
+	}
+}
+
+// TestLongLineAfterRotationIsSplitAndCounted writes, at the same point as above, a
+// line longer than max_line_bytes to the renamed file: the harvester reads it while
+// draining the old file, and splits and counts it as it does any other line.
+func TestLongLineAfterRotationIsSplitAndCounted(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "web.log")
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	fmt.Fprintf(w, "old 0\n")
+	reg, err := registry.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c collected
+	var st Stats
+	rotated := false
+	long := strings.Repeat("x", 40)
+	emit := func(ctx context.Context, fs *FileState, l Line) error {
+		if err := c.emit(ctx, fs, l); err != nil {
+			return err
+		}
+		if string(l.Data) != "old 0" || rotated {
+			return nil
+		}
+		rotated = true
+		if err := os.Rename(path, path+".1"); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s\n", long) // to the renamed file, after the harvester's stat
+		return os.WriteFile(path, []byte("new 0\n"), 0o644)
+	}
+	runHarvester(t, Options{Path: path, MaxLineBytes: 16, Registry: reg, Log: logging.Discard(), NewSink: sinkOf(emit), Stats: &st})
+	wait.For(t, 10*time.Second, "the new file's first line", func() bool {
+		ls := c.get()
+		return len(ls) > 0 && string(ls[len(ls)-1].Data) == "new 0"
+	})
+	var got []string
+	for _, l := range c.get() {
+		got = append(got, string(l.Data))
+	}
+	want := []string{"old 0", long[:16], long[16:32], long[32:], "new 0"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("read %q, want %q", got, want)
+	}
+	if n := st.LinesSplit.Load(); n != 2 {
+		t.Fatalf("LinesSplit = %d, want 2 (the long line cut twice)", n)
 	}
 }
