@@ -64,16 +64,17 @@ type entryRun struct {
 
 func (c Config) shipConfig() ship.Config {
 	return ship.Config{
-		Brokers:          config.SplitList(c.Kafka.Brokers),
-		RequiredAcks:     c.Kafka.RequiredAcks,
-		Compression:      c.Kafka.Compression,
-		MaxInFlightBytes: c.Kafka.MaxInFlightBytes,
-		FlushBytes:       c.Kafka.FlushBytes,
-		FlushMessages:    c.Kafka.FlushMessages,
-		FlushFrequency:   c.Kafka.FlushFrequency,
-		MaxMessageBytes:  c.Kafka.MaxMessageBytes,
-		ClientID:         "logagent-" + c.Agent.Host,
-		Security:         c.Kafka.Config,
+		Brokers:             config.SplitList(c.Kafka.Brokers),
+		RequiredAcks:        c.Kafka.RequiredAcks,
+		Compression:         c.Kafka.Compression,
+		MaxInFlightBytes:    c.Kafka.MaxInFlightBytes,
+		FlushBytes:          c.Kafka.FlushBytes,
+		FlushMessages:       c.Kafka.FlushMessages,
+		FlushFrequency:      c.Kafka.FlushFrequency,
+		MaxMessageBytes:     c.Kafka.MaxMessageBytes,
+		MaxInFlightRequests: c.Kafka.MaxInFlightRequests,
+		ClientID:            "logagent-" + c.Agent.Host,
+		Security:            c.Kafka.Config,
 	}
 }
 
@@ -417,7 +418,7 @@ func (a *Agent) sinks(e collect.Entry) func(*tailer.FileState) tailer.Sink {
 		fields = append(fields, &sarama.RecordHeader{Key: []byte("fields." + k), Value: []byte(e.Fields[k])})
 	}
 	return func(fs *tailer.FileState) tailer.Sink {
-		s := &fileSink{prod: a.prod, topic: e.Topic, cp: fs.Checkpoint, m: a.m.file(fs.Path)}
+		s := &fileSink{route: a.prod.Route(), topic: e.Topic, cp: fs.Checkpoint, m: a.m.file(fs.Path)}
 		s.static = append(s.static,
 			&sarama.RecordHeader{Key: hdrHost, Value: host},
 			&sarama.RecordHeader{Key: hdrPath, Value: []byte(fs.Path)},
@@ -445,7 +446,7 @@ func (a *Agent) sinks(e collect.Entry) func(*tailer.FileState) tailer.Sink {
 // from per-file arenas and slabs, freed once all their records are acknowledged.
 // Only the file's harvester goroutine calls it.
 type fileSink struct {
-	prod   *ship.Producer
+	route  *ship.Route // the file's records all go to one partition
 	topic  string
 	cp     *checkpoint.File
 	static []*sarama.RecordHeader // shared by the file's records: host, path, file_id, then fields and container names
@@ -516,7 +517,7 @@ func (s *fileSink) Send(ctx context.Context, l tailer.Line) error {
 	rec := ship.Record{Topic: s.topic, Key: s.key, Value: value, Timestamp: ts, Headers: list[:len(list):len(list)]}
 	s.m.linesRead.Inc()
 	s.m.bytesRead.Add(float64(l.Next - l.Offset))
-	return s.prod.Send(ctx, rec, s.cp, s.cp.Track(l.Next))
+	return s.route.Send(ctx, rec, s.cp, s.cp.Track(l.Next))
 }
 
 // Idle lets go of the arena and slabs when the file stops growing, so that idle

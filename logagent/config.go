@@ -62,6 +62,8 @@ type Config struct {
 		FlushMessages    int           `ini:"flush_messages"`
 		FlushFrequency   time.Duration `ini:"flush_frequency"`
 		MaxMessageBytes  int           `ini:"max_message_bytes"`
+		// MaxInFlightRequests is how many batches of a partition may be in flight.
+		MaxInFlightRequests int `ini:"max_in_flight_requests"`
 	} `ini:"kafka"`
 	Metrics imetrics.Config `ini:"metrics"`
 	Log     struct {
@@ -94,6 +96,7 @@ func DefaultConfig() Config {
 	c.Kafka.FlushMessages = 0
 	c.Kafka.FlushFrequency = 20 * time.Millisecond
 	c.Kafka.MaxMessageBytes = 1000000
+	c.Kafka.MaxInFlightRequests = 2
 	c.Metrics = imetrics.DefaultConfig("127.0.0.1:9309")
 	c.Log.Level = "info"
 	c.Log.Format = "text"
@@ -132,6 +135,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Agent.CloseInactive < 0 || c.Agent.CleanInactive < 0 {
 		return fmt.Errorf("[agent] close_inactive and clean_inactive must not be negative")
+	}
+	if c.Kafka.MaxInFlightRequests < 1 || c.Kafka.MaxInFlightRequests > 5 {
+		return fmt.Errorf("[kafka] max_in_flight_requests %d must be between 1 and 5", c.Kafka.MaxInFlightRequests)
 	}
 	if _, err := c.shipConfig().SaramaConfig(); err != nil {
 		return err

@@ -23,9 +23,24 @@ type queue struct {
 	stopped bool     // the sender has exited: nothing more is accepted
 
 	// Owned by the sender goroutine.
-	seq    int32    // the idempotent producer's next sequence number
-	seqGen uint64   // the producer identity seq counts for
-	tokens []uint64 // scratch for RunAcker
+	seq      int32     // the idempotent producer's next sequence number
+	seqGen   uint64    // the producer identity seq counts for
+	tokens   []uint64  // scratch for RunAcker
+	inflight []*flight // requests sent and not yet settled, in the order sent
+	// results receives each request's outcome from sarama's goroutines; its
+	// capacity is the window, so that they never block.
+	results chan *flight
+	// serial is how many batches at the front of ready are sent one at a time,
+	// each until Kafka has it: the batches of a failed window.
+	serial int
+}
+
+// flight is a batch sent and its outcome.
+type flight struct {
+	b    *batch
+	resp *sarama.ProduceResponse
+	err  error
+	done bool // the outcome arrived
 }
 
 // batch is a run of records of one partition sent in one request.
@@ -169,10 +184,13 @@ func (b *batch) split(sc *sarama.Config) (*batch, *batch) {
 	return parts[0], parts[1]
 }
 
-// run is the partition's sender: it seals the current batch once it lingered for
-// FlushFrequency, and sends the sealed batches one at a time, in order, each until
-// Kafka acknowledges it. It exits when the producer closes and the queue is empty, or
-// when Close gives up.
+// run is the partition's sender. It seals the current batch once it lingered for
+// FlushFrequency, and sends the sealed batches in order, with up to
+// MaxInFlightRequests of them in flight, so that the next batch is encoded and sent
+// while the broker stores the previous one. Batches are acknowledged in order.
+// When one fails, the window drains, and the batches not written are sent again
+// one at a time, each until Kafka has it (send), before the window opens again. It
+// exits when the producer closes and the queue is empty, or when Close gives up.
 func (q *queue) run() {
 	defer q.p.wg.Done()
 	p := q.p
@@ -180,12 +198,16 @@ func (q *queue) run() {
 	linger.Stop()
 	for {
 		closing := p.closing.Load()
+		window := p.window
+		if q.serial > 0 {
+			window = 1
+		}
 		q.mu.Lock()
 		if q.cur != nil && (closing || time.Since(q.cur.created) >= p.cfg.FlushFrequency) {
 			q.seal()
 		}
 		var b *batch
-		if len(q.ready) > 0 {
+		if len(q.ready) > 0 && len(q.inflight) < window {
 			b = q.ready[0]
 			q.ready[0] = nil // the backing array must not keep it
 			q.ready = q.ready[1:]
@@ -194,15 +216,30 @@ func (q *queue) run() {
 		if b == nil && q.cur != nil {
 			wait = p.cfg.FlushFrequency - time.Since(q.cur.created)
 		}
-		if b == nil && q.cur == nil && closing {
+		if b == nil && q.cur == nil && closing && len(q.inflight) == 0 {
 			q.stopped = true
 			q.mu.Unlock()
 			return
 		}
 		q.mu.Unlock()
 
-		if b != nil {
-			if !q.send(b) {
+		switch {
+		case b != nil && q.serial > 0:
+			q.serial--
+			if !q.send(b, true) {
+				q.abandon()
+				return
+			}
+			continue
+		case b != nil && window == 1:
+			if !q.send(b, false) {
+				q.abandon()
+				return
+			}
+			continue
+		case b != nil:
+			q.start(b)
+			if !q.settle() {
 				q.abandon()
 				return
 			}
@@ -214,6 +251,12 @@ func (q *queue) run() {
 		select {
 		case <-q.wake:
 		case <-linger.C:
+		case f := <-q.results:
+			f.done = true
+			if !q.settle() {
+				q.abandon()
+				return
+			}
 		case <-p.ctx.Done():
 			q.abandon()
 			return
@@ -222,18 +265,100 @@ func (q *queue) run() {
 	}
 }
 
-// abandon stops the queue when Close gives up: what is queued is never acknowledged,
-// and its budget is given back.
+// start sends b without waiting for Kafka's answer, which arrives on q.results.
+func (q *queue) start(b *batch) {
+	f := &flight{b: b}
+	q.inflight = append(q.inflight, f)
+	broker, req, err := q.request(b)
+	if err == nil {
+		if req.RequiredAcks == sarama.NoResponse {
+			err = broker.AsyncProduce(req, nil)
+			f.done = true // no answer comes
+		} else {
+			err = broker.AsyncProduce(req, func(resp *sarama.ProduceResponse, err error) {
+				f.resp, f.err = resp, err
+				q.results <- f
+			})
+		}
+	}
+	if err != nil {
+		f.err, f.done = err, true // no answer comes
+	}
+}
+
+// settle acknowledges the batches of the window that Kafka has, in order. When one
+// failed, it waits for the rest of the window, acknowledges those written anyway,
+// and queues the others to be sent again one at a time, in order, ahead of what is
+// ready. It reports false if the producer gave up meanwhile.
+func (q *queue) settle() bool {
+	p := q.p
+	for len(q.inflight) > 0 && q.inflight[0].done {
+		f := q.inflight[0]
+		if q.outcome(f.b, f.resp, f.err) != nil {
+			break
+		}
+		q.inflight[0] = nil
+		q.inflight = q.inflight[1:]
+		q.acked(f.b)
+	}
+	if len(q.inflight) == 0 || !q.inflight[0].done {
+		return true
+	}
+	// The first batch of the window failed: the ones after it were either refused
+	// (an idempotent producer's batches must arrive in order) or written out of
+	// order (acks 0 or 1, as in Kafka with several requests in flight).
+	for _, f := range q.inflight {
+		for !f.done {
+			select {
+			case g := <-q.results:
+				g.done = true
+			case <-p.ctx.Done():
+				return false
+			}
+		}
+	}
+	p.Errors.Add(1)
+	var again []*batch
+	for i, f := range q.inflight {
+		if i > 0 && q.outcome(f.b, f.resp, f.err) == nil {
+			q.acked(f.b)
+			continue
+		}
+		again = append(again, f.b)
+	}
+	p.log.Warn("produce failed; sending the window again one batch at a time", "topic", q.topic, "partition", q.partition, "batches", len(again), "err", q.outcome(q.inflight[0].b, q.inflight[0].resp, q.inflight[0].err))
+	clear(q.inflight)
+	q.inflight = q.inflight[:0]
+	q.mu.Lock()
+	q.ready = append(again, q.ready...)
+	q.mu.Unlock()
+	q.serial += len(again)
+	return true
+}
+
+// abandon stops the queue when Close gives up: what is queued or in flight is never
+// acknowledged, and its budget is given back.
 func (q *queue) abandon() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.stopped = true
 	q.seal()
+	for _, f := range q.inflight {
+		q.ready = append(q.ready, f.b)
+	}
+	q.inflight = nil
 	for _, b := range q.ready {
 		q.p.budget.release(b.bytes)
 		q.p.abandoned.Add(int64(len(b.acks)))
 	}
 	q.ready = nil
+}
+
+// acked gives back b's budget and tells its acks.
+func (q *queue) acked(b *batch) {
+	q.p.budget.release(b.bytes)
+	q.p.Acked.Add(int64(len(b.acks)))
+	q.ack(b.acks)
 }
 
 // ack tells the acks of a batch, in order; a run of one RunAcker's records is
@@ -260,9 +385,10 @@ func (q *queue) ack(acks []ackRef) {
 	}
 }
 
-// send sends b until Kafka acknowledges it, then calls its acks in order. It reports
-// false if the producer gave up first (b is then not acknowledged).
-func (q *queue) send(b *batch) bool {
+// send sends b, alone in flight, until Kafka acknowledges it, then calls its acks in
+// order; retry says b was sent before. It reports false if the producer gave up
+// first (b is then not acknowledged).
+func (q *queue) send(b *batch, retry bool) bool {
 	p := q.p
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
@@ -271,27 +397,33 @@ func (q *queue) send(b *batch) bool {
 			p.abandoned.Add(int64(len(b.acks)))
 			return false
 		}
-		if attempt > 0 {
+		if attempt > 0 || retry {
 			p.Retries.Add(int64(len(b.acks)))
 		}
 		err := q.produce(b)
 		if err == nil {
-			p.budget.release(b.bytes)
-			p.Acked.Add(int64(len(b.acks)))
-			q.ack(b.acks)
+			q.acked(b)
 			return true
 		}
 		p.Errors.Add(1)
 		var tooLarge errTooLarge
 		if errors.As(err, &tooLarge) && len(b.acks) > 1 {
+			q.mu.Lock()
 			if b.seqGen != 0 && b.seqGen == q.seqGen {
-				q.seq = b.rb.FirstSequence // not written: the halves take these numbers
+				// Not written, and neither was anything numbered after it: the halves
+				// take these numbers, and the batches behind them are numbered again.
+				q.seq = b.rb.FirstSequence
+				for _, r := range q.ready {
+					r.seqGen = 0
+				}
 			}
 			first, second := b.split(p.sc)
 			p.log.Warn("batch too large for the broker; splitting it", "topic", q.topic, "partition", q.partition, "records", len(b.acks), "err", err)
-			q.mu.Lock()
 			q.ready = append([]*batch{second}, q.ready...)
 			q.mu.Unlock()
+			if q.serial > 0 || retry {
+				q.serial++ // the second half belongs to the batches sent one at a time
+			}
 			b = first
 			continue
 		}
@@ -310,22 +442,24 @@ type errTooLarge struct{ err error }
 
 func (e errTooLarge) Error() string { return e.err.Error() }
 
-// produce makes one attempt at writing b.
-func (q *queue) produce(b *batch) error {
+// request prepares b's Produce request to its partition's leader: it connects if
+// need be and, for an idempotent producer, numbers b on its first attempt under the
+// producer's current identity.
+func (q *queue) request(b *batch) (*sarama.Broker, *sarama.ProduceRequest, error) {
 	p := q.p
 	client, err := p.connect(p.ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	broker, err := client.Leader(q.topic, q.partition)
 	if err != nil {
 		client.RefreshMetadata(q.topic)
-		return fmt.Errorf("leader: %w", err)
+		return nil, nil, fmt.Errorf("leader: %w", err)
 	}
 	if p.idempotent {
 		pid, err := p.producerID(client)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if b.seqGen != pid.gen {
 			// First attempt under this identity: number the batch. A retry under the
@@ -341,10 +475,27 @@ func (q *queue) produce(b *batch) error {
 	}
 	req := &sarama.ProduceRequest{Version: p.version, RequiredAcks: p.sc.Producer.RequiredAcks, Timeout: p.timeoutMs}
 	req.AddBatch(q.topic, q.partition, &b.rb)
-	resp, err := broker.Produce(req)
+	return broker, req, nil
+}
+
+// produce makes one attempt at writing b and waits for the answer.
+func (q *queue) produce(b *batch) error {
+	broker, req, err := q.request(b)
 	if err != nil {
-		client.RefreshMetadata(q.topic)
-		return fmt.Errorf("produce to %s: %w", broker.Addr(), err)
+		return err
+	}
+	resp, err := broker.Produce(req)
+	err = q.outcome(b, resp, err)
+	if err != nil {
+		q.p.recover(q.topic, b, err)
+	}
+	return err
+}
+
+// outcome is what Kafka's answer to b's request says: nil once b is written.
+func (q *queue) outcome(b *batch, resp *sarama.ProduceResponse, err error) error {
+	if err != nil {
+		return fmt.Errorf("produce: %w", err)
 	}
 	if resp == nil { // acks=0: no answer
 		return nil
@@ -360,12 +511,33 @@ func (q *queue) produce(b *batch) error {
 		return errTooLarge{block.Err}
 	case errors.Is(block.Err, sarama.ErrOutOfOrderSequenceNumber), errors.Is(block.Err, sarama.ErrUnknownProducerID),
 		errors.Is(block.Err, sarama.ErrInvalidProducerEpoch), errors.Is(block.Err, sarama.ErrInvalidProducerIDMapping):
-		// Kafka lost this producer's state: start again under a new identity. The
-		// batch may be written twice; the transfer's document ids absorb that.
-		p.resetProducerID(b.seqGen)
-		return fmt.Errorf("idempotent producer state lost: %w", block.Err)
+		return errStateLost{block.Err}
 	default:
-		client.RefreshMetadata(q.topic)
 		return block.Err
+	}
+}
+
+// errStateLost is Kafka having lost the idempotent producer's state.
+type errStateLost struct{ err error }
+
+func (e errStateLost) Error() string { return "idempotent producer state lost: " + e.err.Error() }
+func (e errStateLost) Unwrap() error { return e.err }
+
+// recover acts on a failed attempt at writing b, sent alone: Kafka lost the
+// idempotent producer's state (start again under a new identity; the batch may then
+// be written twice, which the transfer's document ids absorb), or the metadata may be
+// stale.
+func (p *Producer) recover(topic string, b *batch, err error) {
+	var lost errStateLost
+	switch {
+	case errors.As(err, &lost):
+		p.resetProducerID(b.seqGen)
+	case !errors.As(err, new(errTooLarge)):
+		p.mu.Lock()
+		client := p.client
+		p.mu.Unlock()
+		if client != nil {
+			client.RefreshMetadata(topic)
+		}
 	}
 }

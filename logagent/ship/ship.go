@@ -40,8 +40,14 @@ type Config struct {
 	FlushMessages    int           // a batch with this many records is sent at once; 0 = no limit
 	FlushFrequency   time.Duration // how long a batch may wait for more records
 	MaxMessageBytes  int           // largest batch sent (Kafka's max.message.bytes)
-	ClientID         string
-	Security         kafkasec.Config // TLS and SASL
+	// MaxInFlightRequests is how many batches of a partition may be sent and not yet
+	// answered (0: 2). Above 1, the next batch is encoded and sent while the broker
+	// stores the previous one. With acks=all the order holds through failures; with
+	// acks 0 or 1, the batches sent after one that failed may be written before it
+	// (as in Kafka); 1 keeps the order.
+	MaxInFlightRequests int
+	ClientID            string
+	Security            kafkasec.Config // TLS and SASL
 }
 
 // SaramaConfig builds the sarama client configuration for c.
@@ -128,6 +134,7 @@ type Producer struct {
 	idempotent bool  // acks=all: batches carry a producer ID and sequence numbers
 	timeoutMs  int32 // the broker's wait for acks=all
 	batchLimit int64 // largest batch, in Record.wireSize bytes
+	window     int   // Config.MaxInFlightRequests
 
 	Retries atomic.Int64 // records sent again after a failure
 	Errors  atomic.Int64 // failed produce attempts
@@ -178,6 +185,9 @@ func New(cfg Config, log *slog.Logger) (*Producer, error) {
 	if cfg.FlushBytes <= 0 {
 		cfg.FlushBytes = 1 << 20
 	}
+	if cfg.MaxInFlightRequests <= 0 {
+		cfg.MaxInFlightRequests = 2
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Producer{
 		cfg: cfg, sc: sc, log: log,
@@ -186,6 +196,7 @@ func New(cfg Config, log *slog.Logger) (*Producer, error) {
 		idempotent: sc.Producer.RequiredAcks == sarama.WaitForAll,
 		timeoutMs:  int32(sc.Producer.Timeout / time.Millisecond),
 		batchLimit: int64(sc.Producer.MaxMessageBytes) - 61, // less the batch header
+		window:     cfg.MaxInFlightRequests,
 		ctx:        ctx,
 		cancel:     cancel,
 		topics:     map[string]*topic{},
@@ -214,8 +225,37 @@ type RunAcker interface {
 // Send queues r and calls a.Ack(token) once Kafka acknowledged it. It blocks while the
 // bytes in flight are at the limit or Kafka cannot be reached, and fails only when ctx
 // ends or the producer closes. The acks of one partition come in the order of their
-// Sends.
+// Sends (see MaxInFlightRequests for acks 0 and 1).
 func (p *Producer) Send(ctx context.Context, r Record, a Acker, token uint64) error {
+	return p.send(ctx, &r, a, token, nil)
+}
+
+// Route sends records that all have the same topic and key, as a file's do, looking
+// their partition up once rather than for each record: again only every
+// routeRecords records, or when their timestamps moved 30 seconds on, so that
+// partitions added to the topic are used. Records without a key still go to the
+// topic's partitions in turn. A Route is for one goroutine at a time.
+type Route struct {
+	p     *Producer
+	q     *queue
+	n     int       // records sent since the lookup
+	at    time.Time // timestamp of the record that looked it up
+	topic string
+	key   string
+}
+
+// routeRecords is how many records a Route sends before it looks its partition up again.
+const routeRecords = 4096
+
+// Route returns a new Route; its first Send looks the partition up.
+func (p *Producer) Route() *Route { return &Route{p: p} }
+
+// Send is Producer.Send of a record of the route's topic and key.
+func (rt *Route) Send(ctx context.Context, r Record, a Acker, token uint64) error {
+	return rt.p.send(ctx, &r, a, token, rt)
+}
+
+func (p *Producer) send(ctx context.Context, r *Record, a Acker, token uint64, rt *Route) error {
 	// Kafka keeps milliseconds: the batch's first timestamp and each record's delta
 	// are both cut to them, so a record's time is only right when it is cut first.
 	r.Timestamp = r.Timestamp.Truncate(time.Millisecond)
@@ -224,9 +264,17 @@ func (p *Producer) Send(ctx context.Context, r Record, a Acker, token uint64) er
 	if err := p.budget.acquire(ctx, mem); err != nil {
 		return err
 	}
-	q, err := p.queueFor(ctx, &r)
+	var q *queue
+	var err error
+	if rt != nil && rt.q != nil && r.Key != nil && rt.n < routeRecords && r.Timestamp.Sub(rt.at) < 30*time.Second &&
+		r.Topic == rt.topic && string(r.Key) == rt.key {
+		q = rt.q
+		rt.n++
+	} else if q, err = p.queueFor(ctx, r); err == nil && rt != nil && r.Key != nil {
+		rt.q, rt.n, rt.at, rt.topic, rt.key = q, 0, r.Timestamp, r.Topic, string(r.Key)
+	}
 	if err == nil {
-		err = q.add(&r, ackRef{a, token}, wire, mem)
+		err = q.add(r, ackRef{a, token}, wire, mem)
 	}
 	if err != nil {
 		p.budget.release(mem)
@@ -279,7 +327,7 @@ func (p *Producer) refreshTopic(ctx context.Context, name string) (*topic, error
 				p.topics[name] = t
 			}
 			for i := int32(len(t.queues)); i < int32(len(parts)); i++ {
-				q := &queue{p: p, topic: name, partition: i, wake: make(chan struct{}, 1)}
+				q := &queue{p: p, topic: name, partition: i, wake: make(chan struct{}, 1), results: make(chan *flight, p.window)}
 				t.queues = append(t.queues, q)
 				p.wg.Add(1)
 				go q.run()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -121,8 +122,14 @@ func TestOrderKeysHeaders(t *testing.T) {
 			const n = 20000
 			a := newAcks(func(tok uint64) string { return keys[tok%uint64(len(keys))] })
 			p := newProducer(t, b.Addr(), ack, nil)
+			// The first two keys go through a Route each, as a file's records do.
+			routes := []*Route{p.Route(), p.Route()}
 			for i := 0; i < n; i++ {
-				if err := p.Send(context.Background(), record(topic, keys[i%len(keys)], i), a, uint64(i)); err != nil {
+				send := p.Send
+				if k := i % len(keys); k < len(routes) {
+					send = routes[k].Send
+				}
+				if err := send(context.Background(), record(topic, keys[i%len(keys)], i), a, uint64(i)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -170,13 +177,15 @@ func TestOrderKeysHeaders(t *testing.T) {
 	}
 }
 
-// TestNoKeySpreads sends records without a key: they use every partition.
+// TestNoKeySpreads sends records without a key through a Route (Send takes the same
+// path for them): they use every partition.
 func TestNoKeySpreads(t *testing.T) {
 	b := brokertest.Start(t, 3)
 	a := newAcks(func(uint64) string { return "" })
 	p := newProducer(t, b.Addr(), "1", nil)
+	rt := p.Route()
 	for i := 0; i < 300; i++ {
-		if err := p.Send(context.Background(), record("nokey", "", i), a, uint64(i)); err != nil {
+		if err := rt.Send(context.Background(), record("nokey", "", i), a, uint64(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -286,7 +295,12 @@ func TestSplitTooLarge(t *testing.T) {
 	for _, ack := range []string{"1", "all"} {
 		t.Run("acks="+ack, func(t *testing.T) {
 			a := newAcks(func(uint64) string { return "" })
-			p := newProducer(t, b.Addr(), ack, func(c *Config) { c.FlushFrequency = 50 * time.Millisecond })
+			p := newProducer(t, b.Addr(), ack, func(c *Config) {
+				c.FlushFrequency = 50 * time.Millisecond
+				if ack == "1" {
+					c.MaxInFlightRequests = 1 // acks=1 keeps the order through failures only so
+				}
+			})
 			base := map[string]int{"1": 0, "all": 1000}[ack]
 			for i := base; i < base+1000; i++ {
 				if err := p.Send(context.Background(), record("small", "k", i), a, uint64(i)); err != nil {
@@ -434,4 +448,91 @@ func TestRunAcker(t *testing.T) {
 		t.Fatalf("%d AckRun calls for %d records in runs of 99", c, ra.total())
 	}
 	t.Logf("%d records in %d AckRun calls", ra.total(), ra.calls.Load())
+}
+
+// TestWindowFailure fills a partition's window with a batch the broker refuses as too
+// large and a small one behind it. With acks=all the small one is refused too (out of
+// order), and both are sent again one at a time under the same producer identity:
+// every record arrives once, in order. With acks=1 the small one is written first,
+// as Kafka does with several requests in flight; still every record arrives once.
+func TestWindowFailure(t *testing.T) {
+	b := brokertest.Start(t, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	small := "4096"
+	for _, ack := range []string{"all", "1"} {
+		t.Run("acks="+ack, func(t *testing.T) {
+			topic := "window_" + map[string]string{"all": "all", "1": "one"}[ack]
+			if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), 1, 1, map[string]*string{"max.message.bytes": &small}, topic); err != nil {
+				t.Fatal(err)
+			}
+			a := newAcks(func(uint64) string { return "" })
+			p := newProducer(t, b.Addr(), ack, nil)
+			if p.window != 2 {
+				t.Fatalf("window %d, want the default 2", p.window)
+			}
+			// One record first: the producer learns the topic and gets its identity.
+			if err := p.Send(context.Background(), record(topic, "k", 0), a, 0); err != nil {
+				t.Fatal(err)
+			}
+			wait.For(t, 10*time.Second, "the first record", func() bool { return a.total() == 1 })
+			// Two sealed batches at once, so that both are in flight together.
+			q := p.topics[topic].queues[0]
+			big, tiny := newBatch(time.Now(), p.sc), newBatch(time.Now(), p.sc)
+			for i := 1; i <= 20; i++ { // 20 records of ~300 bytes: over 4096
+				r := record(topic, "k", i)
+				r.Value = append(r.Value, strings.Repeat("x", 300)...)
+				big.add(&r, ackRef{a, uint64(i)}, r.wireSize(), 0, p.cfg.FlushBytes)
+			}
+			r := record(topic, "k", 21)
+			tiny.add(&r, ackRef{a, 21}, r.wireSize(), 0, p.cfg.FlushBytes)
+			q.mu.Lock()
+			q.ready = append(q.ready, big, tiny)
+			q.mu.Unlock()
+			q.signal()
+			wait.For(t, 30*time.Second, "every record acknowledged", func() bool { return a.total() == 22 })
+			if err := p.Close(5 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if p.Errors.Load() == 0 {
+				t.Fatal("no request failed: the test does not test a failed window")
+			}
+			got := consumeAll(t, b.Addr(), topic, 22)
+			if n := endOffset(t, b.Addr(), topic); n != 22 || len(got) != 22 {
+				t.Fatalf("%d records in the topic, %d consumed; want 22", n, len(got))
+			}
+			order := make([]string, len(got))
+			for i, c := range got {
+				order[i] = c.headers["offset"]
+			}
+			a.mu.Lock()
+			acked := a.order[""]
+			a.mu.Unlock()
+			if ack == "all" {
+				for i, o := range order {
+					if o != strconv.Itoa(i) {
+						t.Fatalf("records in the order %v", order)
+					}
+				}
+				if p.pid.gen != 1 {
+					t.Fatalf("producer identity %d: a refused window must not start a new one", p.pid.gen)
+				}
+				for i, tok := range acked {
+					if tok != uint64(i) {
+						t.Fatalf("acknowledged in the order %v", acked)
+					}
+				}
+			} else if order[1] != "21" {
+				t.Fatalf("acks=1: records in the order %v, want the small batch written first", order)
+			}
+			for tok, c := range a.count {
+				if c != 1 {
+					t.Fatalf("record %d acknowledged %d times", tok, c)
+				}
+			}
+		})
+	}
 }
