@@ -50,12 +50,16 @@ type File struct {
 	key  string
 	gen  int
 
-	mu       sync.Mutex
-	acked    int64  // every byte below is acknowledged
-	first    uint64 // the sequence number of pending[0]
-	pending  []slot // lines sent and not yet passed by acked, in file order
-	closed   bool   // the harvester let the file go
-	released bool   // the registry was told, once closed and fully acknowledged
+	mu    sync.Mutex
+	acked int64 // every byte below is acknowledged
+	// pending[head:] are the lines sent and not yet passed by acked, in file order;
+	// pending[head] has sequence number first. The slice is reused, not reallocated,
+	// while lines flow.
+	pending  []slot
+	head     int
+	first    uint64
+	closed   bool // the harvester let the file go
+	released bool // the registry was told, once closed and fully acknowledged
 }
 
 // slot is a line sent: where it ends, and whether it is acknowledged.
@@ -70,8 +74,14 @@ type slot struct {
 func (f *File) Track(next int64) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(f.pending) == cap(f.pending) && f.head > 0 && f.head >= len(f.pending)/2 {
+		// Full, and at least half of it passed: move the lines still pending to the
+		// front rather than grow.
+		n := copy(f.pending, f.pending[f.head:])
+		f.pending, f.head = f.pending[:n], 0
+	}
 	f.pending = append(f.pending, slot{next: next})
-	return f.first + uint64(len(f.pending)-1)
+	return f.first + uint64(len(f.pending)-1-f.head)
 }
 
 // Ack marks line seq acknowledged.
@@ -82,18 +92,22 @@ func (f *File) Ack(seq uint64) { f.AckRun([]uint64{seq}) }
 func (f *File) AckRun(seqs []uint64) {
 	f.mu.Lock()
 	before := f.acked
+	n := uint64(len(f.pending) - f.head)
 	for _, seq := range seqs {
-		if seq >= f.first && seq-f.first < uint64(len(f.pending)) {
-			f.pending[seq-f.first].done = true
+		if seq >= f.first && seq-f.first < n {
+			f.pending[f.head+int(seq-f.first)].done = true
 		}
 	}
-	for len(f.pending) > 0 && f.pending[0].done {
-		f.acked = f.pending[0].next
-		f.pending = f.pending[1:]
+	for f.head < len(f.pending) && f.pending[f.head].done {
+		f.acked = f.pending[f.head].next
+		f.head++
 		f.first++
 	}
-	if len(f.pending) == 0 {
-		f.pending = f.pending[:0:0] // let the backing array go
+	if f.head == len(f.pending) {
+		f.pending, f.head = f.pending[:0], 0
+		if cap(f.pending) > 4096 {
+			f.pending = nil // a burst is over: let its backing array go
+		}
 	}
 	after := f.acked
 	if after != before {
@@ -118,7 +132,7 @@ func (f *File) Close() {
 // maybeRelease releases the registry entry once closed and fully acknowledged.
 // f.mu is held.
 func (f *File) maybeRelease() {
-	if f.closed && !f.released && len(f.pending) == 0 {
+	if f.closed && !f.released && f.head == len(f.pending) {
 		f.released = true
 		f.c.reg.Release(f.key)
 	}
@@ -136,5 +150,5 @@ func (f *File) Offset() int64 {
 func (f *File) Outstanding() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.pending)
+	return len(f.pending) - f.head
 }

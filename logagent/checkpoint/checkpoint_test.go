@@ -140,3 +140,37 @@ func TestConcurrentAcks(t *testing.T) {
 		t.Fatalf("saved offset %d, want %d", got, lines*10)
 	}
 }
+
+// A window sliding over many lines, as a busy file's: sequence numbers stay right as
+// the slice of pending lines is reused, and it does not grow with the lines sent.
+func TestSlidingWindow(t *testing.T) {
+	reg, f, key := newFile(t, nil)
+	const lines, lag = 200000, 3000
+	seqs := make([]uint64, 0, lines)
+	for i := 0; i < lines; i++ {
+		seq := f.Track(int64(i+1) * 7)
+		if seq != uint64(i) {
+			t.Fatalf("line %d got sequence %d", i, seq)
+		}
+		seqs = append(seqs, seq)
+		if i >= lag && i%2 == 0 {
+			// Acknowledge the lines lag behind in pairs, each pair out of order.
+			f.AckRun([]uint64{seqs[i-lag+1]})
+			f.AckRun([]uint64{seqs[i-lag]})
+			if got := f.Offset(); got != int64(i-lag+2)*7 {
+				t.Fatalf("line %d: offset %d, want %d", i, got, (i-lag+2)*7)
+			}
+		}
+	}
+	if c := cap(f.pending); c > 4*lag {
+		t.Fatalf("pending lines' slice grew to %d for a window of %d", c, lag)
+	}
+	var rest []uint64
+	for i := lines - lag; i < lines; i++ {
+		rest = append(rest, uint64(i))
+	}
+	f.AckRun(rest)
+	if got := offsetOf(t, reg, key); got != lines*7 || f.Outstanding() != 0 {
+		t.Fatalf("offset %d, outstanding %d; want %d, 0", got, f.Outstanding(), lines*7)
+	}
+}
