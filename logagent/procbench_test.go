@@ -19,20 +19,29 @@ import (
 
 // BenchmarkAgentProcess measures the agent alone: the logagent binary ships b.N lines
 // from one file (or 100 files) to the broker binary running as another process, with
-// acks=1 and no compression. The files are written in full first (the agent runs flat
+// acks=1 and no compression, or, in "defaults", the shipped [kafka] settings (acks=all,
+// idempotent, and snappy). The files are written in full first (the agent runs flat
 // out), or, with a rate, appended to at that rate while the agent ships them. It
 // reports lines/s and, read from /proc for the agent's process only, its CPU seconds
 // per million lines, the cores it used on average and its peak RSS (targets at
 // 500,000 lines/s of ~120-byte lines: under one core and 64 MiB).
 func BenchmarkAgentProcess(b *testing.B) {
 	bin := proctest.Build(b, b.TempDir(), "broker", "logagent")
-	for _, c := range []struct{ files, lineLen, rate int }{{1, 120, 0}, {1, 1024, 0}, {100, 120, 0}, {1, 120, 500000}} {
+	for _, c := range []struct {
+		files, lineLen, rate int
+		defaults             bool
+	}{{1, 120, 0, false}, {1, 120, 0, true}, {1, 1024, 0, false}, {100, 120, 0, false}, {1, 120, 500000, false}} {
 		name := fmt.Sprintf("files=%d/line=%dB", c.files, c.lineLen)
 		if c.rate > 0 {
 			name += fmt.Sprintf("/rate=%dk", c.rate/1000)
 		}
+		kafka := "required_acks = 1\ncompression = none\n"
+		if c.defaults {
+			name += "/defaults"
+			kafka = ""
+		}
 		b.Run(name, func(b *testing.B) {
-			benchAgentProcess(b, bin, c.files, c.lineLen, c.rate)
+			benchAgentProcess(b, bin, c.files, c.lineLen, c.rate, kafka)
 		})
 	}
 }
@@ -116,7 +125,7 @@ func benchAdmin(b *testing.B, addr string) *kadm.Client {
 	}
 }
 
-func benchAgentProcess(b *testing.B, bin string, files, lineLen, rate int) {
+func benchAgentProcess(b *testing.B, bin string, files, lineLen, rate int, kafka string) {
 	dir := b.TempDir()
 	etcd, err := embedetcd.Start(filepath.Join(dir, "etcd"), "127.0.0.1:0")
 	if err != nil {
@@ -147,8 +156,8 @@ func benchAgentProcess(b *testing.B, bin string, files, lineLen, rate int) {
 
 	b.ResetTimer()
 	agent := proctest.Start(b, dir, "logagent", filepath.Join(bin, "logagent"), fmt.Sprintf(
-		"[agent]\nhost = bench\ndata_dir = %s\n[etcd]\nendpoints = %s\n[kafka]\nbrokers = %s\nrequired_acks = 1\ncompression = none\n[metrics]\nlisten =\n[logging]\nlevel = warn\n",
-		filepath.Join(dir, "agent"), etcd.Endpoint(), addr))
+		"[agent]\nhost = bench\ndata_dir = %s\n[etcd]\nendpoints = %s\n[kafka]\nbrokers = %s\n%s[metrics]\nlisten =\n[logging]\nlevel = warn\n",
+		filepath.Join(dir, "agent"), etcd.Endpoint(), addr, kafka))
 	defer proctest.Stop(agent)
 	if rate > 0 {
 		// Append to the one file at rate lines/s, in ticks of 10 ms.

@@ -3,12 +3,14 @@ package recordbatch
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/snappy/xerial"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
@@ -351,14 +353,60 @@ func Decompress(codec Codec, src []byte, max int64) ([]byte, error) {
 }
 
 func decodeSnappy(src []byte, max int64) ([]byte, error) {
-	// Snappy expands at most about 32 times; the buffer is never larger than
-	// that or max.
-	dst := make([]byte, 0, min(max, 64*int64(len(src))+64<<10))
-	out, err := xerial.DecodeCapped(dst, src)
+	// The buffer is as large as the snappy blocks declare (each block starts with
+	// its decoded length), which is checked against max first: a claim no larger
+	// than the bound, rather than a guess from the compressed size.
+	n, err := snappyDecodedLen(src)
+	if err != nil {
+		return nil, err
+	}
+	if n > max {
+		return nil, errTooLarge(max)
+	}
+	out, err := xerial.DecodeCapped(make([]byte, 0, n), src)
 	if errors.Is(err, xerial.ErrDstTooSmall) {
 		return nil, errTooLarge(max)
 	}
 	return out, err
+}
+
+// xerialMagic starts snappy data in the xerial framing (Kafka's Java client): the
+// magic, a version and a compatible version (4 bytes each), then blocks, each after
+// its length (4 bytes, big-endian). Without the magic, the data is one snappy block.
+var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
+
+// snappyDecodedLen is the sum of the decoded lengths the snappy blocks of src
+// declare, in either framing. It reads only the blocks' headers.
+func snappyDecodedLen(src []byte) (int64, error) {
+	if len(src) < len(xerialMagic) || !bytes.Equal(src[:len(xerialMagic)], xerialMagic) {
+		n, err := s2.DecodedLen(src)
+		if err != nil {
+			return 0, fmt.Errorf("snappy: %w", err)
+		}
+		return int64(n), nil
+	}
+	const blocksStart = 16
+	if len(src) < blocksStart {
+		return 0, errors.New("snappy: short xerial header")
+	}
+	var total int64
+	for pos := blocksStart; pos < len(src); {
+		if len(src)-pos < 4 {
+			return 0, errors.New("snappy: truncated xerial block length")
+		}
+		size := int(binary.BigEndian.Uint32(src[pos:]))
+		pos += 4
+		if size > len(src)-pos {
+			return 0, errors.New("snappy: xerial block longer than the data")
+		}
+		n, err := s2.DecodedLen(src[pos : pos+size])
+		if err != nil {
+			return 0, fmt.Errorf("snappy: %w", err)
+		}
+		total += int64(n)
+		pos += size
+	}
+	return total, nil
 }
 
 var bufioPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
