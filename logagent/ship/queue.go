@@ -171,7 +171,10 @@ func (b *batch) split(sc *sarama.Config) (*batch, *batch) {
 
 // run is the partition's sender: it seals the current batch once it lingered for
 // FlushFrequency, and sends the sealed batches one at a time, in order, each until
-// Kafka acknowledges it. It exits when the producer closes and the queue is empty, or
+// Kafka acknowledges it. With FlushFrequency 0 it works as Nagle's algorithm does: a
+// record that finds the sender idle is sent at once, and those added while a request
+// is in flight gather into one batch sent when the answer comes, so that batches grow
+// with the load and no record waits for a timer. It exits when the producer closes and the queue is empty, or
 // when Close gives up.
 func (q *queue) run() {
 	defer q.p.wg.Done()

@@ -38,7 +38,7 @@ type Config struct {
 	MaxInFlightBytes int64         // bytes of records sent and not yet acknowledged
 	FlushBytes       int           // a batch this big is sent at once
 	FlushMessages    int           // a batch with this many records is sent at once; 0 = no limit
-	FlushFrequency   time.Duration // how long a batch may wait for more records
+	FlushFrequency   time.Duration // how long a batch may wait for more records; 0: none (see queue.run)
 	MaxMessageBytes  int           // largest batch sent (Kafka's max.message.bytes)
 	ClientID         string
 	Security         kafkasec.Config // TLS and SASL
