@@ -267,7 +267,7 @@ func (q *queue) ack(acks []ackRef) {
 // false if the producer gave up first (b is then not acknowledged).
 func (q *queue) send(b *batch) bool {
 	p := q.p
-	backoff := 100 * time.Millisecond
+	backoff := p.cfg.RetryBackoff
 	for attempt := 0; ; attempt++ {
 		if p.ctx.Err() != nil {
 			p.budget.release(b.bytes)
@@ -296,6 +296,14 @@ func (q *queue) send(b *batch) bool {
 			q.ready = append([]*batch{second}, q.ready...)
 			q.mu.Unlock()
 			b = first
+			continue
+		}
+		if attempt == 0 && connectionLost(err) {
+			// Most often the broker closed a connection idle for its idle timeout,
+			// which the write could not tell: the first line after a quiet spell would
+			// wait a backoff for it. The retry dials again at once; a second failure
+			// backs off as any other.
+			p.log.Debug("connection to the broker lost; sending again on a new one", "topic", q.topic, "partition", q.partition, "err", err)
 			continue
 		}
 		p.log.Warn("produce failed; retrying", "topic", q.topic, "partition", q.partition, "records", len(b.acks), "err", err, "retry_in", backoff)
@@ -346,7 +354,11 @@ func (q *queue) produce(b *batch) error {
 	req.AddBatch(q.topic, q.partition, &b.rb)
 	resp, err := broker.Produce(req)
 	if err != nil {
-		client.RefreshMetadata(q.topic)
+		if !connectionLost(err) {
+			// A lost connection is dialled again by the next attempt; the leader
+			// did not move for it (if it did, that attempt fails and refreshes).
+			client.RefreshMetadata(q.topic)
+		}
 		return fmt.Errorf("produce to %s: %w", broker.Addr(), err)
 	}
 	if resp == nil { // acks=0: no answer

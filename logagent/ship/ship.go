@@ -15,10 +15,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -40,6 +43,7 @@ type Config struct {
 	FlushMessages    int           // a batch with this many records is sent at once; 0 = no limit
 	FlushFrequency   time.Duration // how long a batch may wait for more records; 0: none (see queue.run)
 	MaxMessageBytes  int           // largest batch sent (Kafka's max.message.bytes)
+	RetryBackoff     time.Duration // wait before the first retry of a failed produce, doubling to 5 s; 0 = 100 ms
 	ClientID         string
 	Security         kafkasec.Config // TLS and SASL
 }
@@ -177,6 +181,9 @@ func New(cfg Config, log *slog.Logger) (*Producer, error) {
 	}
 	if cfg.FlushBytes <= 0 {
 		cfg.FlushBytes = 1 << 20
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 100 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Producer{
@@ -401,6 +408,15 @@ func (p *Producer) Close(timeout time.Duration) error {
 		return fmt.Errorf("%d records were not acknowledged before shutdown; they are read again at the next start", n)
 	}
 	return nil
+}
+
+// connectionLost tells whether err is a connection to a broker found closed or reset
+// by the other end, as brokers do to connections idle for their idle timeout (Kafka's
+// connections.max.idle.ms). Sarama has then dropped the connection, and the next
+// request dials again.
+func connectionLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // sleep waits for d or until ctx ends; it reports whether d passed.
