@@ -94,7 +94,7 @@ func DefaultConfig() Config {
 	c.Kafka.MaxInFlightBytes = 8 << 20
 	c.Kafka.FlushBytes = 1 << 20
 	c.Kafka.FlushMessages = 0
-	c.Kafka.FlushFrequency = 20 * time.Millisecond
+	c.Kafka.FlushFrequency = 0
 	c.Kafka.MaxMessageBytes = 1000000
 	c.Kafka.MaxInFlightRequests = 2
 	c.Metrics = imetrics.DefaultConfig("127.0.0.1:9309")
@@ -132,6 +132,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Agent.ScanInterval <= 0 || c.Agent.PollInterval <= 0 || c.Agent.RegistryFlush <= 0 {
 		return fmt.Errorf("[agent] scan_interval, poll_interval and registry_flush must be positive")
+	}
+	if c.Kafka.FlushFrequency < 0 {
+		return fmt.Errorf("[kafka] flush_frequency must not be negative")
 	}
 	if c.Agent.CloseInactive < 0 || c.Agent.CleanInactive < 0 {
 		return fmt.Errorf("[agent] close_inactive and clean_inactive must not be negative")

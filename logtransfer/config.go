@@ -44,6 +44,7 @@ type Config struct {
 		BulkActions   int           `ini:"bulk_actions"`
 		BulkBytes     int           `ini:"bulk_bytes"`
 		FlushInterval time.Duration `ini:"flush_interval"`
+		MaxInflight   int           `ini:"max_inflight"` // bulk requests of one partition in flight at once
 		BackoffMax    time.Duration `ini:"backoff_max"`
 	} `ini:"output"`
 	ES struct {
@@ -123,6 +124,7 @@ func DefaultConfig() Config {
 	c.Output.BulkActions = 5000
 	c.Output.BulkBytes = 5 << 20
 	c.Output.FlushInterval = time.Second
+	c.Output.MaxInflight = 2
 	c.Output.BackoffMax = 60 * time.Second
 	c.ES.URLs = "http://127.0.0.1:9200"
 	c.ES.Index = "{topic}-{date}"
@@ -198,8 +200,8 @@ func (c Config) Validate() error {
 	if c.Decode.MaxTimestampFuture < 0 || c.Decode.MaxTimestampAge < 0 {
 		return fmt.Errorf("[decode] max_timestamp_future and max_timestamp_age must not be negative")
 	}
-	if c.Output.BulkActions < 1 || c.Output.BulkBytes < 1 || c.Output.FlushInterval <= 0 || c.Output.BackoffMax <= 0 {
-		return fmt.Errorf("[output] bulk_actions, bulk_bytes, flush_interval and backoff_max must be positive")
+	if c.Output.BulkActions < 1 || c.Output.BulkBytes < 1 || c.Output.FlushInterval <= 0 || c.Output.BackoffMax <= 0 || c.Output.MaxInflight < 1 {
+		return fmt.Errorf("[output] bulk_actions, bulk_bytes, flush_interval, max_inflight and backoff_max must be positive")
 	}
 	return nil
 }

@@ -374,10 +374,12 @@ const deadBatchTimeout = 10 * time.Second
 const finalGrace = 5 * time.Second
 
 // ConsumeClaim batches the partition's records by count and bytes, up to what is
-// waiting (and at most the flush interval), and stores each batch, one at a time in
-// order, while the next batch fills: reading never waits for Elasticsearch unless a
-// full batch is ready. A batch's offsets are marked for the committer only once it is
-// stored.
+// waiting (and at most the flush interval), and stores the batches, up to
+// max_inflight at once, while the next batch fills: reading never waits for
+// Elasticsearch unless that many batches are being stored and a full one is ready,
+// and a batch that fills while one is stored goes at once rather than after it. The
+// batches' offsets are marked for the committer in order, each once its batch and
+// every earlier one are stored.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	t := h.t
 	lag := t.m.lag.WithLabelValues(claim.Topic(), strconv.Itoa(int(claim.Partition())))
@@ -386,33 +388,50 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	stopGrace := context.AfterFunc(sess.Context(), func() { time.AfterFunc(finalGrace, cancelStore) })
 	defer stopGrace()
 
+	// storing is a batch being stored: its last record and the store's outcome.
+	type storing struct {
+		last *sarama.ConsumerMessage
+		done chan bool // capacity 1
+	}
 	var (
 		batch    []*sarama.ConsumerMessage
 		bytes    int
-		inflight *sarama.ConsumerMessage // the last record of the batch being stored
-		done     = make(chan bool, 1)    // the outcome of that store
+		inflight []storing // oldest first; settled in that order
 	)
 	send := func() {
 		b := batch
-		inflight, batch, bytes = b[len(b)-1], nil, 0
-		go func() { done <- t.store(storeCtx, b) }()
+		st := storing{last: b[len(b)-1], done: make(chan bool, 1)}
+		inflight, batch, bytes = append(inflight, st), nil, 0
+		go func() { st.done <- t.store(storeCtx, b) }()
 	}
+	// settle takes the oldest store's outcome, ok, and marks its offsets if it
+	// stored them. After a failure nothing more is marked: the claim returns.
 	settle := func(ok bool) bool {
-		last := inflight
-		inflight = nil
+		last := inflight[0].last
+		inflight[0] = storing{}
+		inflight = inflight[1:]
 		if ok {
 			sess.MarkMessage(last, "") // committed by the session's committer
 			lag.Set(float64(max(0, claim.HighWaterMarkOffset()-last.Offset-1)))
 		}
 		return ok
 	}
+	// drain waits for every store in flight, in order; false if one failed.
+	drain := func() bool {
+		for len(inflight) > 0 {
+			if !settle(<-inflight[0].done) {
+				return false
+			}
+		}
+		return true
+	}
 	finish := func() error {
-		if inflight != nil && !settle(<-done) {
+		if !drain() {
 			return nil
 		}
 		if len(batch) > 0 {
 			send()
-			settle(<-done)
+			drain()
 		}
 		return nil
 	}
@@ -427,11 +446,16 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	timer := time.NewTimer(t.cfg.Output.FlushInterval)
 	defer timer.Stop()
 	due := false // the flush interval passed with records waiting
+	maxInflight := t.cfg.Output.MaxInflight
 	for {
 		full := len(batch) >= t.cfg.Output.BulkActions || bytes >= t.cfg.Output.BulkBytes
 		in := msgs
 		if full {
-			in = nil // a full batch waits for the store in flight
+			in = nil // a full batch waits for a store in flight
+		}
+		var oldest chan bool // the outcome of the oldest store in flight
+		if len(inflight) > 0 {
+			oldest = inflight[0].done
 		}
 		select {
 		case msg, ok := <-in:
@@ -445,7 +469,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			t.m.consumed.Inc()
 			batch = append(batch, msg)
 			bytes += len(msg.Value) + 256
-		case ok := <-done:
+		case ok := <-oldest:
 			if !settle(ok) {
 				return nil
 			}
@@ -466,7 +490,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			}
 			// Store what is pending and what the rescue read, then mark the offset
 			// past the skipped batch and end the session: the next one starts there.
-			if inflight != nil && !settle(<-done) {
+			if !drain() {
 				return nil
 			}
 			batch = append(batch, r.records...)
@@ -474,7 +498,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			t.m.recordsRescued.Add(float64(len(r.records)))
 			if len(batch) > 0 {
 				send()
-				if !settle(<-done) {
+				if !drain() {
 					return nil
 				}
 			}
@@ -510,7 +534,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		// Send when the batch is full, when no more records are waiting (under load the
 		// channel stays full and bulks are large; when traffic is light a record does
 		// not wait for the flush interval), or when the interval passed.
-		if inflight == nil && len(batch) > 0 && (len(batch) >= t.cfg.Output.BulkActions || bytes >= t.cfg.Output.BulkBytes || len(msgs) == 0 || due) {
+		if len(inflight) < maxInflight && len(batch) > 0 && (len(batch) >= t.cfg.Output.BulkActions || bytes >= t.cfg.Output.BulkBytes || len(msgs) == 0 || due) {
 			send()
 			due = false
 			timer.Reset(t.cfg.Output.FlushInterval)

@@ -415,3 +415,50 @@ func TestFileOutput(t *testing.T) {
 		ids[doc.ID] = true
 	}
 }
+
+// TestBulkSentWhileOneIsStored holds the first bulk request in Elasticsearch: records
+// that arrive meanwhile must be indexed by a second bulk of the same partition sent
+// at once (max_inflight 2), not after the first; the offsets are committed only once
+// both are stored.
+func TestBulkSentWhileOneIsStored(t *testing.T) {
+	b := brokertest.Start(t, 1)
+	createTopic(t, b.Addr(), "web_log", 1)
+	es := startES(t)
+	held, release := make(chan struct{}), make(chan struct{})
+	var requests atomic.Int32
+	es.SetRequestRule(func() int {
+		if requests.Add(1) == 1 {
+			close(held)
+			<-release
+		}
+		return 0
+	})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	cfg := testConfig(b.Addr(), es.URL())
+	cfg.Output.FlushInterval = time.Hour // only "no more records waiting" sends a bulk
+	startTransfer(t, cfg)
+	produce(t, b.Addr(), "web_log", 0, 10)
+	wait.For(t, 30*time.Second, "the first bulk request to be held", func() bool {
+		select {
+		case <-held:
+			return true
+		default:
+			return false
+		}
+	})
+	produce(t, b.Addr(), "web_log", 10, 20)
+	wait.For(t, 10*time.Second, "the records produced while the first bulk is held to be indexed", func() bool { return es.Count("*") >= 10 })
+	if c := committed(t, b.Addr(), "logtransfer", "web_log"); c > 0 {
+		t.Fatalf("offset %d committed while the first bulk is not stored", c)
+	}
+	close(release)
+	wait.For(t, 10*time.Second, "every document", func() bool { return es.Count("*") == 20 })
+	checkDocs(t, es, 20)
+	wait.For(t, 10*time.Second, "the offsets committed", func() bool { return committed(t, b.Addr(), "logtransfer", "web_log") == 20 })
+}

@@ -3,7 +3,11 @@
 package brokertest
 
 import (
+	"bufio"
 	"net"
+	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +26,13 @@ type Broker struct {
 // the test ends.
 func Start(t testing.TB, partitions int32) *Broker {
 	t.Helper()
+	return StartWith(t, partitions, nil)
+}
+
+// StartWith is Start with edit, if not nil, applied to the configuration last (for
+// example a shorter idle timeout, or a metrics listener).
+func StartWith(t testing.TB, partitions int32, edit func(*broker.Config)) *Broker {
+	t.Helper()
 	cfg := broker.DefaultConfig()
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Server.ShutdownTimeout = 2 * time.Second
@@ -37,6 +48,9 @@ func Start(t testing.TB, partitions int32) *Broker {
 	cfg.Server.Listen = ln.Addr().String() // a fixed port, so that Restart can reuse it
 	cfg.Server.Advertised = cfg.Server.Listen
 	ln.Close()
+	if edit != nil {
+		edit(&cfg)
+	}
 	b, err := broker.Start(cfg, logging.Discard())
 	if err != nil {
 		t.Fatalf("start broker: %v", err)
@@ -79,6 +93,36 @@ func (b *Broker) Restart(t testing.TB) {
 	if err != nil {
 		t.Fatalf("restart broker: %v", err)
 	}
+}
+
+// Metric reads one series of the broker's /metrics, such as
+// `logpipe_broker_connections`, 0 when absent. The broker must have been started with
+// a metrics listener (StartWith).
+func (b *Broker) Metric(tb testing.TB, series string) float64 {
+	tb.Helper()
+	addr := b.b.MetricsAddr()
+	if addr == "" {
+		tb.Fatal("brokertest: the broker has no metrics listener")
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				tb.Fatalf("brokertest: %s: %v", series, err)
+			}
+			return f
+		}
+	}
+	if err := sc.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return 0
 }
 
 // Addr is the bootstrap address, host:port.

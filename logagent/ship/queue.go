@@ -184,13 +184,17 @@ func (b *batch) split(sc *sarama.Config) (*batch, *batch) {
 	return parts[0], parts[1]
 }
 
-// run is the partition's sender. It seals the current batch once it lingered for
-// FlushFrequency, and sends the sealed batches in order, with up to
+// run is the partition's sender. It sends the sealed batches in order, with up to
 // MaxInFlightRequests of them in flight, so that the next batch is encoded and sent
-// while the broker stores the previous one. Batches are acknowledged in order.
-// When one fails, the window drains, and the batches not written are sent again
-// one at a time, each until Kafka has it (send), before the window opens again. It
-// exits when the producer closes and the queue is empty, or when Close gives up.
+// while the broker stores the previous one. With FlushFrequency 0 it works as
+// Nagle's algorithm does: a record that finds a request slot free is sent at once,
+// and those added while the slots are taken gather into one batch sent when an
+// answer comes, so that batches grow with the load and no record waits for a timer;
+// with FlushFrequency > 0 a batch also lingers that long for more records. Batches
+// are acknowledged in order. When one fails, the window drains, and the batches not
+// written are sent again one at a time, each until Kafka has it (send), before the
+// window opens again. It exits when the producer closes and the queue is empty, or
+// when Close gives up.
 func (q *queue) run() {
 	defer q.p.wg.Done()
 	p := q.p
@@ -390,7 +394,7 @@ func (q *queue) ack(acks []ackRef) {
 // first (b is then not acknowledged).
 func (q *queue) send(b *batch, retry bool) bool {
 	p := q.p
-	backoff := 100 * time.Millisecond
+	backoff := p.cfg.RetryBackoff
 	for attempt := 0; ; attempt++ {
 		if p.ctx.Err() != nil {
 			p.budget.release(b.bytes)
@@ -425,6 +429,14 @@ func (q *queue) send(b *batch, retry bool) bool {
 				q.serial++ // the second half belongs to the batches sent one at a time
 			}
 			b = first
+			continue
+		}
+		if attempt == 0 && connectionLost(err) {
+			// Most often the broker closed a connection idle for its idle timeout,
+			// which the write could not tell: the first line after a quiet spell would
+			// wait a backoff for it. The retry dials again at once; a second failure
+			// backs off as any other.
+			p.log.Debug("connection to the broker lost; sending again on a new one", "topic", q.topic, "partition", q.partition, "err", err)
 			continue
 		}
 		p.log.Warn("produce failed; retrying", "topic", q.topic, "partition", q.partition, "records", len(b.acks), "err", err, "retry_in", backoff)
@@ -532,7 +544,9 @@ func (p *Producer) recover(topic string, b *batch, err error) {
 	switch {
 	case errors.As(err, &lost):
 		p.resetProducerID(b.seqGen)
-	case !errors.As(err, new(errTooLarge)):
+	case !errors.As(err, new(errTooLarge)) && !connectionLost(err):
+		// A lost connection is dialled again by the next attempt; the leader did
+		// not move for it (if it did, that attempt fails and refreshes).
 		p.mu.Lock()
 		client := p.client
 		p.mu.Unlock()

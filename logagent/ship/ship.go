@@ -15,10 +15,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -38,7 +41,7 @@ type Config struct {
 	MaxInFlightBytes int64         // bytes of records sent and not yet acknowledged
 	FlushBytes       int           // a batch this big is sent at once
 	FlushMessages    int           // a batch with this many records is sent at once; 0 = no limit
-	FlushFrequency   time.Duration // how long a batch may wait for more records
+	FlushFrequency   time.Duration // how long a batch may wait for more records; 0: none (see queue.run)
 	MaxMessageBytes  int           // largest batch sent (Kafka's max.message.bytes)
 	// MaxInFlightRequests is how many batches of a partition may be sent and not yet
 	// answered (0: 2). Above 1, the next batch is encoded and sent while the broker
@@ -46,6 +49,7 @@ type Config struct {
 	// acks 0 or 1, the batches sent after one that failed may be written before it
 	// (as in Kafka); 1 keeps the order.
 	MaxInFlightRequests int
+	RetryBackoff        time.Duration // wait before the first retry of a failed produce, doubling to 5 s; 0 = 100 ms
 	ClientID            string
 	Security            kafkasec.Config // TLS and SASL
 }
@@ -187,6 +191,9 @@ func New(cfg Config, log *slog.Logger) (*Producer, error) {
 	}
 	if cfg.MaxInFlightRequests <= 0 {
 		cfg.MaxInFlightRequests = 2
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 100 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Producer{
@@ -449,6 +456,15 @@ func (p *Producer) Close(timeout time.Duration) error {
 		return fmt.Errorf("%d records were not acknowledged before shutdown; they are read again at the next start", n)
 	}
 	return nil
+}
+
+// connectionLost tells whether err is a connection to a broker found closed or reset
+// by the other end, as brokers do to connections idle for their idle timeout (Kafka's
+// connections.max.idle.ms). Sarama has then dropped the connection, and the next
+// request dials again.
+func connectionLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // sleep waits for d or until ctx ends; it reports whether d passed.

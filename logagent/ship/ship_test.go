@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/logpipe/logpipe/broker"
 	"github.com/logpipe/logpipe/internal/brokertest"
 	"github.com/logpipe/logpipe/internal/logging"
 	"github.com/logpipe/logpipe/internal/partition"
@@ -534,5 +535,35 @@ func TestWindowFailure(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIdleConnectionClosedByBroker sends a record after the broker closed the
+// producer's connections for being idle (as Kafka does after connections.max.idle.ms):
+// the write finds the connection dead, and the record must go on a new connection at
+// once, not after a retry backoff (an hour here, so that waiting for it fails the test).
+func TestIdleConnectionClosedByBroker(t *testing.T) {
+	b := brokertest.StartWith(t, 1, func(c *broker.Config) {
+		c.Server.IdleTimeout = time.Second
+		c.Metrics.Listen = "127.0.0.1:0"
+	})
+	p := newProducer(t, b.Addr(), "all", func(c *Config) { c.RetryBackoff = time.Hour })
+	defer p.Close(time.Second)
+	a := newAcks(func(uint64) string { return "" })
+	ctx := context.Background()
+	if err := p.Send(ctx, record("idle", "", 0), a, 0); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, "the first record acknowledged", func() bool { return a.total() == 1 })
+	wait.For(t, 10*time.Second, "the broker to close the idle connections", func() bool {
+		return b.Metric(t, `logpipe_broker_limit_hits_total{limit="idle_timeout"}`) > 0 &&
+			b.Metric(t, "logpipe_broker_connections") == 0
+	})
+	if err := p.Send(ctx, record("idle", "", 1), a, 1); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, "the record sent after the connections were closed, without a retry backoff", func() bool { return a.total() == 2 })
+	if got := consumeAll(t, b.Addr(), "idle", 2); len(got) != 2 {
+		t.Fatalf("%d records in Kafka, want 2", len(got))
 	}
 }
