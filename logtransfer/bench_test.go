@@ -15,7 +15,7 @@ func BenchmarkBrokerToES(b *testing.B) {
 	br := brokertest.Start(b, 6)
 	createTopic(b, br.Addr(), "web_log", 6)
 	es := startES(b)
-	es.SetFast(true)
+	es.SetFast(true, nil)
 	produce(b, br.Addr(), "web_log", 0, b.N)
 	cfg := testConfig(br.Addr(), es.URL())
 	cfg.ES.Template = false
@@ -54,7 +54,7 @@ func BenchmarkDataStreamVsIndex(b *testing.B) {
 		createTopic(b, br.Addr(), topic, 6)
 		produce(b, br.Addr(), topic, 0, b.N)
 		es := startES(b)
-		es.SetFast(true)
+		es.SetFast(true, nil)
 		cfg := testConfig(br.Addr(), es.URL())
 		cfg.Kafka.Topics, cfg.Kafka.Group = topic, "bench-"+mode
 		cfg.ES.Mode = mode

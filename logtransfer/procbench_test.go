@@ -33,7 +33,7 @@ func BenchmarkTransferProcess(b *testing.B) {
 	createTopic(b, addr, "web_log", 6)
 	produce(b, addr, "web_log", 0, b.N)
 	es := startES(b)
-	es.SetFast(true)
+	es.SetFast(true, nil)
 
 	b.ResetTimer()
 	tr := proctest.Start(b, dir, "logtransfer", filepath.Join(bin, "logtransfer"), fmt.Sprintf(

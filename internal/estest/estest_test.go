@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func do(t *testing.T, method, url, body string) (int, map[string]any) {
@@ -226,5 +227,48 @@ func TestAuth(t *testing.T) {
 		if resp.StatusCode != c.want {
 			t.Fatalf("%q: %d, want %d", c.auth, resp.StatusCode, c.want)
 		}
+	}
+}
+
+// TestBulkMalformedAction: an action line that is not one of index, create, delete
+// and update fails the whole request, as Elasticsearch answers it.
+func TestBulkMalformedAction(t *testing.T) {
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, line := range []string{`{"upsert":{"_index":"a","_id":"1"}}`, `{"index":{"_index":"a"},"create":{"_index":"a"}}`, `[1]`} {
+		st, resp := do(t, "POST", s.URL()+"/_bulk", line+"\n{}\n")
+		if st != 400 || resp["error"] == nil {
+			t.Fatalf("%s: %d %v", line, st, resp)
+		}
+	}
+	if n := s.Count("*"); n != 0 {
+		t.Fatalf("%d documents stored", n)
+	}
+}
+
+// TestFastObserve: in fast mode nothing is stored, and the observer sees each
+// document once with the time it was indexed.
+func TestFastObserve(t *testing.T) {
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var seen []string
+	s.SetFast(true, func(src []byte, at time.Time) {
+		if at.IsZero() {
+			t.Error("zero time")
+		}
+		seen = append(seen, string(src))
+	})
+	st, resp := do(t, "POST", s.URL()+"/_bulk", `{"index":{"_index":"a","_id":"1"}}`+"\n"+`{"n":1}`+"\n"+`{"create":{"_index":"a","_id":"2"}}`+"\n"+`{"n":2}`+"\n")
+	if st != 200 || resp["errors"] != false || len(resp["items"].([]any)) != 2 {
+		t.Fatalf("%d %v", st, resp)
+	}
+	if fmt.Sprint(seen) != `[{"n":1} {"n":2}]` || s.Count("*") != 0 {
+		t.Fatalf("observed %q, %d stored", seen, s.Count("*"))
 	}
 }
