@@ -23,6 +23,7 @@ type queue struct {
 	stopped bool     // the sender has exited: nothing more is accepted
 
 	// Owned by the sender goroutine.
+	lastWire int64     // Record.wireSize bytes of the last batch sent
 	seq      int32     // the idempotent producer's next sequence number
 	seqGen   uint64    // the producer identity seq counts for
 	tokens   []uint64  // scratch for RunAcker
@@ -38,6 +39,7 @@ type queue struct {
 // flight is a batch sent and its outcome.
 type flight struct {
 	b    *batch
+	sent time.Time
 	resp *sarama.ProduceResponse
 	err  error
 	done bool // the outcome arrived
@@ -207,18 +209,19 @@ func (q *queue) run() {
 			window = 1
 		}
 		q.mu.Lock()
-		if q.cur != nil && (closing || time.Since(q.cur.created) >= p.cfg.FlushFrequency) {
-			q.seal()
+		var wait time.Duration = -1 // how long until the current batch may go
+		if q.cur != nil {
+			wait = q.due(window)
+			if closing || wait == 0 {
+				q.seal()
+				wait = -1
+			}
 		}
 		var b *batch
 		if len(q.ready) > 0 && len(q.inflight) < window {
 			b = q.ready[0]
 			q.ready[0] = nil // the backing array must not keep it
 			q.ready = q.ready[1:]
-		}
-		var wait time.Duration = -1
-		if b == nil && q.cur != nil {
-			wait = p.cfg.FlushFrequency - time.Since(q.cur.created)
 		}
 		if b == nil && q.cur == nil && closing && len(q.inflight) == 0 {
 			q.stopped = true
@@ -269,9 +272,50 @@ func (q *queue) run() {
 	}
 }
 
+// pipelineAfter is how long the oldest request in flight must have been waiting
+// for its answer before a batch that is not full takes the next request slot (with
+// FlushFrequency 0). A broker that answers sooner gets one request at a time, and
+// the records gather meanwhile into larger batches; a broker that is slow to answer
+// (an fsync, a pause) holds the records behind it for no more than this.
+const pipelineAfter = time.Millisecond
+
+// A partition whose last batch held busyBatch bytes or more is busy: with
+// FlushFrequency 0, its next batch lingers up to busyLinger to fill (as Kafka's
+// linger.ms), since many small requests would cost the agent and the broker more
+// CPU per record than they save in latency. Below that rate (about 64 KiB a
+// millisecond), batches go as soon as a request slot frees.
+const (
+	busyBatch  = 64 << 10
+	busyLinger = 5 * time.Millisecond
+)
+
+// due says how long the current batch, not full yet, may still wait for more
+// records before it is sealed: 0 now, or -1 until an answer comes (a request slot
+// frees). With FlushFrequency, a batch waits that long after its first record; with
+// 0, it goes at once when nothing is in flight, and otherwise once the oldest
+// request has waited pipelineAfter for its answer and a slot is free, or, on a busy
+// partition, after busyLinger. q.mu is held.
+func (q *queue) due(window int) time.Duration {
+	ff := q.p.cfg.FlushFrequency
+	if ff == 0 && q.lastWire >= busyBatch {
+		ff = busyLinger
+	}
+	if ff > 0 {
+		return max(0, ff-time.Since(q.cur.created))
+	}
+	if len(q.inflight) == 0 {
+		return 0
+	}
+	if len(q.inflight) >= window {
+		return -1
+	}
+	return max(0, pipelineAfter-time.Since(q.inflight[0].sent))
+}
+
 // start sends b without waiting for Kafka's answer, which arrives on q.results.
 func (q *queue) start(b *batch) {
-	f := &flight{b: b}
+	f := &flight{b: b, sent: time.Now()}
+	q.lastWire = b.wire
 	q.inflight = append(q.inflight, f)
 	broker, req, err := q.request(b)
 	if err == nil {
@@ -394,6 +438,7 @@ func (q *queue) ack(acks []ackRef) {
 // first (b is then not acknowledged).
 func (q *queue) send(b *batch, retry bool) bool {
 	p := q.p
+	q.lastWire = b.wire
 	backoff := p.cfg.RetryBackoff
 	for attempt := 0; ; attempt++ {
 		if p.ctx.Err() != nil {

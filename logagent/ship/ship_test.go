@@ -567,3 +567,28 @@ func TestIdleConnectionClosedByBroker(t *testing.T) {
 		t.Fatalf("%d records in Kafka, want 2", len(got))
 	}
 }
+
+// TestBusyPartitionBatches sends records as fast as it can with the shipped batching
+// (flush_frequency 0, 1 MiB batches): a batch goes as soon as a request slot frees,
+// but a busy partition's batches linger to fill, so the records travel in few, large
+// requests rather than one request per answer's worth.
+func TestBusyPartitionBatches(t *testing.T) {
+	b := brokertest.StartWith(t, 1, func(c *broker.Config) { c.Metrics.Listen = "127.0.0.1:0" })
+	p := newProducer(t, b.Addr(), "1", func(c *Config) { c.FlushFrequency, c.FlushBytes, c.MaxInFlightBytes = 0, 0, 0 })
+	a := newAcks(func(uint64) string { return "" })
+	const n = 200000
+	for i := 0; i < n; i++ {
+		if err := p.Send(context.Background(), record("busy", "k", i), a, uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.For(t, 30*time.Second, "every record acknowledged", func() bool { return a.total() == n })
+	if err := p.Close(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	reqs := b.Metric(t, `logpipe_broker_requests_total{api="Produce"}`)
+	t.Logf("%d records in %.0f produce requests", n, reqs)
+	if reqs > 200 { // 47-75 here; one request per answer took 400-530
+		t.Fatalf("%d records took %.0f produce requests", n, reqs)
+	}
+}
