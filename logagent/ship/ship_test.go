@@ -568,27 +568,39 @@ func TestIdleConnectionClosedByBroker(t *testing.T) {
 	}
 }
 
-// TestBusyPartitionBatches sends records as fast as it can with the shipped batching
-// (flush_frequency 0, 1 MiB batches): a batch goes as soon as a request slot frees,
-// but a busy partition's batches linger to fill, so the records travel in few, large
-// requests rather than one request per answer's worth.
-func TestBusyPartitionBatches(t *testing.T) {
-	b := brokertest.StartWith(t, 1, func(c *broker.Config) { c.Metrics.Listen = "127.0.0.1:0" })
-	p := newProducer(t, b.Addr(), "1", func(c *Config) { c.FlushFrequency, c.FlushBytes, c.MaxInFlightBytes = 0, 0, 0 })
-	a := newAcks(func(uint64) string { return "" })
-	const n = 200000
-	for i := 0; i < n; i++ {
-		if err := p.Send(context.Background(), record("busy", "k", i), a, uint64(i)); err != nil {
-			t.Fatal(err)
+// TestBatchDue checks when a batch that is not full goes, with the shipped
+// flush_frequency 0 and with a linger set. (The benchmarks measure what this does to
+// throughput and latency: one small request per answer cost a third more CPU per
+// line flat out.)
+func TestBatchDue(t *testing.T) {
+	cases := []struct {
+		name     string
+		ff       time.Duration
+		lastWire int64
+		inflight []time.Duration // how long each request in flight has waited
+		created  time.Duration   // how long ago the batch got its first record
+		want     time.Duration   // -1: until an answer comes
+	}{
+		{"nothing in flight: at once", 0, 0, nil, 0, 0},
+		{"one in flight, just sent: until 1 ms", 0, 0, []time.Duration{0}, 0, pipelineAfter},
+		{"one in flight for 1 ms: at once", 0, 0, []time.Duration{pipelineAfter}, 0, 0},
+		{"window full: until an answer", 0, 0, []time.Duration{5 * time.Millisecond, 0}, 0, -1},
+		{"busy partition: lingers 5 ms", 0, busyBatch, nil, 0, busyLinger},
+		{"busy partition: lingered enough", 0, busyBatch, []time.Duration{0}, busyLinger, 0},
+		{"flush_frequency 20ms: lingers", 20 * time.Millisecond, 0, nil, 5 * time.Millisecond, 15 * time.Millisecond},
+	}
+	for _, c := range cases {
+		now := time.Now()
+		ago := func(d time.Duration) time.Time { return now.Add(-d) }
+		p := &Producer{cfg: Config{FlushFrequency: c.ff}, window: 2}
+		q := &queue{p: p, lastWire: c.lastWire, cur: &batch{created: ago(c.created)}}
+		for _, d := range c.inflight {
+			q.inflight = append(q.inflight, &flight{sent: ago(d)})
 		}
-	}
-	wait.For(t, 30*time.Second, "every record acknowledged", func() bool { return a.total() == n })
-	if err := p.Close(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	reqs := b.Metric(t, `logpipe_broker_requests_total{api="Produce"}`)
-	t.Logf("%d records in %.0f produce requests", n, reqs)
-	if reqs > 200 { // 47-75 here; one request per answer took 400-530
-		t.Fatalf("%d records took %.0f produce requests", n, reqs)
+		got := q.due(p.window)
+		// The times count from now: allow for the time until the call.
+		if c.want < 0 && got != -1 || c.want >= 0 && (got > c.want || got < c.want-900*time.Microsecond) {
+			t.Errorf("%s: due %v, want %v", c.name, got, c.want)
+		}
 	}
 }
