@@ -57,11 +57,12 @@ func (lr *LineReader) Reset(r io.Reader, off int64) {
 // of an idle file. The limit holds until the next SetLimit or Reset.
 func (lr *LineReader) SetLimit(size int64) { lr.limit = size }
 
-// Shrink drops a buffer that grew while the file was busy, unless it holds a partial
-// line.
+// Shrink lets the buffer go, unless it holds a partial line: an idle file holds no
+// buffer (the next read that finds bytes takes a small one again), so that thousands
+// of idle files cost no memory for reading.
 func (lr *LineReader) Shrink() {
-	if lr.head == lr.tail && len(lr.buf) > minBuffer {
-		lr.buf, lr.head, lr.tail, lr.busy = make([]byte, minBuffer), 0, 0, false
+	if lr.head == lr.tail {
+		lr.buf, lr.head, lr.tail, lr.busy = nil, 0, 0, false
 	}
 }
 
@@ -87,7 +88,11 @@ func (lr *LineReader) Next() (Line, error) {
 			lr.tail = copy(lr.buf, lr.buf[lr.head:lr.tail])
 			lr.head = 0
 		}
-		lr.growIfNeeded()
+		if lr.buf == nil {
+			lr.buf = make([]byte, minBuffer) // after Shrink
+		} else {
+			lr.growIfNeeded()
+		}
 		n, err := lr.r.Read(lr.buf[lr.tail:])
 		lr.busy = n == len(lr.buf)-lr.tail // the read filled the buffer: more is waiting
 		lr.tail += n

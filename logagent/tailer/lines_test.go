@@ -121,3 +121,29 @@ func FuzzLineReader(f *testing.F) {
 		}
 	})
 }
+
+// TestShrinkIdle: an idle reader lets its buffer go, unless it holds a partial line,
+// and reads on correctly when bytes come again.
+func TestShrinkIdle(t *testing.T) {
+	src := &chunked{data: []byte("one\ntw"), n: 3}
+	lr := NewLineReader(src, 0, 100)
+	if got := readLines(lr); len(got) != 1 || got[0].data != "one" {
+		t.Fatalf("read %v", got)
+	}
+	lr.Shrink()
+	if lr.buf == nil {
+		t.Fatal("a partial line was dropped with the buffer")
+	}
+	src.data = []byte("o\n")
+	if got := readLines(lr); len(got) != 1 || got[0].data != "two" || got[0].off != 4 {
+		t.Fatalf("read %v", got)
+	}
+	lr.Shrink()
+	if lr.buf != nil {
+		t.Fatalf("an idle reader keeps %d bytes", cap(lr.buf))
+	}
+	src.data = []byte("three\n")
+	if got := readLines(lr); len(got) != 1 || got[0].data != "three" || got[0].off != 8 || got[0].next != 14 {
+		t.Fatalf("read %v", got)
+	}
+}
