@@ -63,7 +63,7 @@ type Config struct {
 		FlushFrequency   time.Duration `ini:"flush_frequency"`
 		MaxMessageBytes  int           `ini:"max_message_bytes"`
 		// MaxInFlightRequests is how many batches of a partition may be in flight.
-		MaxInFlightRequests int `ini:"max_in_flight_requests"`
+		MaxInFlightRequests int `ini:"max_inflight_requests"`
 	} `ini:"kafka"`
 	Metrics imetrics.Config `ini:"metrics"`
 	Log     struct {
@@ -140,7 +140,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("[agent] close_inactive and clean_inactive must not be negative")
 	}
 	if c.Kafka.MaxInFlightRequests < 1 || c.Kafka.MaxInFlightRequests > 5 {
-		return fmt.Errorf("[kafka] max_in_flight_requests %d must be between 1 and 5", c.Kafka.MaxInFlightRequests)
+		return fmt.Errorf("[kafka] max_inflight_requests %d must be between 1 and 5", c.Kafka.MaxInFlightRequests)
 	}
 	if _, err := c.shipConfig().SaramaConfig(); err != nil {
 		return err

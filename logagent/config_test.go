@@ -21,6 +21,6 @@ func TestShippedIniIsTheDefaults(t *testing.T) {
 		t.Errorf("conf/logagent.ini differs from DefaultConfig:\n ini:      %+v\n defaults: %+v", got, want)
 	}
 	if want.Kafka.FlushFrequency != 0 {
-		t.Errorf("flush_frequency defaults to %v; want 0 (a batch goes as soon as its partition has no request in flight)", want.Kafka.FlushFrequency)
+		t.Errorf("flush_frequency defaults to %v; want 0 (a batch goes at once when its partition has nothing in flight)", want.Kafka.FlushFrequency)
 	}
 }

@@ -270,12 +270,18 @@ func streamErr(err error) error {
 	return err
 }
 
+// ErrTooLarge is what errors.Is finds in an error of records that decompress to more
+// than the bound.
+var ErrTooLarge = errors.New("records decompress past the bound")
+
 // errTooLarge is reported when records decompress to more than the bound.
 type errTooLarge int64
 
 func (e errTooLarge) Error() string {
 	return fmt.Sprintf("decompresses to more than %d bytes", int64(e))
 }
+
+func (e errTooLarge) Is(target error) bool { return target == ErrTooLarge }
 
 // limitedReader fails (rather than ending quietly) past its limit.
 type limitedReader struct {
@@ -446,9 +452,14 @@ func decompressor(codec Codec, src []byte, max int64) (io.Reader, func(), error)
 		}
 		return zr, func() { zr.Reset(nil); lz4Pool.Put(zr) }, nil
 	case Zstd:
-		// A frame's declared content and window sizes are claims: the decoder
+		// A frame's declared content and window sizes are claims: a first frame
+		// that declares more than max is refused before any work; the decoder
 		// refuses windows above zstdMaxMemory and never allocates more; the
 		// caller's bound on the output is applied by the reader around it.
+		var h zstd.Header
+		if h.Decode(src) == nil && h.HasFCS && h.FrameContentSize > uint64(max) {
+			return nil, nil, errTooLarge(max)
+		}
 		zr, _ := zstdPool.Get().(*zstd.Decoder)
 		if zr == nil {
 			var err error

@@ -188,11 +188,9 @@ func (b *batch) split(sc *sarama.Config) (*batch, *batch) {
 
 // run is the partition's sender. It sends the sealed batches in order, with up to
 // MaxInFlightRequests of them in flight, so that the next batch is encoded and sent
-// while the broker stores the previous one. With FlushFrequency 0 it works as
-// Nagle's algorithm does: a record that finds a request slot free is sent at once,
-// and those added while the slots are taken gather into one batch sent when an
-// answer comes, so that batches grow with the load and no record waits for a timer;
-// with FlushFrequency > 0 a batch also lingers that long for more records. Batches
+// while the broker stores the previous one; due decides when the batch being filled
+// is sealed (with FlushFrequency 0, at once when nothing is in flight, so that no
+// record waits for a timer at light load, and batches grow with the load). Batches
 // are acknowledged in order. When one fails, the window drains, and the batches not
 // written are sent again one at a time, each until Kafka has it (send), before the
 // window opens again. It exits when the producer closes and the queue is empty, or
@@ -283,7 +281,7 @@ const pipelineAfter = time.Millisecond
 // FlushFrequency 0, its next batch lingers up to busyLinger to fill (as Kafka's
 // linger.ms), since many small requests would cost the agent and the broker more
 // CPU per record than they save in latency. Below that rate (about 64 KiB a
-// millisecond), batches go as soon as a request slot frees.
+// millisecond), a batch goes at once when nothing is in flight.
 const (
 	busyBatch  = 64 << 10
 	busyLinger = 5 * time.Millisecond
@@ -366,6 +364,8 @@ func (q *queue) settle() bool {
 		}
 	}
 	p.Errors.Add(1)
+	first := q.inflight[0]
+	firstErr := q.outcome(first.b, first.resp, first.err)
 	var again []*batch
 	for i, f := range q.inflight {
 		if i > 0 && q.outcome(f.b, f.resp, f.err) == nil {
@@ -374,7 +374,7 @@ func (q *queue) settle() bool {
 		}
 		again = append(again, f.b)
 	}
-	p.log.Warn("produce failed; sending the window again one batch at a time", "topic", q.topic, "partition", q.partition, "batches", len(again), "err", q.outcome(q.inflight[0].b, q.inflight[0].resp, q.inflight[0].err))
+	p.log.Warn("produce failed; sending the window again one batch at a time", "topic", q.topic, "partition", q.partition, "batches", len(again), "err", firstErr)
 	clear(q.inflight)
 	q.inflight = q.inflight[:0]
 	q.mu.Lock()
@@ -544,7 +544,7 @@ func (q *queue) produce(b *batch) error {
 	resp, err := broker.Produce(req)
 	err = q.outcome(b, resp, err)
 	if err != nil {
-		q.p.recover(q.topic, b, err)
+		q.p.afterFailure(q.topic, b, err)
 	}
 	return err
 }
@@ -580,11 +580,11 @@ type errStateLost struct{ err error }
 func (e errStateLost) Error() string { return "idempotent producer state lost: " + e.err.Error() }
 func (e errStateLost) Unwrap() error { return e.err }
 
-// recover acts on a failed attempt at writing b, sent alone: Kafka lost the
+// afterFailure acts on a failed attempt at writing b, sent alone: Kafka lost the
 // idempotent producer's state (start again under a new identity; the batch may then
 // be written twice, which the transfer's document ids absorb), or the metadata may be
 // stale.
-func (p *Producer) recover(topic string, b *batch, err error) {
+func (p *Producer) afterFailure(topic string, b *batch, err error) {
 	var lost errStateLost
 	switch {
 	case errors.As(err, &lost):

@@ -5,9 +5,9 @@
 // It speaks Kafka through sarama's client (metadata, connections, and the Produce and
 // InitProducerId requests) but does its own batching: each partition has a queue that
 // appends records to the batch being filled and one sender goroutine that sends the
-// sealed batches in order, one request in flight at a time. That keeps a file's
-// records in order through retries, makes the idempotent producer's sequence numbers
-// simple, and costs a fraction of sarama's AsyncProducer, which moves every message
+// sealed batches in order, a few requests in flight at a time (MaxInFlightRequests),
+// and after a failure one at a time. That keeps a file's records in order through
+// retries, keeps the idempotent producer's sequence numbers simple, and costs a fraction of sarama's AsyncProducer, which moves every message
 // through several goroutines and channels (see the README's benchmarks).
 package ship
 
@@ -41,7 +41,7 @@ type Config struct {
 	MaxInFlightBytes int64         // bytes of records sent and not yet acknowledged
 	FlushBytes       int           // a batch this big is sent at once
 	FlushMessages    int           // a batch with this many records is sent at once; 0 = no limit
-	FlushFrequency   time.Duration // how long a batch may wait for more records; 0: none (see queue.run)
+	FlushFrequency   time.Duration // how long a batch may wait for more records; 0: see queue.due
 	MaxMessageBytes  int           // largest batch sent (Kafka's max.message.bytes)
 	// MaxInFlightRequests is how many batches of a partition may be sent and not yet
 	// answered (0: 2). Above 1, the next batch is encoded and sent while the broker

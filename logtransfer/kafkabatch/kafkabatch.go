@@ -10,19 +10,13 @@
 package kafkabatch
 
 import (
-	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"time"
 
-	"github.com/klauspost/compress/s2"
-	"github.com/klauspost/compress/snappy/xerial"
-	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
+	"github.com/logpipe/logpipe/broker/recordbatch"
 )
 
 // Header is a record header.
@@ -66,7 +60,7 @@ const headerLen = 12
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // ErrTooLarge is the cause of a batch that decompresses past the limit.
-var ErrTooLarge = errors.New("decompressed batch larger than the limit")
+var ErrTooLarge = recordbatch.ErrTooLarge
 
 // Decode splits raw (the records of one partition in a fetch response) into batches
 // and decodes each, inflating none past maxDecompressed bytes. A trailing incomplete
@@ -170,80 +164,13 @@ func decodeBatch(b *Batch, raw []byte, maxDecompressed int) {
 	b.Records = recs
 }
 
+// decompress inflates a batch's records with recordbatch's bounded decompression,
+// the broker's own.
 func decompress(codec uint16, data []byte, limit int) ([]byte, error) {
-	switch codec {
-	case 0:
-		return data, nil
-	case 1:
-		r, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, err
-		}
-		return readBounded(r, limit)
-	case 2:
-		n, err := snappyLen(data)
-		if err != nil {
-			return nil, err
-		}
-		if n > limit {
-			return nil, ErrTooLarge
-		}
-		return xerial.Decode(data)
-	case 3:
-		return readBounded(lz4.NewReader(bytes.NewReader(data)), limit)
-	case 4:
-		dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)))
-		if err != nil {
-			return nil, err
-		}
-		defer dec.Close()
-		out, err := dec.DecodeAll(data, nil)
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-			return nil, ErrTooLarge
-		}
-		return out, err
-	default:
+	if codec > uint16(recordbatch.Zstd) {
 		return nil, fmt.Errorf("unknown compression codec %d", codec)
 	}
-}
-
-// readBounded reads r to its end, failing with ErrTooLarge past limit bytes.
-func readBounded(r io.Reader, limit int) ([]byte, error) {
-	out, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(out) > limit {
-		return nil, ErrTooLarge
-	}
-	return out, nil
-}
-
-// snappyLen is the decoded length of snappy data, raw or in xerial framing (as Kafka
-// clients write it), read from the block headers without decoding.
-func snappyLen(src []byte) (int, error) {
-	xerialHeader := []byte{130, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
-	if !bytes.HasPrefix(src, xerialHeader) {
-		return s2.DecodedLen(src)
-	}
-	total := 0
-	for pos := 16; pos < len(src); {
-		if pos+4 > len(src) {
-			return 0, errors.New("snappy: truncated xerial chunk length")
-		}
-		size := int(binary.BigEndian.Uint32(src[pos:]))
-		pos += 4
-		if size > len(src)-pos {
-			return 0, errors.New("snappy: xerial chunk past the end")
-		}
-		n, err := s2.DecodedLen(src[pos : pos+size])
-		if err != nil {
-			return 0, err
-		}
-		total += n
-		pos += size
-	}
-	return total, nil
+	return recordbatch.Decompress(recordbatch.Codec(codec), data, int64(limit))
 }
 
 // decoder reads records from a decompressed batch body.
