@@ -1,6 +1,7 @@
 package logagent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/logpipe/logpipe/internal/config"
+	"github.com/logpipe/logpipe/internal/record"
 	"github.com/logpipe/logpipe/logagent/checkpoint"
 	"github.com/logpipe/logpipe/logagent/collect"
 	"github.com/logpipe/logpipe/logagent/container"
@@ -34,6 +35,7 @@ type Agent struct {
 	stats tailer.Stats
 	m     *metrics
 	hub   *discover.Hub // file system events
+	zone  string        // the host's time zone, for entries without "timezone"
 
 	// open, if set, replaces how harvesters open files (tests stand for a slow
 	// file system with it).
@@ -92,7 +94,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		log.Warn("[kafka] insecure_skip_verify = true: the broker's certificate is NOT verified; anyone on the path can read and change the logs")
 	}
 	log.Info("kafka security", "settings", cfg.Kafka.Config.String())
-	a := &Agent{cfg: cfg, log: log, reg: reg, prod: prod, hub: discover.NewHub(log), entries: map[string]*entryRun{}, stopping: map[string]*entryRun{}}
+	a := &Agent{cfg: cfg, log: log, reg: reg, prod: prod, hub: discover.NewHub(log), zone: hostZone(), entries: map[string]*entryRun{}, stopping: map[string]*entryRun{}}
 	a.m = newMetrics(a)
 	a.cp = checkpoint.New(reg, a.m.acked)
 	return a, nil
@@ -403,30 +405,38 @@ outer:
 }
 
 // sinks returns the tailer's NewSink of an entry: each file incarnation's lines go to
-// a fileSink, which builds their Kafka records (see the README's record format) and
+// a fileSink, which builds their Kafka records (the format is internal/record's) and
 // sends them, with the incarnation's checkpoint to tell of Kafka's acknowledgements.
 func (a *Agent) sinks(e collect.Entry) func(*tailer.FileState) tailer.Sink {
 	host := []byte(a.cfg.Agent.Host)
-	// The entry's fields, as headers shared by all its records, sorted by name.
+	// The entry's own headers, shared by all its records: dataset, timezone, then its
+	// fields, sorted by name.
+	var entry []*sarama.RecordHeader
+	if e.Dataset != "" {
+		entry = append(entry, &sarama.RecordHeader{Key: []byte(record.Dataset), Value: []byte(e.Dataset)})
+	}
+	if tz := cmp.Or(e.Timezone, a.zone); tz != "" {
+		entry = append(entry, &sarama.RecordHeader{Key: []byte(record.Timezone), Value: []byte(tz)})
+	}
 	names := make([]string, 0, len(e.Fields))
 	for k := range e.Fields {
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	var fields []*sarama.RecordHeader
 	for _, k := range names {
-		fields = append(fields, &sarama.RecordHeader{Key: []byte("fields." + k), Value: []byte(e.Fields[k])})
+		entry = append(entry, &sarama.RecordHeader{Key: []byte(record.FieldPrefix + k), Value: []byte(e.Fields[k])})
 	}
+	filter, _ := e.LineFilter() // validated with the config
 	return func(fs *tailer.FileState) tailer.Sink {
-		s := &fileSink{route: a.prod.Route(), topic: e.Topic, cp: fs.Checkpoint, m: a.m.file(fs.Path)}
+		s := &fileSink{route: a.prod.Route(), topic: e.Topic, cp: fs.Checkpoint, m: a.m.file(fs.Path), filter: filter}
 		s.static = append(s.static,
 			&sarama.RecordHeader{Key: hdrHost, Value: host},
 			&sarama.RecordHeader{Key: hdrPath, Value: []byte(fs.Path)},
 			&sarama.RecordHeader{Key: hdrFileID, Value: []byte(fs.FileID)})
-		s.static = append(s.static, fields...)
+		s.static = append(s.static, entry...)
 		if e.Format == "cri" || e.Format == "docker" {
 			if k, ok := container.FromPath(fs.Path); ok {
-				for _, h := range [][2]string{{"kubernetes.pod.name", k.Pod}, {"kubernetes.namespace", k.Namespace}, {"container.name", k.Container}, {"container.id", k.ContainerID}} {
+				for _, h := range [][2]string{{record.PodName, k.Pod}, {record.Namespace, k.Namespace}, {record.ContainerName, k.Container}, {record.ContainerID, k.ContainerID}} {
 					s.static = append(s.static, &sarama.RecordHeader{Key: []byte(h[0]), Value: []byte(h[1])})
 				}
 			}
@@ -449,8 +459,9 @@ type fileSink struct {
 	route  *ship.Route // the file's records all go to one partition
 	topic  string
 	cp     *checkpoint.File
-	static []*sarama.RecordHeader // shared by the file's records: host, path, file_id, then fields and container names
+	static []*sarama.RecordHeader // shared by the file's records: host, path, file_id, then the entry's and container names
 	key    []byte                 // nil: no key
+	filter *collect.LineFilter    // nil: every line is sent
 	m      *fileMetrics
 	arena  []byte                 // where the next lines' bytes go
 	slab   []lineHeaders          // where the next lines' headers go
@@ -466,17 +477,25 @@ const (
 // Send builds l's record and hands it to the producer, which tells the file's
 // checkpoint once Kafka has it.
 func (s *fileSink) Send(ctx context.Context, l tailer.Line) error {
+	if !s.filter.Keep(l.Data) {
+		// Left out by include_lines / exclude_lines: acknowledged at once, so that
+		// the file's offset moves past it as past a line Kafka has.
+		s.m.linesRead.Inc()
+		s.m.bytesRead.Add(float64(l.Next - l.Offset))
+		s.m.linesFiltered.Inc()
+		s.cp.Ack(s.cp.Track(l.Next))
+		return nil
+	}
 	// The value and the offset header's value are cut from the arena, the headers
 	// and header lists from the slabs; the file's own headers are shared by its lines.
-	const tsLen = len("2006-01-02T15:04:05.000000000Z")
-	need := len(l.Data) + 20 + tsLen
+	need := len(l.Data) + 20 + record.TimeBytes
 	if cap(s.arena)-len(s.arena) < need {
 		// Arenas grow while the file is busy and start small again after it idled.
 		s.arena = make([]byte, 0, max(min(2*cap(s.arena), arenaBytes), 512, need))
 	}
 	start := len(s.arena)
 	s.arena = append(s.arena, l.Data...)
-	s.arena = strconv.AppendInt(s.arena, l.Offset, 10)
+	s.arena = record.AppendOffset(s.arena, l.Offset)
 	value := s.arena[start : start+len(l.Data) : start+len(l.Data)]
 	off := s.arena[start+len(l.Data) : len(s.arena) : len(s.arena)]
 	if len(s.slab) == cap(s.slab) {
@@ -502,7 +521,7 @@ func (s *fileSink) Send(ctx context.Context, l tailer.Line) error {
 		// A container log: the record's time is the runtime's; when the agent read
 		// the line is event.created.
 		cs := len(s.arena)
-		s.arena = ts.UTC().AppendFormat(s.arena, time.RFC3339Nano)
+		s.arena = record.AppendTime(s.arena, ts)
 		h.created = sarama.RecordHeader{Key: hdrCreated, Value: s.arena[cs:len(s.arena):len(s.arena)]}
 		list = append(list, &h.created)
 		ts = l.Time
@@ -531,15 +550,15 @@ type lineHeaders struct {
 }
 
 var (
-	hdrHost     = []byte("host")
-	hdrPath     = []byte("path")
-	hdrOffset   = []byte("offset")
-	hdrFileID   = []byte("file_id")
-	hdrCreated  = []byte("event.created")
-	splitHeader = &sarama.RecordHeader{Key: []byte("split"), Value: []byte("1")}
+	hdrHost     = []byte(record.Host)
+	hdrPath     = []byte(record.Path)
+	hdrOffset   = []byte(record.Offset)
+	hdrFileID   = []byte(record.FileID)
+	hdrCreated  = []byte(record.Created)
+	splitHeader = &sarama.RecordHeader{Key: []byte(record.Split), Value: []byte(record.SplitOn)}
 	// The stream of a container log line.
-	stdoutHeader = &sarama.RecordHeader{Key: []byte("stream"), Value: []byte("stdout")}
-	stderrHeader = &sarama.RecordHeader{Key: []byte("stream"), Value: []byte("stderr")}
+	stdoutHeader = &sarama.RecordHeader{Key: []byte(record.Stream), Value: []byte(record.Stdout)}
+	stderrHeader = &sarama.RecordHeader{Key: []byte(record.Stream), Value: []byte(record.Stderr)}
 )
 
 // FileStatus is one tailed file as `logagent status` shows it.

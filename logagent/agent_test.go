@@ -99,17 +99,18 @@ func (r *running) stop(t testing.TB) {
 	}
 }
 
-// record is what the tests check of a consumed record.
-type record struct {
+// consumed is what the tests check of a consumed record.
+type consumed struct {
 	topic, key, value, host, path, fileID string
 	offset                                int64
 	split                                 bool
+	headers                               map[string]string // every header
 }
 
 // consumer reads topics from the start and collects every record.
 type consumer struct {
 	mu   sync.Mutex
-	recs []record
+	recs []consumed
 	cl   *kgo.Client
 	stop context.CancelFunc
 	done chan struct{}
@@ -128,8 +129,9 @@ func consume(t *testing.T, addr string, topics ...string) *consumer {
 		for ctx.Err() == nil {
 			fs := cl.PollFetches(ctx)
 			fs.EachRecord(func(r *kgo.Record) {
-				rec := record{topic: r.Topic, key: string(r.Key), value: string(r.Value)}
+				rec := consumed{topic: r.Topic, key: string(r.Key), value: string(r.Value), headers: map[string]string{}}
 				for _, h := range r.Headers {
+					rec.headers[h.Key] = string(h.Value)
 					switch h.Key {
 					case "host":
 						rec.host = string(h.Value)
@@ -153,14 +155,14 @@ func consume(t *testing.T, addr string, topics ...string) *consumer {
 	return c
 }
 
-func (c *consumer) records() []record {
+func (c *consumer) records() []consumed {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]record(nil), c.recs...)
+	return append([]consumed(nil), c.recs...)
 }
 
 // countLines returns how many records carry each value of path's lines.
-func linesOf(recs []record, path string) map[string]int {
+func linesOf(recs []consumed, path string) map[string]int {
 	m := map[string]int{}
 	for _, r := range recs {
 		if r.path == path {
@@ -187,7 +189,7 @@ func appendLines(t *testing.T, path, prefix string, from, to int) {
 }
 
 // wantExactly checks that lines from..to of prefix in path arrived exactly once each.
-func wantExactly(t *testing.T, recs []record, path, prefix string, from, to int) {
+func wantExactly(t *testing.T, recs []consumed, path, prefix string, from, to int) {
 	t.Helper()
 	got := linesOf(recs, path)
 	for i := from; i < to; i++ {

@@ -15,6 +15,7 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	linesRead, bytesRead, linesAcked, bytesAcked *prometheus.CounterVec
+	linesFiltered                                *prometheus.CounterVec
 	configApplied, configRejected                prometheus.Counter
 	forgotten                                    prometheus.Counter
 
@@ -24,6 +25,7 @@ type metrics struct {
 
 type fileMetrics struct {
 	linesRead, bytesRead, linesAcked, bytesAcked prometheus.Counter
+	linesFiltered                                prometheus.Counter
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -33,12 +35,13 @@ func newMetrics(a *Agent) *metrics {
 		bytesRead:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logagent_bytes_read_total", Help: "Bytes read, per file."}, []string{"path"}),
 		linesAcked:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logagent_lines_acked_total", Help: "Lines acknowledged by Kafka, per file."}, []string{"path"}),
 		bytesAcked:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logagent_bytes_acked_total", Help: "Bytes of lines acknowledged by Kafka, per file."}, []string{"path"}),
+		linesFiltered:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logagent_lines_filtered_total", Help: "Lines left out by an entry's include_lines or exclude_lines (acknowledged, not sent), per file."}, []string{"path"}),
 		configApplied:  prometheus.NewCounter(prometheus.CounterOpts{Name: "logagent_config_reloads_total", Help: "Collection configs applied."}),
 		configRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "logagent_config_rejected_total", Help: "Invalid collection configs rejected."}),
 		forgotten:      prometheus.NewCounter(prometheus.CounterOpts{Name: "logagent_registry_forgotten_total", Help: "Registry entries forgotten: files gone and fully acknowledged (clean_removed), or untouched for clean_inactive."}),
 		files:          map[string]*fileMetrics{},
 	}
-	m.reg.MustRegister(m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked, m.configApplied, m.configRejected, m.forgotten)
+	m.reg.MustRegister(m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked, m.linesFiltered, m.configApplied, m.configRejected, m.forgotten)
 	counter := func(name, help string, f func() float64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
 	}
@@ -75,7 +78,8 @@ func (m *metrics) file(path string) *fileMetrics {
 	defer m.mu.Unlock()
 	f := m.files[path]
 	if f == nil {
-		f = &fileMetrics{m.linesRead.WithLabelValues(path), m.bytesRead.WithLabelValues(path), m.linesAcked.WithLabelValues(path), m.bytesAcked.WithLabelValues(path)}
+		f = &fileMetrics{m.linesRead.WithLabelValues(path), m.bytesRead.WithLabelValues(path), m.linesAcked.WithLabelValues(path), m.bytesAcked.WithLabelValues(path),
+			m.linesFiltered.WithLabelValues(path)}
 		m.files[path] = f
 	}
 	return f
@@ -104,7 +108,7 @@ func (m *metrics) forgetFile(path string) {
 		return
 	}
 	delete(m.files, path)
-	for _, v := range []*prometheus.CounterVec{m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked} {
+	for _, v := range []*prometheus.CounterVec{m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked, m.linesFiltered} {
 		v.DeleteLabelValues(path)
 	}
 }

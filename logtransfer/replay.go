@@ -9,12 +9,10 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/logpipe/logpipe/internal/config"
+	"github.com/logpipe/logpipe/internal/record"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// ownDLQHeaders are the headers deadLetter adds to a record's copy.
-var ownDLQHeaders = map[string]bool{"error": true, "original_topic": true, "original_partition": true, "original_offset": true, "truncated": true}
 
 // ReplayDLQ re-indexes the records of a dead-letter topic (empty: the dead-letter
 // topic of every consumed topic that has one), up to its end when the replay starts,
@@ -160,28 +158,28 @@ func original(r *kgo.Record) (*sarama.ConsumerMessage, string) {
 	m := &sarama.ConsumerMessage{Key: r.Key, Value: r.Value, Timestamp: r.Timestamp, Partition: -1, Offset: -1}
 	for _, h := range r.Headers {
 		switch h.Key {
-		case "truncated":
+		case record.DLQTruncated:
 			return nil, "the copy is truncated"
-		case "error":
+		case record.DLQError:
 			if strings.HasPrefix(string(h.Value), "undecodable record batch") {
 				return nil, "an undecodable record batch, not a record"
 			}
-		case "original_topic":
+		case record.DLQOriginalTopic:
 			m.Topic = string(h.Value)
-		case "original_partition":
+		case record.DLQOriginalPartition:
 			p, err := strconv.ParseInt(string(h.Value), 10, 32)
 			if err != nil {
 				return nil, "bad original_partition"
 			}
 			m.Partition = int32(p)
-		case "original_offset":
+		case record.DLQOriginalOffset:
 			o, err := strconv.ParseInt(string(h.Value), 10, 64)
 			if err != nil {
 				return nil, "bad original_offset"
 			}
 			m.Offset = o
 		}
-		if !ownDLQHeaders[h.Key] {
+		if !record.IsDLQHeader(h.Key) {
 			m.Headers = append(m.Headers, &sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/logpipe/logpipe/internal/config"
+	"github.com/logpipe/logpipe/internal/record"
 	"github.com/logpipe/logpipe/logtransfer/document"
 	"github.com/logpipe/logpipe/logtransfer/output"
 	"github.com/prometheus/client_golang/prometheus"
@@ -686,10 +687,10 @@ func dlqMessage(topic string, m *sarama.ConsumerMessage, r output.Result, budget
 		reason = strings.ToValidUTF8(reason[:dlqMaxError], "")
 	}
 	own := []sarama.RecordHeader{
-		{Key: []byte("error"), Value: []byte(reason)},
-		{Key: []byte("original_topic"), Value: []byte(m.Topic)},
-		{Key: []byte("original_partition"), Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
-		{Key: []byte("original_offset"), Value: strconv.AppendInt(nil, m.Offset, 10)},
+		{Key: []byte(record.DLQError), Value: []byte(reason)},
+		{Key: []byte(record.DLQOriginalTopic), Value: []byte(m.Topic)},
+		{Key: []byte(record.DLQOriginalPartition), Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
+		{Key: []byte(record.DLQOriginalOffset), Value: strconv.AppendInt(nil, m.Offset, 10)},
 	}
 	// sarama counts a record as its key, value and headers plus up to 70 bytes of
 	// record and batch framing (varints and the v2 batch header).
@@ -706,7 +707,7 @@ func dlqMessage(topic string, m *sarama.ConsumerMessage, r output.Result, budget
 	key, value := m.Key, m.Value
 	truncated := size > budget
 	if truncated {
-		own = append(own, sarama.RecordHeader{Key: []byte("truncated"), Value: strconv.AppendInt(nil, int64(len(m.Value)), 10)})
+		own = append(own, sarama.RecordHeader{Key: []byte(record.DLQTruncated), Value: strconv.AppendInt(nil, int64(len(m.Value)), 10)})
 		size += 40
 		if cut := size - budget; cut <= len(value) {
 			value = value[:len(value)-cut]

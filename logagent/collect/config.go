@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/logpipe/logpipe/internal/record"
 	"github.com/logpipe/logpipe/internal/topicname"
 	"github.com/logpipe/logpipe/logagent/tailer"
 )
@@ -40,7 +42,25 @@ type Entry struct {
 	// CRI-O, Kubernetes) or "docker" (json-file). Container formats join partial lines
 	// and keep the stream and the runtime's timestamp.
 	Format string `json:"format,omitempty"`
+	// Dataset says what kind of log the files hold, in ECS's event.dataset form
+	// ("nginx.access"): it is sent as header event.dataset and chooses the
+	// transfer's parser.
+	Dataset string `json:"dataset,omitempty"`
+	// Timezone is what times written without a zone mean (an IANA name or ±hh:mm),
+	// sent as header event.timezone; default: the host's own zone.
+	Timezone string `json:"timezone,omitempty"`
+	// IncludeLines, when set, ships only the lines (or multiline events) that match
+	// one of these RE2 expressions; ExcludeLines drops those that match one of its.
+	// A line left out is acknowledged as if sent: the file's offset moves past it.
+	IncludeLines []string `json:"include_lines,omitempty"`
+	ExcludeLines []string `json:"exclude_lines,omitempty"`
 }
+
+// Limits of an entry's line filters.
+const (
+	MaxLineFilters     = 64
+	MaxLineFilterBytes = 4096
+)
 
 // Limits of an entry's fields.
 const (
@@ -168,6 +188,19 @@ func (e Entry) validate() error {
 	default:
 		return fmt.Errorf(`"format" %q: want raw, cri or docker`, e.Format)
 	}
+	if e.Dataset != "" {
+		if err := record.ValidDataset(e.Dataset); err != nil {
+			return fmt.Errorf(`"dataset": %v`, err)
+		}
+	}
+	if e.Timezone != "" {
+		if _, err := record.ParseZone(e.Timezone); err != nil {
+			return fmt.Errorf(`"timezone": %v`, err)
+		}
+	}
+	if _, err := e.LineFilter(); err != nil {
+		return err
+	}
 	if len(e.Fields) > MaxFields {
 		return fmt.Errorf(`"fields": %d fields, at most %d`, len(e.Fields), MaxFields)
 	}
@@ -180,6 +213,62 @@ func (e Entry) validate() error {
 		}
 	}
 	return nil
+}
+
+// LineFilter compiles the entry's include_lines and exclude_lines; nil when it has
+// neither.
+func (e Entry) LineFilter() (*LineFilter, error) {
+	if len(e.IncludeLines) == 0 && len(e.ExcludeLines) == 0 {
+		return nil, nil
+	}
+	var f LineFilter
+	for _, l := range []struct {
+		name     string
+		patterns []string
+		into     *[]*regexp.Regexp
+	}{{"include_lines", e.IncludeLines, &f.include}, {"exclude_lines", e.ExcludeLines, &f.exclude}} {
+		if len(l.patterns) > MaxLineFilters {
+			return nil, fmt.Errorf(`%q: %d expressions, at most %d`, l.name, len(l.patterns), MaxLineFilters)
+		}
+		for i, p := range l.patterns {
+			if len(p) > MaxLineFilterBytes {
+				return nil, fmt.Errorf(`%q %d: %d bytes, at most %d`, l.name, i, len(p), MaxLineFilterBytes)
+			}
+			re, err := regexp.Compile(p)
+			if err != nil {
+				return nil, fmt.Errorf(`%q %d: %v`, l.name, i, err)
+			}
+			*l.into = append(*l.into, re)
+		}
+	}
+	return &f, nil
+}
+
+// LineFilter decides which lines of an entry are shipped, as Filebeat's include_lines
+// and exclude_lines do: with include expressions, only a line that matches one; then
+// none that matches an exclude expression. RE2: linear in the line's length.
+type LineFilter struct {
+	include, exclude []*regexp.Regexp
+}
+
+// Keep reports whether a line is shipped. A nil filter keeps every line.
+func (f *LineFilter) Keep(line []byte) bool {
+	if f == nil {
+		return true
+	}
+	if len(f.include) > 0 && !matchAny(f.include, line) {
+		return false
+	}
+	return !matchAny(f.exclude, line)
+}
+
+func matchAny(res []*regexp.Regexp, line []byte) bool {
+	for _, re := range res {
+		if re.Match(line) {
+			return true
+		}
+	}
+	return false
 }
 
 // Access is how the files the entry matches may be opened: symlinks are followed in
@@ -221,23 +310,4 @@ func Diff(prev, next Config) (added, removed, changed []Entry) {
 	return added, removed, changed
 }
 
-func (e Entry) equal(o Entry) bool {
-	if e.Path != o.Path || e.Topic != o.Topic || e.Key != o.Key || e.From != o.From || e.FollowSymlinks != o.FollowSymlinks || len(e.Exclude) != len(o.Exclude) ||
-		e.Format != o.Format || len(e.Fields) != len(o.Fields) {
-		return false
-	}
-	for k, v := range e.Fields {
-		if ov, ok := o.Fields[k]; !ok || ov != v {
-			return false
-		}
-	}
-	if (e.Multiline == nil) != (o.Multiline == nil) || e.Multiline != nil && *e.Multiline != *o.Multiline {
-		return false
-	}
-	for i := range e.Exclude {
-		if e.Exclude[i] != o.Exclude[i] {
-			return false
-		}
-	}
-	return true
-}
+func (e Entry) equal(o Entry) bool { return reflect.DeepEqual(e, o) }

@@ -29,11 +29,55 @@ func TestParse(t *testing.T) {
 		``:                                                             "empty value",
 		`null`:                                                         "got null",
 		`[{"path": 5, "topic": "t"}]`:                                  `field "path"`,
+		`[{"path": "/a", "topic": "t", "dataset": "Nginx.Access"}]`:    `entry 0: "dataset": dataset "Nginx.Access": byte 0`,
+		`[{"path": "/a", "topic": "t", "dataset": "nginx access"}]`:    `"dataset"`,
+		`[{"path": "/a", "topic": "t", "dataset": ".nginx"}]`:          `starts or ends with '.'`,
+		`[{"path": "/a", "topic": "t", "dataset": "` + strings.Repeat("a", 101) + `"}]`: "at most 100",
+		`[{"path": "/a", "topic": "t", "timezone": "Mars/Olympus"}]`:                    `entry 0: "timezone": timezone "Mars/Olympus"`,
+		`[{"path": "/a", "topic": "t", "timezone": "+5"}]`:                              `want ±hh:mm`,
+		`[{"path": "/a", "topic": "t", "timezone": "../../etc/passwd"}]`:                `not an IANA name`,
+		`[{"path": "/a", "topic": "t", "include_lines": ["("]}]`:                        `entry 0: "include_lines" 0: error parsing regexp`,
+		`[{"path": "/a", "topic": "t", "exclude_lines": ["a", "[z-a]"]}]`:               `"exclude_lines" 1`,
 	}
 	for in, want := range bad {
 		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want it to say %q", in, err, want)
 		}
+	}
+}
+
+// TestDatasetFields: a valid dataset, timezone and line filters are taken, and the
+// filters keep what include_lines matches less what exclude_lines does.
+func TestDatasetFields(t *testing.T) {
+	c, err := Parse([]byte(`[{"path": "/a", "topic": "t", "dataset": "nginx.access", "timezone": "-03:30",
+		"include_lines": ["^ERR", "^WARN"], "exclude_lines": ["noise"]},
+		{"path": "/b", "topic": "t", "timezone": "America/Argentina/Buenos_Aires", "exclude_lines": ["^DEBUG"]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[0].Dataset != "nginx.access" || c[0].Timezone != "-03:30" {
+		t.Fatalf("%+v", c[0])
+	}
+	f, _ := c[0].LineFilter()
+	g, _ := c[1].LineFilter()
+	for _, x := range []struct {
+		f    *LineFilter
+		line string
+		keep bool
+	}{
+		{f, "ERR disk full", true}, {f, "WARN slow", true}, {f, "INFO ok", false}, {f, "ERR noise", false},
+		{g, "DEBUG x", false}, {g, "INFO x", true}, {nil, "anything", true},
+	} {
+		if x.f.Keep([]byte(x.line)) != x.keep {
+			t.Errorf("%q: keep %v, want %v", x.line, !x.keep, x.keep)
+		}
+	}
+	if _, _, ch := Diff(c, Config{{Path: "/a", Topic: "t", Dataset: "nginx.error"}, c[1]}); len(ch) != 1 {
+		t.Fatal("a dataset change is not a change")
+	}
+	many := `[{"path": "/a", "topic": "t", "include_lines": [` + strings.Repeat(`"a",`, MaxLineFilters) + `"a"]}]`
+	if _, err := Parse([]byte(many)); err == nil || !strings.Contains(err.Error(), "at most 64") {
+		t.Fatalf("too many filters: %v", err)
 	}
 }
 
