@@ -4,6 +4,10 @@
 // `ini:"name"` tags, fills in its defaults, and calls Load. Keys missing from the
 // file keep their defaults; unknown sections and keys are reported as errors so that a
 // typo never silently falls back to a default.
+//
+// A field of type map[string]S tagged `ini:"prefix.*"` takes every section named
+// [prefix.NAME] (for example [dataset.myapp]) as an S under NAME, with the same checks
+// of its keys.
 package config
 
 import (
@@ -71,7 +75,61 @@ func load(data []byte, v any) error {
 	if err := mapEmbedded(f, v); err != nil {
 		return err
 	}
-	return setExplicit(f, v)
+	if err := setExplicit(f, v); err != nil {
+		return err
+	}
+	return mapPrefixed(f, v)
+}
+
+// MaxPrefixedSections bounds how many [prefix.NAME] sections a file may have.
+const MaxPrefixedSections = 256
+
+// prefixOf returns the prefix of a `ini:"prefix.*"` tag, or "".
+func prefixOf(sf reflect.StructField) string {
+	name := tagName(sf)
+	if p, ok := strings.CutSuffix(name, ".*"); ok && sf.Type.Kind() == reflect.Map && sf.Type.Key().Kind() == reflect.String &&
+		sf.Type.Elem().Kind() == reflect.Struct {
+		return p + "."
+	}
+	return ""
+}
+
+// mapPrefixed fills the map fields tagged `ini:"prefix.*"` from the sections
+// [prefix.NAME].
+func mapPrefixed(f *ini.File, v any) error {
+	rv := reflect.ValueOf(v).Elem()
+	for i := 0; i < rv.NumField(); i++ {
+		prefix := prefixOf(rv.Type().Field(i))
+		if prefix == "" {
+			continue
+		}
+		m := rv.Field(i)
+		n := 0
+		for _, sec := range f.Sections() {
+			name, ok := strings.CutPrefix(sec.Name(), prefix)
+			if !ok {
+				continue
+			}
+			if n++; n > MaxPrefixedSections {
+				return fmt.Errorf("more than %d [%s*] sections", MaxPrefixedSections, prefix)
+			}
+			if name == "" {
+				return fmt.Errorf("section [%s] has no name after %q", sec.Name(), prefix)
+			}
+			elem := reflect.New(m.Type().Elem())
+			if err := sec.StrictMapTo(elem.Interface()); err != nil {
+				return fmt.Errorf("[%s]: %w", sec.Name(), err)
+			}
+			if err := explicit(sec, elem.Elem()); err != nil {
+				return err
+			}
+			if m.IsNil() {
+				m.Set(reflect.MakeMap(m.Type()))
+			}
+			m.SetMapIndex(reflect.ValueOf(name), elem.Elem())
+		}
+	}
+	return nil
 }
 
 // sections calls fn for each section struct of v that the file has.
@@ -142,28 +200,29 @@ func setField(field reflect.Value, k *ini.Key) error {
 // it keeps the default for an empty string, but "listen =" must mean "off"; and it
 // keeps the default for a zero (or negative) duration, but "initial_rebalance_delay =
 // 0s" must mean no delay.
-func setExplicit(f *ini.File, v any) error {
+func setExplicit(f *ini.File, v any) error { return sections(f, v, explicit) }
+
+// explicit is setExplicit for one section.
+func explicit(sec *ini.Section, sv reflect.Value) error {
 	durationType := reflect.TypeOf(time.Duration(0))
-	return sections(f, v, func(sec *ini.Section, sv reflect.Value) error {
-		for j := 0; j < sv.NumField(); j++ {
-			key, field := tagName(sv.Type().Field(j)), sv.Field(j)
-			if key == "" || !sec.HasKey(key) {
-				continue
-			}
-			value := strings.TrimSpace(sec.Key(key).String())
-			switch {
-			case field.Type() == durationType:
-				d, err := time.ParseDuration(value)
-				if err != nil {
-					return fmt.Errorf("[%s] %s: %w", sec.Name(), key, err)
-				}
-				field.SetInt(int64(d))
-			case field.Kind() == reflect.String && value == "":
-				field.SetString("")
-			}
+	for j := 0; j < sv.NumField(); j++ {
+		key, field := tagName(sv.Type().Field(j)), sv.Field(j)
+		if key == "" || !sec.HasKey(key) {
+			continue
 		}
-		return nil
-	})
+		value := strings.TrimSpace(sec.Key(key).String())
+		switch {
+		case field.Type() == durationType:
+			d, err := time.ParseDuration(value)
+			if err != nil {
+				return fmt.Errorf("[%s] %s: %w", sec.Name(), key, err)
+			}
+			field.SetInt(int64(d))
+		case field.Kind() == reflect.String && value == "":
+			field.SetString("")
+		}
+	}
+	return nil
 }
 
 // interpolation is what ini.v1 expands in a value: %(key)s.
@@ -175,23 +234,36 @@ func checkKnown(f *ini.File, v any) error {
 	if rt.Kind() != reflect.Pointer || rt.Elem().Kind() != reflect.Struct {
 		return fmt.Errorf("config target must be a pointer to a struct, got %T", v)
 	}
-	sections := map[string]map[string]bool{}
-	for _, sf := range reflect.VisibleFields(rt.Elem()) {
-		name := tagName(sf)
-		if name == "" || sf.Type.Kind() != reflect.Struct {
-			continue
-		}
+	keysOf := func(t reflect.Type) map[string]bool {
 		keys := map[string]bool{}
-		for _, kf := range reflect.VisibleFields(sf.Type) {
+		for _, kf := range reflect.VisibleFields(t) {
 			if k := tagName(kf); k != "" {
 				keys[k] = true
 			}
 		}
-		sections[name] = keys
+		return keys
+	}
+	sections := map[string]map[string]bool{}
+	prefixed := map[string]map[string]bool{} // by prefix, "dataset."
+	for _, sf := range reflect.VisibleFields(rt.Elem()) {
+		if p := prefixOf(sf); p != "" {
+			prefixed[p] = keysOf(sf.Type.Elem())
+			continue
+		}
+		name := tagName(sf)
+		if name == "" || sf.Type.Kind() != reflect.Struct {
+			continue
+		}
+		sections[name] = keysOf(sf.Type)
 	}
 	for _, sec := range f.Sections() {
 		name := sec.Name()
 		keys, ok := sections[name]
+		for p, pk := range prefixed {
+			if strings.HasPrefix(name, p) {
+				keys, ok = pk, true
+			}
+		}
 		if name == ini.DefaultSection {
 			if len(sec.Keys()) > 0 {
 				return fmt.Errorf("key %q outside any section", sec.Keys()[0].Name())

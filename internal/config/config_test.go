@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +128,46 @@ func TestEmbeddedKeys(t *testing.T) {
 	os.WriteFile(path, []byte("[kafka]\ntls = maybe\n"), 0o600)
 	if err := Load(path, &v); err == nil {
 		t.Fatal("tls = maybe accepted")
+	}
+}
+
+// TestPrefixedSections: [dataset.NAME] sections fill a map by NAME, with their keys
+// checked; a value in backquotes keeps " #" and " ;".
+func TestPrefixedSections(t *testing.T) {
+	type ds struct {
+		Parser  string        `ini:"parser"`
+		Pattern string        `ini:"pattern"`
+		Timeout time.Duration `ini:"timeout"`
+	}
+	var c struct {
+		Server struct {
+			Listen string `ini:"listen"`
+		} `ini:"server"`
+		Datasets map[string]ds `ini:"dataset.*"`
+	}
+	p := write(t, "[server]\nlisten = x\n[dataset.myapp]\nparser = regex\npattern = `^(?P<a>\\S+) #(?P<b>\\d+) ;x`\ntimeout = 0s\n[dataset.other.v2]\nparser = logfmt\n")
+	if err := Load(p, &c); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]ds{"myapp": {Parser: "regex", Pattern: `^(?P<a>\S+) #(?P<b>\d+) ;x`}, "other.v2": {Parser: "logfmt"}}
+	if !reflect.DeepEqual(c.Datasets, want) || c.Server.Listen != "x" {
+		t.Fatalf("%+v", c)
+	}
+	for text, msg := range map[string]string{
+		"[dataset.x]\nparsr = regex\n": `unknown key "parsr" in section [dataset.x]`,
+		"[dataset.]\nparser = regex\n": "has no name",
+		"[datasets.x]\nparser = r\n":   "unknown section [datasets.x]",
+	} {
+		c.Datasets = nil
+		if err := Load(write(t, text), &c); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%q: %v, want %q", text, err, msg)
+		}
+	}
+	var many strings.Builder
+	for i := range MaxPrefixedSections + 1 {
+		many.WriteString("[dataset.d" + strconv.Itoa(i) + "]\nparser = json\n")
+	}
+	if err := Load(write(t, many.String()), &c); err == nil || !strings.Contains(err.Error(), "more than 256") {
+		t.Errorf("too many sections: %v", err)
 	}
 }

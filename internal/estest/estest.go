@@ -19,7 +19,9 @@
 //     7.14+); HEAD /; GET /_cluster/health.
 //   - PUT /_index_template/<name> (composable, with ES's rule that overlapping
 //     patterns need distinct priorities; ES ships "logs" for logs-*-* at 100),
-//     PUT /_template/<name> (legacy).
+//     PUT /_template/<name> (legacy); an index's mapping comes from its template and
+//     grows dynamically, and a document that does not fit it is refused with 400
+//     mapper_parsing_exception (mapping.go).
 //   - lifecycle: PUT /_ilm/policy/<name> on Elasticsearch, GET|PUT
 //     /_plugins/_ism/policies/<id> on OpenSearch (an update needs if_seq_no and
 //     if_primary_term); the other one answers 400 "no handler found".
@@ -95,6 +97,8 @@ type Server struct {
 	docs      map[string]map[string]*Doc // index -> id -> doc
 	template  map[string]json.RawMessage // every template PUT, legacy or composable, by name
 	composite map[string]*composable     // composable templates by name
+	legacy    map[string]*legacyTemplate // legacy templates by name
+	mappings  map[string]*indexMapping   // by index (see mapping.go)
 	streams   map[string]*dataStream     // by name
 	ilm       map[string]json.RawMessage
 	ism       map[string]*ismPolicy
@@ -127,7 +131,7 @@ func StartFlavor(f Flavor) (*Server, error) { return StartTLS(f, nil) }
 // client certificates); nil tc serves http.
 func StartTLS(f Flavor, tc *tls.Config) (*Server, error) {
 	s := &Server{flavor: f, tls: tc, docs: map[string]map[string]*Doc{}, template: map[string]json.RawMessage{},
-		composite: map[string]*composable{}, streams: map[string]*dataStream{}, ilm: map[string]json.RawMessage{}, ism: map[string]*ismPolicy{}}
+		composite: map[string]*composable{}, streams: map[string]*dataStream{}, mappings: map[string]*indexMapping{}, legacy: map[string]*legacyTemplate{}, ilm: map[string]json.RawMessage{}, ism: map[string]*ismPolicy{}}
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, 1<<20) }
 	s.builtinTemplates()
 	if err := s.listen("127.0.0.1:0"); err != nil {
@@ -554,6 +558,11 @@ func (s *Server) applyItem(it Item, rule ItemRule) itemResult {
 		}
 		it.Index = stream.writeIndex()
 		res.index = it.Index
+	}
+	if it.Action != "delete" {
+		if err := s.checkMapping(it.Index, it.Source); err != nil {
+			return fail(400, err.Error())
+		}
 	}
 	m := s.docs[it.Index]
 	if m == nil {

@@ -87,6 +87,7 @@ type composable struct {
 	priority   int
 	dataStream bool
 	builtin    bool
+	mappings   json.RawMessage // template.mappings
 }
 
 func (c *composable) matches(name string) bool {
@@ -312,8 +313,15 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request, parts []st
 		if !ok {
 			return true
 		}
+		var lt struct {
+			IndexPatterns []string        `json:"index_patterns"`
+			Order         int             `json:"order"`
+			Mappings      json.RawMessage `json:"mappings"`
+		}
+		json.Unmarshal(body, &lt)
 		s.mu.Lock()
 		s.template[parts[1]] = body
+		s.legacy[parts[1]] = &legacyTemplate{patterns: lt.IndexPatterns, order: lt.Order, mappings: lt.Mappings}
 		delete(s.composite, parts[1])
 		s.mu.Unlock()
 		writeJSON(w, 200, map[string]any{"acknowledged": true})
@@ -329,13 +337,16 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request, parts []st
 			IndexPatterns []string        `json:"index_patterns"`
 			Priority      int             `json:"priority"`
 			DataStream    json.RawMessage `json:"data_stream"`
+			Template      struct {
+				Mappings json.RawMessage `json:"mappings"`
+			} `json:"template"`
 		}
 		if err := json.Unmarshal(body, &t); err != nil || len(t.IndexPatterns) == 0 {
 			writeError(w, 400, "action_request_validation_exception", "index patterns are missing")
 			return true
 		}
 		c := &composable{name: parts[1], patterns: t.IndexPatterns, priority: t.Priority,
-			dataStream: len(t.DataStream) > 0 && string(t.DataStream) != "null"}
+			dataStream: len(t.DataStream) > 0 && string(t.DataStream) != "null", mappings: t.Template.Mappings}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, o := range s.composite {
@@ -348,6 +359,7 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request, parts []st
 		}
 		s.template[c.name] = body
 		s.composite[c.name] = c
+		delete(s.legacy, c.name)
 		writeJSON(w, 200, map[string]any{"acknowledged": true})
 	case parts[0] == "_ilm" && len(parts) == 3 && parts[1] == "policy" && r.Method == http.MethodPut:
 		if s.flavor.openSearch() {
