@@ -94,7 +94,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		log.Warn("[kafka] insecure_skip_verify = true: the broker's certificate is NOT verified; anyone on the path can read and change the logs")
 	}
 	log.Info("kafka security", "settings", cfg.Kafka.Config.String())
-	a := &Agent{cfg: cfg, log: log, reg: reg, prod: prod, hub: discover.NewHub(log), zone: hostZone(), entries: map[string]*entryRun{}, stopping: map[string]*entryRun{}}
+	a := &Agent{cfg: cfg, log: log, reg: reg, prod: prod, hub: discover.NewHub(log), zone: record.HostZone(), entries: map[string]*entryRun{}, stopping: map[string]*entryRun{}}
 	a.m = newMetrics(a)
 	a.cp = checkpoint.New(reg, a.m.acked)
 	return a, nil

@@ -93,3 +93,25 @@ func FuzzParseZone(f *testing.F) {
 		}
 	})
 }
+
+// TestHostZone: the host's zone is the IANA name TZ (or the system) names, else the
+// offset.
+func TestHostZone(t *testing.T) {
+	t.Setenv("TZ", "America/New_York")
+	if z := HostZone(); z != "America/New_York" {
+		t.Fatalf("TZ=America/New_York: %q", z)
+	}
+	t.Setenv("TZ", ":/usr/share/zoneinfo/Asia/Tokyo")
+	if z := HostZone(); z != "Asia/Tokyo" {
+		t.Fatalf("TZ path: %q", z)
+	}
+	t.Setenv("TZ", "")
+	if z := HostZone(); z != "UTC" {
+		t.Fatalf("TZ empty: %q", z)
+	}
+	for off, want := range map[int]string{0: "+00:00", 19800: "+05:30", -28800: "-08:00"} {
+		if got := offsetName(off); got != want {
+			t.Errorf("offsetName(%d) = %q, want %q", off, got, want)
+		}
+	}
+}

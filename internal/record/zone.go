@@ -1,4 +1,4 @@
-package logagent
+package record
 
 import (
 	"fmt"
@@ -6,16 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/logpipe/logpipe/internal/record"
 )
 
-// hostZone is the host's own time zone as the event.timezone header gives it: the
+// HostZone is this host's own time zone as the event.timezone header gives it: the
 // IANA name the system is set to (TZ, /etc/timezone, or where /etc/localtime points),
 // else the current offset from UTC as ±hh:mm.
-func hostZone() string {
+func HostZone() string {
 	for _, name := range zoneNames() {
-		if _, err := record.ParseZone(name); err == nil {
+		if _, err := ParseZone(name); err == nil {
 			return name
 		}
 	}
