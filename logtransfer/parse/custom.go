@@ -174,7 +174,7 @@ func checkLayout(layout string) error {
 	if len(layout) > 64 {
 		return errors.New("time layout: longer than 64 bytes")
 	}
-	ref := time.Date(2006, 1, 2, 15, 4, 5, 0, time.UTC)
+	ref := time.Date(2011, 11, 12, 13, 14, 15, 0, time.UTC)
 	s := ref.Format(layout)
 	if s == layout {
 		return fmt.Errorf("time layout: %q has no element of a Go layout (2006 01 02 15 04 05 ...)", layout)
