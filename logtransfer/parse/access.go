@@ -3,6 +3,7 @@ package parse
 import (
 	"bytes"
 	"net/netip"
+	"unsafe"
 )
 
 // accessParser reads nginx's and apache's access logs (common, combined, nginx's
@@ -233,7 +234,7 @@ func vhost(ev *Event, v []byte) {
 	if len(v) == 0 || dash(v) {
 		return
 	}
-	if a, err := netip.ParseAddr(string(v)); err == nil && a.Zone() == "" {
+	if isIP(v) {
 		ev.str(fDestIP, v)
 		return
 	}
@@ -245,7 +246,7 @@ func vhost(ev *Event, v []byte) {
 		}
 	}
 	if len(host) > 0 {
-		if a, err := netip.ParseAddr(string(host)); err == nil && a.Zone() == "" {
+		if isIP(host) {
 			ev.str(fDestIP, host)
 		} else {
 			ev.str(fDestDomain, host)
@@ -285,7 +286,7 @@ func (p accessParser) client(ev *Event, v []byte) {
 				first = item
 			}
 			if public == nil {
-				if a, err := netip.ParseAddr(string(item)); err == nil && a.Zone() == "" && isPublic(a) {
+				if a, ok := parseAddr(item); ok && isPublic(a) {
 					public = item
 				}
 			}
@@ -354,11 +355,24 @@ func (e *Event) list(name string, v []byte) {
 
 // isIP: an IP address that Elasticsearch's ip type takes (no zone).
 func isIP(v []byte) bool {
-	if len(v) == 0 || len(v) > 45 {
-		return false
+	_, ok := parseAddr(v)
+	return ok
+}
+
+// parseAddr parses an IP address without a zone, without allocating.
+func parseAddr(v []byte) (netip.Addr, bool) {
+	if len(v) < 2 || len(v) > 45 {
+		return netip.Addr{}, false
 	}
-	a, err := netip.ParseAddr(string(v))
-	return err == nil && a.Zone() == ""
+	for _, c := range v {
+		if !isDigit(c) && !(c|0x20 >= 'a' && c|0x20 <= 'f') && c != '.' && c != ':' {
+			return netip.Addr{}, false // a host name, or a zone ('%')
+		}
+	}
+	// The string is not kept past the call: the error (which holds it) is
+	// dropped, and an Addr without a zone holds no string.
+	a, err := netip.ParseAddr(unsafe.String(&v[0], len(v)))
+	return a, err == nil
 }
 
 // isPublic: not private, loopback, link-local, multicast, unspecified or shared

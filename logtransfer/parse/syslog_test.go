@@ -103,7 +103,7 @@ func TestSyslogYear(t *testing.T) {
 		read time.Time
 		want string
 	}{
-		{"Dec 31 23:59:58 h a: x", time.Date(2025, 1, 2, 8, 0, 0, 0, time.UTC), "2024-12-31T23:59:58Z"}, // last year's
+		{"Dec 31 23:59:58 h a: x", time.Date(2025, 1, 2, 8, 0, 0, 0, time.UTC), "2024-12-31T23:59:58Z"},     // last year's
 		{"Jan  1 00:00:01 h a: x", time.Date(2024, 12, 31, 23, 30, 0, 0, time.UTC), "2025-01-01T00:00:01Z"}, // up to a day ahead (skew)
 		{"Jan  2 00:00:01 h a: x", time.Date(2024, 12, 31, 23, 30, 0, 0, time.UTC), "2024-01-02T00:00:01Z"}, // more than a day ahead: last year's
 		{"Mar  5 11:00:00 h a: x", time.Date(2024, 3, 5, 12, 0, 0, 0, time.UTC), "2024-03-05T11:00:00Z"},
