@@ -637,7 +637,7 @@ func (in *interner) name(prefix string, key []byte) string {
 	}
 	s = string(b)
 	if !validName(s) {
-		s = ""
+		return ""
 	}
 	in.mu.Lock()
 	if in.m == nil {
