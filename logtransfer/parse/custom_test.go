@@ -228,7 +228,7 @@ func TestLoadZone(t *testing.T) {
 		}
 	}
 	// A zone parsers cached by offset is the same each time.
-	if fixedZone(330) != fixedZone(330) {
+	if a, b := fixedZone(330), fixedZone(330); a != b {
 		t.Error("fixed zone not cached")
 	}
 }

@@ -213,17 +213,6 @@ func (e *Event) num(name string, n int64) {
 	e.Fields = append(e.Fields, Field{Name: name, Value: e.encInt(n)})
 }
 
-// raw adds a raw JSON field whose name the parser knows is new and valid.
-func (e *Event) raw(name string, v []byte) {
-	if len(e.Fields) >= MaxFields {
-		e.tag(TagFieldDropped)
-		return
-	}
-	if v, ok := e.encRaw(v); ok {
-		e.Fields = append(e.Fields, Field{Name: name, Value: v})
-	}
-}
-
 func (e *Event) encString(v []byte) []byte {
 	start := len(e.arena)
 	var cut bool
