@@ -12,7 +12,9 @@ import (
 	"github.com/logpipe/logpipe/internal/config"
 	"github.com/logpipe/logpipe/internal/kafkasec"
 	imetrics "github.com/logpipe/logpipe/internal/metrics"
+	"github.com/logpipe/logpipe/internal/record"
 	"github.com/logpipe/logpipe/logtransfer/output"
+	"github.com/logpipe/logpipe/logtransfer/parse"
 )
 
 // Config is the transfer's configuration, logtransfer.ini.
@@ -85,7 +87,10 @@ type Config struct {
 		MaxTimestampFuture time.Duration `ini:"max_timestamp_future"`
 		MaxTimestampAge    time.Duration `ini:"max_timestamp_age"`
 	} `ini:"decode"`
-	Kibana struct {
+	// Datasets are the custom datasets, one [dataset.NAME] section each (see
+	// DatasetConfig); NAME is what collection entries give as "dataset".
+	Datasets map[string]DatasetConfig `ini:"dataset.*"`
+	Kibana   struct {
 		// URL: when set, the transfer creates the index pattern / data view at start
 		// (logtransfer setup kibana does it on demand).
 		URL          string `ini:"url"`
@@ -103,6 +108,59 @@ type Config struct {
 		Level  string `ini:"level"`
 		Format string `ini:"format"`
 	} `ini:"logging"`
+}
+
+// DatasetConfig is a custom dataset: how its lines are parsed into fields and where
+// their time is.
+type DatasetConfig struct {
+	Parser  string `ini:"parser"`  // regex | dissect | logfmt | json
+	Pattern string `ini:"pattern"` // regex: RE2 with named groups naming dotted fields; dissect: %{field} pattern
+	// Target puts the fields of logfmt and json lines under this field ("" top level).
+	Target     string `ini:"target"`
+	TimeField  string `ini:"time_field"`  // the field whose time becomes @timestamp
+	TimeLayout string `ini:"time_layout"` // rfc3339 (default), unix, unix_ms, httpdate, or a Go layout
+	// Timezone is what times without a zone mean in this dataset (IANA name or
+	// ±hh:mm); empty: the record's event.timezone, from the agent.
+	Timezone string `ini:"timezone"`
+	// Types converts and maps fields: "field:type, ..." with long, double, boolean, ip
+	// or keyword. ECS fields known to logpipe get their type without it.
+	Types string `ini:"types"`
+}
+
+// spec is the parse package's form of a custom dataset.
+func (d DatasetConfig) spec(name string) (parse.Spec, error) {
+	s := parse.Spec{Parser: d.Parser, Pattern: d.Pattern, Target: d.Target, TimeField: d.TimeField, TimeLayout: d.TimeLayout, Timezone: d.Timezone}
+	for _, item := range config.SplitList(d.Types) {
+		field, typ, ok := strings.Cut(item, ":")
+		if !ok || strings.TrimSpace(field) == "" {
+			return s, fmt.Errorf("[dataset.%s] types: %q: want field:type", name, item)
+		}
+		if s.Types == nil {
+			s.Types = map[string]string{}
+		}
+		s.Types[strings.TrimSpace(field)] = strings.TrimSpace(typ)
+	}
+	return s, nil
+}
+
+// datasets compiles the built-in and custom datasets.
+func (c Config) datasets() (*parse.Set, error) {
+	specs := map[string]parse.Spec{}
+	for name, d := range c.Datasets {
+		if err := record.ValidDataset(name); err != nil {
+			return nil, fmt.Errorf("[dataset.%s]: %v", name, err)
+		}
+		s, err := d.spec(name)
+		if err != nil {
+			return nil, err
+		}
+		specs[name] = s
+	}
+	set, err := parse.NewSet(specs)
+	if err != nil {
+		return nil, fmt.Errorf("datasets: %w", err)
+	}
+	return set, nil
 }
 
 // DefaultConfig returns the defaults of every key.
@@ -129,7 +187,7 @@ func DefaultConfig() Config {
 	c.ES.URLs = "http://127.0.0.1:9200"
 	c.ES.Index = "{topic}-{date}"
 	c.ES.Mode = "index"
-	c.ES.DataStream = "logs-{topic}-default"
+	c.ES.DataStream = "logs-{dataset}-default"
 	c.ES.Template = true
 	c.ES.Timeout = 60 * time.Second
 	c.Decode.JSONTarget = "json"
@@ -200,6 +258,9 @@ func (c Config) Validate() error {
 	if c.Decode.MaxTimestampFuture < 0 || c.Decode.MaxTimestampAge < 0 {
 		return fmt.Errorf("[decode] max_timestamp_future and max_timestamp_age must not be negative")
 	}
+	if _, err := c.datasets(); err != nil {
+		return err
+	}
 	if c.Output.BulkActions < 1 || c.Output.BulkBytes < 1 || c.Output.FlushInterval <= 0 || c.Output.BackoffMax <= 0 || c.Output.MaxInflight < 1 {
 		return fmt.Errorf("[output] bulk_actions, bulk_bytes, flush_interval, max_inflight and backoff_max must be positive")
 	}
@@ -209,13 +270,13 @@ func (c Config) Validate() error {
 func (c Config) validateES() error {
 	switch c.ES.Mode {
 	case "index":
-		if !strings.Contains(c.ES.Index, "{topic}") {
-			return fmt.Errorf("[es] index %q: needs {topic}", c.ES.Index)
+		if !strings.Contains(c.ES.Index, "{topic}") && !strings.Contains(c.ES.Index, "{dataset}") {
+			return fmt.Errorf("[es] index %q: needs {topic} or {dataset}", c.ES.Index)
 		}
 	case "data_stream":
 		ds := c.ES.DataStream
-		if !strings.Contains(ds, "{topic}") || strings.Contains(ds, "{date}") || strings.ToLower(ds) != ds || strings.HasPrefix(ds, ".") || strings.HasPrefix(ds, "_") || strings.HasPrefix(ds, "-") {
-			return fmt.Errorf("[es] data_stream %q: want a lowercase name with {topic} and no {date}, such as logs-{topic}-default", ds)
+		if !strings.Contains(ds, "{topic}") && !strings.Contains(ds, "{dataset}") || strings.Contains(ds, "{date}") || strings.ToLower(ds) != ds || strings.HasPrefix(ds, ".") || strings.HasPrefix(ds, "_") || strings.HasPrefix(ds, "-") {
+			return fmt.Errorf("[es] data_stream %q: want a lowercase name with {dataset} or {topic} and no {date}, such as logs-{dataset}-default", ds)
 		}
 		if c.ES.RetentionDelete {
 			return fmt.Errorf("[es] retention_delete deletes daily indices: it needs mode = index (data streams need a lifecycle policy)")

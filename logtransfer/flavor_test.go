@@ -2,6 +2,7 @@ package logtransfer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -56,7 +57,9 @@ func TestEveryFlavorAndMode(t *testing.T) {
 				wait.For(t, 60*time.Second, "every document", func() bool { return es.Count(pattern) >= n })
 				checkDocsIn(t, es, pattern, n, where)
 				tmpl := es.ComposableTemplates()["logpipe"]
-				if tmpl == nil || len(es.LegacyTemplates()) != 0 || strings.Contains(string(tmpl), "data_stream") != (mode == "data_stream") {
+				var top map[string]json.RawMessage
+				json.Unmarshal(tmpl, &top)
+				if tmpl == nil || len(es.LegacyTemplates()) != 0 || (top["data_stream"] != nil) != (mode == "data_stream") {
 					t.Fatalf("templates: composable %s, legacy %v", tmpl, es.LegacyTemplates())
 				}
 				if mode == "index" {

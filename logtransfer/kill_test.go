@@ -70,7 +70,7 @@ level = warn
 	}
 	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
 	wait.For(t, 90*time.Second, "every document after three kills", func() bool { return es.Count("*") >= n })
-	time.Sleep(300 * time.Millisecond)
+	fence(t, b.Addr(), "web_log", 6, es)
 	if mode == "data_stream" {
 		checkDocsIn(t, es, "logs-web_log-default", n, inStream)
 	} else {

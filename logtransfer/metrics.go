@@ -1,6 +1,8 @@
 package logtransfer
 
 import (
+	"strings"
+	"sync"
 	"sync/atomic"
 
 	imetrics "github.com/logpipe/logpipe/internal/metrics"
@@ -15,7 +17,15 @@ type metrics struct {
 	timestampsReplaced, dlqTruncated, dlqDropped, batchesSkipped, recordsRescued, offsetsSkipped prometheus.Counter
 	bulkSeconds                                                                                  prometheus.Histogram
 	lag                                                                                          *prometheus.GaugeVec
-	indexedN                                                                                     atomic.Int64 // indexed, readable by benchmarks
+	// parseFailures counts by dataset the lines their parser did not match; the
+	// datasets are the configured ones, a bounded set.
+	parseFailures *prometheus.CounterVec
+	// unparsed counts the records of datasets no parser knows, by dataset: the first
+	// maxUnknownDatasets names seen, the rest under "_other".
+	unparsed  *prometheus.CounterVec
+	unknownMu sync.Mutex
+	unknown   map[string]bool
+	indexedN  atomic.Int64 // indexed, readable by benchmarks
 }
 
 func (m *metrics) indexedCount() int { return int(m.indexedN.Load()) }
@@ -42,9 +52,40 @@ func newMetrics() *metrics {
 		timestampsUnparsed: c("logtransfer_timestamps_unparsed_total", "JSON lines whose [decode] timestamp_field could not be parsed or was outside max_timestamp_future / max_timestamp_age; indexed with the record's time."),
 		bulkSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "logtransfer_bulk_seconds", Help: "Bulk request latency.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logtransfer_consumer_lag", Help: "Records not yet stored, per partition, as of the last batch."}, []string{"topic", "partition"}),
+		parseFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logtransfer_parse_failures_total",
+			Help: "Lines their dataset's parser did not match, indexed with the tag _parsefailure, by dataset."}, []string{"dataset"}),
+		unparsed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logtransfer_unknown_dataset_total",
+			Help: "Records of a dataset no parser knows, indexed without parsing, by dataset (after 100 names, _other)."}, []string{"dataset"}),
+		unknown: map[string]bool{},
+		lag:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logtransfer_consumer_lag", Help: "Records not yet stored, per partition, as of the last batch."}, []string{"topic", "partition"}),
 	}
+	m.reg.MustRegister(m.parseFailures, m.unparsed)
 	m.reg.MustRegister(m.consumed, m.indexed, m.retried, m.deadLettered, m.bulkFailures, m.bulkSeconds, m.lag,
 		m.existed, m.indicesDeleted, m.timestampsUnparsed, m.timestampsReplaced, m.dlqTruncated, m.dlqDropped, m.batchesSkipped, m.recordsRescued, m.offsetsSkipped)
 	return m
+}
+
+// maxUnknownDatasets bounds the label values of logtransfer_unknown_dataset_total.
+const maxUnknownDatasets = 100
+
+// unknownDataset counts a record whose dataset no parser knows, and logs each such
+// dataset the first time it is seen (at most maxUnknownDatasets of them).
+func (t *Transfer) unknownDataset(name string) {
+	m := t.m
+	m.unknownMu.Lock()
+	seen := m.unknown[name]
+	full := len(m.unknown) >= maxUnknownDatasets
+	if !seen && !full {
+		m.unknown[name] = true
+	}
+	m.unknownMu.Unlock()
+	switch {
+	case seen:
+	case full:
+		name = "_other"
+	default:
+		t.log.Warn("records of an unknown dataset are indexed without parsing", "dataset", name,
+			"known", strings.Join(t.builder.Datasets.Datasets(), ","))
+	}
+	m.unparsed.WithLabelValues(name).Inc()
 }

@@ -36,8 +36,11 @@ type Transfer struct {
 // New prepares a transfer and its output. For Elasticsearch it installs the index
 // template (when configured), so Elasticsearch must answer at start.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
+	builder, err := cfg.builder()
+	if err != nil {
+		return nil, err
+	}
 	var sink output.Sink
-	var err error
 	switch cfg.Output.Type {
 	case "file":
 		sink, err = output.NewFile(cfg.Output.Dir)
@@ -47,6 +50,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 			return nil, err
 		}
 		ec.Warn = log.Warn
+		ec.Fields = builder.Datasets.Mappings()
 		if cfg.ES.Insecure {
 			log.Warn("[es] insecure = true: the certificate of Elasticsearch is NOT verified")
 		}
@@ -61,7 +65,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 		return nil, err
 	}
 	setClientLimits(cfg)
-	t := &Transfer{cfg: cfg, log: log, sink: sink, builder: cfg.builder(), m: newMetrics()}
+	t := &Transfer{cfg: cfg, log: log, sink: sink, builder: builder, m: newMetrics()}
 	// The security settings are checked (and a password file read) at start.
 	if t.sc, err = t.saramaConfig(); err != nil {
 		sink.Close()
@@ -80,9 +84,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 	return t, nil
 }
 
-// builder is the document builder the configuration asks for.
-func (c Config) builder() *document.Builder {
-	b := document.Builder{IndexPattern: c.indexPattern(), JSONTarget: c.Decode.JSONTarget,
+// builder is the document builder the configuration asks for, with its datasets.
+func (c Config) builder() (*document.Builder, error) {
+	set, err := c.datasets()
+	if err != nil {
+		return nil, err
+	}
+	b := document.Builder{IndexPattern: c.indexPattern(), Datasets: set, JSONTarget: c.Decode.JSONTarget,
 		MaxFuture: c.Decode.MaxTimestampFuture, MaxAge: c.Decode.MaxTimestampAge,
 		TimestampField: c.Decode.TimestampField, TimestampFormat: c.Decode.TimestampFormat}
 	if topics := config.SplitList(c.Decode.JSONTopics); len(topics) > 0 {
@@ -91,7 +99,7 @@ func (c Config) builder() *document.Builder {
 			b.JSON[t] = true
 		}
 	}
-	return document.NewBuilder(b)
+	return document.NewBuilder(b), nil
 }
 
 // Registry is the transfer's metrics registry.
@@ -557,6 +565,11 @@ func (t *Transfer) store(ctx context.Context, msgs []*sarama.ConsumerMessage) bo
 		}
 		if docs[i].TimestampUnparsed {
 			t.m.timestampsUnparsed.Inc()
+		}
+		if docs[i].ParseFailed {
+			t.m.parseFailures.WithLabelValues(docs[i].Dataset).Inc()
+		} else if docs[i].UnknownDataset {
+			t.unknownDataset(docs[i].Dataset)
 		}
 	}
 	pending := make([]int, len(msgs))

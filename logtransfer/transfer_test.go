@@ -118,11 +118,53 @@ func checkDocs(t testing.TB, es *estest.Server, n int) {
 	checkDocsIn(t, es, "web_log-*", n, func(d estest.Doc) bool { return d.Index == "web_log-2026.11.22" })
 }
 
+// fence writes one record "fence <p>" to each of topic's partitions and waits until
+// the transfer has indexed them all: each partition is indexed in order, so whatever
+// was written before is then indexed too, and a test can assert that nothing else
+// came instead of sleeping on it. checkDocs leaves fence documents out.
+func fence(t testing.TB, addr, topic string, partitions int32, es *estest.Server) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	fenceN++
+	id := fmt.Sprintf("fence %d.", fenceN)
+	var recs []*kgo.Record
+	for p := range partitions {
+		recs = append(recs, &kgo.Record{Partition: p, Value: []byte(id + strconv.Itoa(int(p))), Timestamp: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 60*time.Second, "the fence records of every partition", func() bool {
+		n := 0
+		for _, d := range es.Docs("*") {
+			if strings.Contains(string(d.Source), `"message":"`+id) {
+				n++
+			}
+		}
+		return n == int(partitions)
+	})
+}
+
+// fenceN numbers the fences of a test binary; tests run one at a time.
+var fenceN int
+
+// isFence reports whether a document is a fence's.
+func isFence(d estest.Doc) bool { return strings.Contains(string(d.Source), `"message":"fence `) }
+
 // checkDocsIn is checkDocs for the indices or data streams matching pattern, each
 // document's place checked by where.
 func checkDocsIn(t testing.TB, es *estest.Server, pattern string, n int, where func(estest.Doc) bool) {
 	t.Helper()
-	docs := es.Docs(pattern)
+	var docs []estest.Doc
+	for _, d := range es.Docs(pattern) {
+		if !isFence(d) {
+			docs = append(docs, d)
+		}
+	}
 	if len(docs) != n {
 		t.Fatalf("%d documents, want %d", len(docs), n)
 	}
@@ -169,9 +211,9 @@ func TestIndexesEveryRecordOnce(t *testing.T) {
 	produce(t, b.Addr(), "web_log", n, n+100)
 	startTransfer(t, testConfig(b.Addr(), es.URL()))
 	wait.For(t, 60*time.Second, "documents after restart", func() bool { return es.Count("*") >= n+100 })
-	time.Sleep(200 * time.Millisecond)
-	if got := es.Indexed.Load() - before; got != 100 {
-		t.Fatalf("restart indexed %d documents, want the 100 new ones", got)
+	fence(t, b.Addr(), "web_log", 6, es)
+	if got := es.Indexed.Load() - before; got != 100+6 {
+		t.Fatalf("restart indexed %d documents, want the 100 new ones and 6 fences", got-6)
 	}
 }
 
@@ -185,7 +227,7 @@ func TestTwoInstancesShareTheGroup(t *testing.T) {
 	startTransfer(t, cfg)
 	produce(t, b.Addr(), "web_log", 0, n)
 	wait.For(t, 60*time.Second, "every document", func() bool { return es.Count("*") >= n })
-	time.Sleep(300 * time.Millisecond)
+	fence(t, b.Addr(), "web_log", 6, es)
 	checkDocs(t, es, n)
 	if es.Overwrites.Load() > 0 {
 		t.Logf("%d documents were indexed twice (a rebalance moved uncommitted records)", es.Overwrites.Load())
@@ -382,9 +424,9 @@ func TestRejectedRecordGoesToDeadLetterTopic(t *testing.T) {
 	if !strings.HasPrefix(hdr["error"], "400 mapper_parsing_exception") || hdr["original_topic"] != "web_log" || hdr["offset"] != "7700" {
 		t.Fatalf("headers %v", hdr)
 	}
-	time.Sleep(200 * time.Millisecond)
-	if es.Count("*") != 499 {
-		t.Fatalf("%d documents", es.Count("*"))
+	fence(t, b.Addr(), "web_log", 6, es)
+	if es.Count("*") != 499+6 {
+		t.Fatalf("%d documents, want 499 and 6 fences", es.Count("*")-6)
 	}
 }
 

@@ -14,8 +14,9 @@ import (
 
 // DemoEntry is one entry of the collection config devrun seeds.
 type DemoEntry struct {
-	Path  string `json:"path"`
-	Topic string `json:"topic"`
+	Path    string `json:"path"`
+	Topic   string `json:"topic"`
+	Dataset string `json:"dataset"`
 }
 
 // Seed stores value at key unless the key exists already, so that a second run (or a
@@ -38,9 +39,10 @@ func Seed(ctx context.Context, endpoint, key string, value []byte) (bool, error)
 	return resp.Succeeded, nil
 }
 
-// DemoConfig is the collection config for the demo access log.
+// DemoConfig is the collection config for the demo access log: dataset nginx.access,
+// so that its documents carry the parsed fields.
 func DemoConfig(path string) []byte {
-	b, _ := json.Marshal([]DemoEntry{{Path: path, Topic: "web_log"}})
+	b, _ := json.Marshal([]DemoEntry{{Path: path, Topic: "web_log", Dataset: "nginx.access"}})
 	return b
 }
 
@@ -112,7 +114,7 @@ func (g *Generator) Line(now time.Time) string {
 	if r.IntN(3) == 0 {
 		referer = "https://example.com/"
 	}
-	return fmt.Sprintf("%s - - [%s] \"%s %s HTTP/1.1\" %d %d \"%s\" \"%s\" %.3f\n",
+	return fmt.Sprintf("%s - - [%s] \"%s %s HTTP/1.1\" %d %d \"%s\" \"%s\"\n",
 		ip, now.Format("02/Jan/2006:15:04:05 -0700"), method, path, status, size,
-		referer, demoAgents[r.IntN(len(demoAgents))], float64(1+r.IntN(900))/1000)
+		referer, demoAgents[r.IntN(len(demoAgents))])
 }

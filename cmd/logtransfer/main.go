@@ -5,6 +5,8 @@
 //	logtransfer [-config FILE]                     run
 //	logtransfer [-config FILE] setup kibana        create the Kibana index pattern / data view
 //	logtransfer [-config FILE] replay-dlq [TOPIC]  re-index dead letters under their original _id
+//	logtransfer [-config FILE] parse --dataset NAME [--timezone ZONE] < lines
+//	                                               print the document each line would become
 package main
 
 import (
@@ -26,6 +28,8 @@ func main() {
 			// Flags may also follow the command: logtransfer setup kibana -config FILE.
 			fs := flag.NewFlagSet("logtransfer "+args[0], flag.ContinueOnError)
 			config := fs.String("config", f.Config, "configuration `file`")
+			dataset := fs.String("dataset", "", "parse: the `dataset` whose parser to try")
+			zone := fs.String("timezone", "", "parse: what times without a zone mean (IANA name or ±hh:mm; default: this host's zone)")
 			cmd, rest := []string{args[0]}, args[1:]
 			if args[0] == "setup" && len(rest) > 0 {
 				cmd, rest = append(cmd, rest[0]), rest[1:]
@@ -35,6 +39,16 @@ func main() {
 			}
 			f.Config = *config
 			args = append(cmd, fs.Args()...)
+			if args[0] == "parse" {
+				if len(args) != 1 || *dataset == "" {
+					return fmt.Errorf("usage: logtransfer [-config FILE] parse --dataset NAME [--timezone ZONE] < lines")
+				}
+				cfg, err := logtransfer.LoadConfig(f.Config)
+				if err != nil {
+					return err
+				}
+				return logtransfer.ParseLines(cfg, *dataset, *zone, os.Stdin, os.Stdout)
+			}
 		}
 		cfg, err := logtransfer.LoadConfig(f.Config)
 		if err != nil {
@@ -62,7 +76,7 @@ func main() {
 			fmt.Printf("replayed %d dead letters\n", n)
 			return err
 		default:
-			return fmt.Errorf("unknown command %q: want setup kibana, or replay-dlq [TOPIC]", args)
+			return fmt.Errorf("unknown command %q: want setup kibana, replay-dlq [TOPIC], or parse --dataset NAME", args)
 		}
 		t, err := logtransfer.New(ctx, cfg, log)
 		if err != nil {

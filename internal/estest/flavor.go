@@ -345,6 +345,10 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request, parts []st
 			writeError(w, 400, "action_request_validation_exception", "index patterns are missing")
 			return true
 		}
+		if typ := s.flavor.unsupportedType(t.Template.Mappings); typ != "" {
+			writeError(w, 400, "mapper_parsing_exception", fmt.Sprintf("Failed to parse mapping [_doc]: No handler for type [%s] declared on field", typ))
+			return true
+		}
 		c := &composable{name: parts[1], patterns: t.IndexPatterns, priority: t.Priority,
 			dataStream: len(t.DataStream) > 0 && string(t.DataStream) != "null", mappings: t.Template.Mappings}
 		s.mu.Lock()

@@ -3,6 +3,7 @@ package estest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path"
@@ -94,7 +95,11 @@ func (s *Server) mappingFor(index string) *indexMapping {
 		return m
 	}
 	var raw json.RawMessage
-	if t := s.templateFor(index); t != nil {
+	name := index // a data stream's backing index takes the stream's template
+	if ds := streamOf(index); ds != "" {
+		name = ds
+	}
+	if t := s.templateFor(name); t != nil {
 		raw = t.mappings
 	} else {
 		names := make([]string, 0, len(s.legacy))
@@ -106,7 +111,7 @@ func (s *Server) mappingFor(index string) *indexMapping {
 		for _, n := range names {
 			t := s.legacy[n]
 			for _, p := range t.patterns {
-				if ok, _ := path.Match(p, index); ok && t.order > best {
+				if ok, _ := path.Match(p, name); ok && t.order > best {
 					raw, best = t.mappings, t.order
 				}
 			}
@@ -144,7 +149,7 @@ func (s *Server) checkMapping(index string, source []byte) error {
 		n += 1 + countFields(a.f)
 	}
 	if m.fields+n > totalFieldsLimit {
-		return fmt.Errorf("Limit of total fields [%d] has been exceeded while adding new fields [%d]", totalFieldsLimit, n)
+		return errors.New("Limit of total fields [" + strconv.Itoa(totalFieldsLimit) + "] has been exceeded while adding new fields [" + strconv.Itoa(n) + "]") // Elasticsearch's words
 	}
 	for _, a := range added {
 		if a.parent.props[a.name] == nil {
@@ -233,6 +238,9 @@ func checkValue(f *mfield, full string, v any, added *[]newField) error {
 		return nil
 	}
 	obj, isObj := v.(map[string]any)
+	if f.typ == "flattened" {
+		return nil // takes any object, its leaves as keywords
+	}
 	if f.typ == "object" {
 		if !isObj {
 			return fmt.Errorf("object mapping for [%s] tried to parse field [%s] as object, but found a concrete value", full, full)
@@ -343,4 +351,27 @@ func (s *Server) Mapping(index string) map[string]string {
 	}
 	walk(m.root, "")
 	return out
+}
+
+// unsupportedType returns a field type of mappings the flavour has no handler for
+// (OpenSearch has no flattened), or "".
+func (f Flavor) unsupportedType(mappings json.RawMessage) string {
+	if !f.openSearch() {
+		return ""
+	}
+	var walk func(m *mfield) string
+	walk = func(m *mfield) string {
+		for _, c := range m.props {
+			if c.typ == "flattened" {
+				return c.typ
+			}
+			if c.props != nil {
+				if t := walk(c); t != "" {
+					return t
+				}
+			}
+		}
+		return ""
+	}
+	return walk(parseMappings(mappings))
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	_ "time/tzdata" // zones on hosts and images without a zoneinfo database
 )
@@ -122,8 +123,8 @@ func ValidDataset(name string) error {
 			return fmt.Errorf("dataset %q: byte %d (%q) is not a lowercase letter, digit, '_' or '.'", name, i, c)
 		}
 	}
-	if name[0] == '.' || name[len(name)-1] == '.' {
-		return fmt.Errorf("dataset %q: starts or ends with '.'", name)
+	if name[0] == '.' || name[len(name)-1] == '.' || strings.Contains(name, "..") {
+		return fmt.Errorf("dataset %q: starts or ends with '.', or has an empty part", name)
 	}
 	return nil
 }

@@ -3,12 +3,10 @@
 package document
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/IBM/sarama"
+	"github.com/logpipe/logpipe/internal/record"
+	"github.com/logpipe/logpipe/logtransfer/parse"
 )
 
 // Doc is a document ready to index.
@@ -28,24 +28,34 @@ type Doc struct {
 	// builder accepts, so @timestamp is the time of indexing and kafka.timestamp keeps
 	// the record's own (epoch milliseconds).
 	TimestampReplaced bool
-	// TimestampUnparsed: the line has Builder.TimestampField but it could not be used.
+	// TimestampUnparsed: the line has a time of its own (Builder.TimestampField, or
+	// its dataset's) but it could not be used.
 	TimestampUnparsed bool
+	// Dataset is the record's dataset ("" none); ParseFailed says that its parser did
+	// not match the line, UnknownDataset that no parser has its name.
+	Dataset                     string
+	ParseFailed, UnknownDataset bool
 }
 
-// Builder builds documents; IndexPattern may hold {topic} and {date} (yyyy.MM.dd, UTC,
-// of @timestamp). Its zero value works; NewBuilder's also remembers index names.
+// Builder builds documents; IndexPattern may hold {topic}, {dataset} (the record's,
+// else its topic) and {date} (yyyy.MM.dd, UTC, of @timestamp). Its zero value works;
+// NewBuilder's also remembers index names.
 type Builder struct {
 	IndexPattern string
+	// Datasets are the parsers a record's dataset (header event.dataset) chooses; nil:
+	// no parsing. A record whose dataset the set does not know is indexed unparsed.
+	Datasets *parse.Set
 	// JSON decodes the lines of these topics ("*": every topic) as JSON objects into
 	// the document (see Build).
 	JSON map[string]bool
 	// JSONTarget is the field the decoded object goes under; "" puts its keys at the
 	// top level of the document, beside (never over) logpipe's own fields.
 	JSONTarget string
-	// MaxFuture and MaxAge bound the record timestamps used as @timestamp: one more
-	// than MaxFuture ahead of the clock, or more than MaxAge behind it, is replaced by
-	// the time of indexing (and kept in kafka.timestamp), so that a producer's clock
-	// or a crafted record cannot create one index per day. Zero: no bound.
+	// MaxFuture and MaxAge bound the times used as @timestamp, the record's and the
+	// line's own: one more than MaxFuture ahead of the clock, or more than MaxAge
+	// behind it, is not used (a record's is replaced by the time of indexing and kept
+	// in kafka.timestamp), so that a producer's clock or a crafted line cannot create
+	// one index per day. Zero: no bound.
 	MaxFuture, MaxAge time.Duration
 	// TimestampField names the field of a JSON line (a dotted path for nested
 	// objects: "log.time") that sets @timestamp; the record's timestamp (when the
@@ -59,8 +69,10 @@ type Builder struct {
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 
+	json   parse.Parser  // JSON lines' decoder
 	names  *sync.Map     // indexKey -> string; nil: computed every time
 	nNames *atomic.Int64 // entries in names, at most maxNames
+	zones  *zoneCache
 }
 
 // maxNames bounds the index names a builder remembers.
@@ -68,24 +80,37 @@ const maxNames = 4096
 
 // indexKey is what an index name depends on.
 type indexKey struct {
-	topic string
-	day   int64 // days since the epoch, UTC
+	topic, dataset string
+	day            int64 // days since the epoch, UTC
 }
 
-// NewBuilder returns a copy of b that computes each index name once per topic and
-// day. It is safe for concurrent use.
+// NewBuilder returns a copy of b that computes each index name once per topic,
+// dataset and day and each time zone once. It is safe for concurrent use.
 func NewBuilder(b Builder) *Builder {
-	b.names, b.nNames = new(sync.Map), new(atomic.Int64)
+	b.names, b.nNames, b.zones = new(sync.Map), new(atomic.Int64), newZoneCache()
+	b.json = b.jsonParser()
 	return &b
 }
 
-// ownFields are the document's fields that decoded JSON never replaces.
-var ownFields = map[string]bool{"@timestamp": true, "message": true, "host": true, "log": true, "kafka": true, "error": true, "tags": true, "event": true}
+// scratch is what one Build works in.
+type scratch struct {
+	w              ownWriter
+	ev             parse.Event
+	parsed, merged []field
+}
+
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
 
 // Build makes the document of a record. The id depends only on where the line came
 // from: host, file incarnation and byte offset for lines from logagent, or topic,
 // partition and Kafka offset for records from other producers. Re-delivery of the same
 // record therefore overwrites its document instead of adding one.
+//
+// A record whose dataset b.Datasets knows is parsed: the parser's fields join the
+// document (never over logpipe's own fields), the line's own time becomes @timestamp
+// and when the agent read it event.created. A line that does not match is indexed all
+// the same, with error.message naming the dataset and what did not match and the tag
+// _parsefailure; never dropped.
 //
 // For a topic in b.JSON, a line that is a JSON object also has its fields in the
 // document, under b.JSONTarget (or at the top level, where logpipe's own fields win);
@@ -93,36 +118,7 @@ var ownFields = map[string]bool{"@timestamp": true, "message": true, "host": tru
 // the same, with error.message saying why and the tag _jsonparsefailure (as Logstash
 // does), never dropped.
 func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
-	var host, path, fileID, offset, stream, readAt []byte
-	var meta agentMeta // labels and container names, see appendMeta
-	for _, h := range m.Headers {
-		switch k := string(h.Key); k {
-		case "host":
-			host = h.Value
-		case "path":
-			path = h.Value
-		case "file_id":
-			fileID = h.Value
-		case "offset":
-			offset = h.Value
-		case "stream":
-			stream = h.Value
-		case "event.created":
-			readAt = h.Value // the agent's read time, when the record's is the container runtime's
-		case "kubernetes.pod.name":
-			meta.pod = h.Value
-		case "kubernetes.namespace":
-			meta.ns = h.Value
-		case "container.name":
-			meta.cname = h.Value
-		case "container.id":
-			meta.cid = h.Value
-		default:
-			if strings.HasPrefix(k, "fields.") && len(k) > len("fields.") {
-				meta.labels = append(meta.labels, h)
-			}
-		}
-	}
+	meta := record.Read(m.Headers)
 	now := time.Now
 	if b.Now != nil {
 		now = b.Now
@@ -135,223 +131,177 @@ func (b Builder) Build(m *sarama.ConsumerMessage) Doc {
 	} else if !b.inBounds(ts, n) {
 		ts, replaced = n, true
 	}
-	// A JSON line: decoded once, for its timestamp and its fields.
-	var fields map[string]json.RawMessage
-	var jsonErr error
-	isJSON := b.JSON != nil && (b.JSON[m.Topic] || b.JSON["*"])
-	if isJSON {
-		fields, jsonErr = decodeObject(m.Value)
-	}
 	var created time.Time // the agent's read time, when the line's time is @timestamp
-	if readAt != nil {
-		if t, err := time.Parse(time.RFC3339Nano, string(readAt)); err == nil {
-			created = t.UTC()
+	if meta.Created != nil {
+		if t, err := record.ParseTime(meta.Created); err == nil {
+			created = t
 		}
 	}
+	read := created // when the agent read the line
+	if read.IsZero() {
+		read = ts
+	}
+	var dataset string
+	if meta.Dataset != nil {
+		dataset = b.zones.dataset(meta.Dataset)
+	}
+
+	sc := scratches.Get().(*scratch)
+	defer sc.release()
+	ev := &sc.ev
+	ev.Reset()
+	var parseErr error // the dataset's parser did not match
+	var parser parse.Parser
+	var zone *time.Location
+	var zoneName string
+	if dataset != "" && b.Datasets != nil {
+		if p, ok := b.Datasets.Lookup(dataset); ok {
+			parser = p
+			zone, zoneName = b.zone(dataset, meta.Timezone)
+			if parseErr = p.Parse(m.Value, parse.Input{Location: zone, Read: read}, ev); parseErr != nil {
+				ev.Reset()
+			}
+		}
+	} else if meta.Timezone != nil {
+		if loc, name := b.zones.get(meta.Timezone); loc != nil {
+			zoneName = name
+		}
+	}
+	isJSON := parser == nil && b.JSON != nil && (b.JSON[m.Topic] || b.JSON["*"])
+	var jsonErr error
+	if isJSON {
+		if jsonErr = b.jsonParser().Parse(m.Value, parse.Input{Location: time.UTC, Read: read}, ev); jsonErr != nil {
+			ev.Reset()
+		}
+	}
+
+	// The line's own time: the parser's, or a JSON line's timestamp field.
 	unparsed := false
-	if fields != nil && b.TimestampField != "" {
-		if raw, ok := lookup(fields, b.TimestampField); ok {
-			if lt, err := parseTime(raw, b.TimestampFormat); err == nil && lt.Year() >= 1971 && b.inBounds(lt, n) {
-				if !replaced && created.IsZero() {
-					created = ts
-				}
-				ts = lt.UTC()
+	lt := ev.Time
+	if isJSON && jsonErr == nil && b.TimestampField != "" {
+		if raw, ok := jsonField(ev, b.JSONTarget, b.TimestampField); ok {
+			if t, err := parseTime(raw, b.TimestampFormat); err == nil {
+				lt = t
 			} else {
 				unparsed = true
 			}
 		}
 	}
-	body := make([]byte, 0, len(m.Value)+len(host)+len(path)+len(m.Topic)+256)
-	body = append(body, `{"@timestamp":"`...)
-	body = ts.AppendFormat(body, "2006-01-02T15:04:05.000Z07:00")
-	body = append(body, `","message":`...)
-	body = appendString(body, m.Value)
-	if host != nil {
-		body = append(body, `,"host":{"name":`...)
-		body = appendString(body, host)
-		body = append(body, '}')
-	}
-	if path != nil || offset != nil {
-		body = append(body, `,"log":{`...)
-		if path != nil {
-			body = append(body, `"file":{"path":`...)
-			body = appendString(body, path)
-			body = append(body, '}')
-		}
-		if off, err := strconv.ParseInt(string(offset), 10, 64); err == nil {
-			if path != nil {
-				body = append(body, ',')
+	if !lt.IsZero() {
+		if lt.Year() >= 1971 && b.inBounds(lt, n) {
+			if !replaced && created.IsZero() {
+				created = ts
 			}
-			body = append(body, `"offset":`...)
-			body = strconv.AppendInt(body, off, 10)
-		} else if path == nil {
-			body = append(body, `"offset":null`...)
+			ts = lt.UTC()
+		} else {
+			unparsed = true
 		}
-		if stream != nil {
-			body = append(body, `,"iostream":`...) // OpenTelemetry's log.iostream
-			body = appendString(body, stream)
-		}
-		body = append(body, '}')
 	}
-	var added []string // top-level fields from the headers, which decoded JSON does not replace
-	if meta.labels != nil || meta.pod != nil || meta.ns != nil || meta.cname != nil || meta.cid != nil {
-		body, added = appendMeta(body, meta)
+
+	// logpipe's own fields, written in the order of the document (cmpField), so that
+	// only the parsed ones need sorting.
+	w := &sc.w
+	w.reset()
+	w.date("@timestamp", ts)
+	msg := m.Value
+	if ev.Message != nil {
+		msg = ev.Message
 	}
-	body = append(body, `,"kafka":{"topic":`...)
-	body = appendString(body, []byte(m.Topic))
-	body = append(body, `,"partition":`...)
-	body = strconv.AppendInt(body, int64(m.Partition), 10)
-	body = append(body, `,"offset":`...)
-	body = strconv.AppendInt(body, m.Offset, 10)
-	if replaced {
-		body = append(body, `,"timestamp":`...)
-		body = strconv.AppendInt(body, m.Timestamp.UnixMilli(), 10)
+	w.str("message", msg)
+	w.opt("container.id", meta.ContainerID)
+	w.opt("container.name", meta.Container)
+	if dataset != "" {
+		w.str("data_stream.dataset", []byte(dataset))
 	}
-	body = append(body, '}')
+	switch {
+	case parseErr != nil:
+		w.str("error.message", []byte(dataset+": "+parseErr.Error()))
+	case jsonErr != nil:
+		w.str("error.message", []byte("json: "+jsonErr.Error()))
+	}
 	// ECS event: created (the agent's read time) when the line's own time is
-	// @timestamp, ingested always; at the top level, the line's other event fields
-	// join them in the one "event" object.
-	body = append(body, `,"event":{`...)
+	// @timestamp, ingested always.
 	if !created.IsZero() {
-		body = append(body, `"created":"`...)
-		body = created.AppendFormat(body, "2006-01-02T15:04:05.000Z07:00")
-		body = append(body, `",`...)
+		w.date("event.created", created)
 	}
-	body = append(body, `"ingested":"`...)
-	body = n.AppendFormat(body, "2006-01-02T15:04:05.000Z07:00")
-	body = append(body, '"')
-	if b.JSONTarget == "" && fields != nil {
-		var ev map[string]json.RawMessage
-		if raw, ok := fields["event"]; ok && json.Unmarshal(raw, &ev) == nil {
-			keys := make([]string, 0, len(ev))
-			for k := range ev {
-				if k != "created" && k != "ingested" {
-					keys = append(keys, k)
-				}
-			}
-			slices.Sort(keys)
-			for _, k := range keys {
-				body = append(body, ',')
-				body = appendString(body, []byte(k))
-				body = append(body, ':')
-				body = appendCompact(body, ev[k])
-			}
+	if dataset != "" {
+		w.str("event.dataset", []byte(dataset))
+	}
+	w.date("event.ingested", n)
+	if zoneName != "" {
+		w.str("event.timezone", []byte(zoneName))
+	}
+	w.opt("host.name", meta.Host)
+	w.num("kafka.offset", m.Offset)
+	w.num("kafka.partition", int64(m.Partition))
+	if replaced {
+		w.num("kafka.timestamp", m.Timestamp.UnixMilli())
+	}
+	w.str("kafka.topic", []byte(m.Topic))
+	w.opt("kubernetes.namespace", meta.Namespace)
+	w.opt("kubernetes.pod.name", meta.Pod)
+	// The entry's fields under labels (ECS's place for them).
+	for _, h := range meta.Labels {
+		if name := "labels." + string(h.Key[len(record.FieldPrefix):]); validName(name) {
+			w.str(name, h.Value)
 		}
 	}
-	body = append(body, '}')
-	if isJSON {
-		body = b.appendJSON(body, fields, jsonErr, added)
+	w.opt("log.file.path", meta.Path)
+	if off, err := record.ParseOffset(meta.Offset); err == nil {
+		w.num("log.offset", off)
+	} else if meta.Offset != nil && meta.Path == nil {
+		w.raw("log.offset", "null")
 	}
-	body = append(body, '}')
+	if meta.Stream != nil && (meta.Path != nil || meta.Offset != nil) {
+		w.str("log.iostream", meta.Stream) // OpenTelemetry's log.iostream
+	}
+	switch {
+	case parseErr != nil:
+		w.raw("tags", `["_parsefailure"]`)
+	case jsonErr != nil:
+		w.raw("tags", `["_jsonparsefailure"]`)
+	case len(ev.Tags) > 0:
+		w.tags(ev.Tags)
+	}
+	own := w.fields()
+	parsed := sc.parsed[:0]
+	for _, f := range ev.Fields {
+		if allowed(f.Name) {
+			parsed = append(parsed, field{name: f.Name, val: f.Value})
+		}
+	}
+	sc.parsed = parsed
+	body := make([]byte, 0, len(m.Value)+len(meta.Host)+len(meta.Path)+len(m.Topic)+256+len(w.vals)+len(m.Value)/2)
+	body, sc.merged = appendTree(body, own, parsed, sc.merged[:0])
 
-	return Doc{Index: b.index(m.Topic, ts), ID: ID(m.Topic, m.Partition, m.Offset, host, fileID, offset), Body: body,
-		TimestampReplaced: replaced, TimestampUnparsed: unparsed}
+	return Doc{Index: b.index(m.Topic, dataset, ts), ID: ID(m.Topic, m.Partition, m.Offset, meta.Host, meta.FileID, meta.Offset), Body: body,
+		TimestampReplaced: replaced, TimestampUnparsed: unparsed, Dataset: dataset,
+		ParseFailed: parseErr != nil, UnknownDataset: dataset != "" && parser == nil}
 }
 
-// agentMeta is what the agent's headers tell beyond the line and its file: the
-// entry's static fields ("fields.<name>" headers) and a container log's names.
-type agentMeta struct {
-	labels              []*sarama.RecordHeader
-	pod, ns, cname, cid []byte
+// release returns the scratch space to the pool, unless one document made it large.
+func (sc *scratch) release() {
+	if cap(sc.w.vals) > 1<<20 {
+		sc.w.vals = nil
+	}
+	sc.ev.Reset()
+	scratches.Put(sc)
 }
 
-// appendMeta adds what the agent's headers tell beyond the line itself: an entry's
-// static fields ("fields.<name>") under labels (ECS's place for them), and the Kubernetes
-// pod, namespace and container of a container log.
-func appendMeta(body []byte, meta agentMeta) ([]byte, []string) {
-	var added []string
-	labels, pod, ns, cname, cid := meta.labels, meta.pod, meta.ns, meta.cname, meta.cid
-	if len(labels) > 0 {
-		// Sorted and without repeats, so that the document is the same however the
-		// headers came.
-		slices.SortStableFunc(labels, func(a, b *sarama.RecordHeader) int { return bytes.Compare(a.Key, b.Key) })
-		added = append(added, "labels")
-		body = append(body, `,"labels":{`...)
-		for i, h := range labels {
-			if i > 0 && bytes.Equal(h.Key, labels[i-1].Key) {
-				continue
-			}
-			if i > 0 {
-				body = append(body, ',')
-			}
-			body = appendString(body, h.Key[len("fields."):])
-			body = append(body, ':')
-			body = appendString(body, h.Value)
-		}
-		body = append(body, '}')
+// allowed reports whether a parsed field may be in a document: not one of the fields
+// that only logpipe sets (whether or not this document has it), and a name
+// Elasticsearch takes.
+func allowed(name string) bool {
+	switch name {
+	case "@timestamp", "message", "host.name", "log.file.path", "log.offset", "log.iostream",
+		"event.created", "event.ingested", "event.dataset", "event.timezone", "kafka", "data_stream":
+		return false
 	}
-	if pod != nil || ns != nil {
-		added = append(added, "kubernetes")
-		body = append(body, `,"kubernetes":{`...)
-		if pod != nil {
-			body = append(body, `"pod":{"name":`...)
-			body = appendString(body, pod)
-			body = append(body, '}')
-		}
-		if ns != nil {
-			if pod != nil {
-				body = append(body, ',')
-			}
-			body = append(body, `"namespace":`...)
-			body = appendString(body, ns)
-		}
-		body = append(body, '}')
-	}
-	if cname != nil || cid != nil {
-		added = append(added, "container")
-		body = append(body, `,"container":{`...)
-		if cname != nil {
-			body = append(body, `"name":`...)
-			body = appendString(body, cname)
-		}
-		if cid != nil {
-			if cname != nil {
-				body = append(body, ',')
-			}
-			body = append(body, `"id":`...)
-			body = appendString(body, cid)
-		}
-		body = append(body, '}')
-	}
-	return body, added
+	return validName(name) && !strings.HasPrefix(name, "kafka.") && !strings.HasPrefix(name, "data_stream.")
 }
 
 func (b Builder) inBounds(ts, now time.Time) bool {
 	return !(b.MaxFuture > 0 && ts.After(now.Add(b.MaxFuture))) && !(b.MaxAge > 0 && ts.Before(now.Add(-b.MaxAge)))
-}
-
-// decodeObject decodes a line that is a JSON object.
-func decodeObject(line []byte) (map[string]json.RawMessage, error) {
-	var fields map[string]json.RawMessage
-	trimmed := bytes.TrimSpace(line)
-	err := errors.New("not a JSON object")
-	if len(trimmed) > 0 && trimmed[0] == '{' {
-		err = json.Unmarshal(trimmed, &fields)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return fields, nil
-}
-
-// maxPathDepth bounds a dotted timestamp_field path.
-const maxPathDepth = 8
-
-// lookup finds a dotted path in a decoded object: the whole name first ("log.time"
-// as one key), then nested objects.
-func lookup(fields map[string]json.RawMessage, path string) (json.RawMessage, bool) {
-	if v, ok := fields[path]; ok {
-		return v, true
-	}
-	head, rest, found := strings.Cut(path, ".")
-	if !found || strings.Count(path, ".") > maxPathDepth {
-		return nil, false
-	}
-	var inner map[string]json.RawMessage
-	if v, ok := fields[head]; !ok || json.Unmarshal(v, &inner) != nil {
-		return nil, false
-	}
-	return lookup(inner, rest)
 }
 
 // parseTime reads a timestamp value in format ("" RFC 3339, unix, unix_ms, or a Go
@@ -395,59 +345,6 @@ func parseTime(raw json.RawMessage, format string) (time.Time, error) {
 	return time.Parse(format, s)
 }
 
-// appendJSON adds the fields of a JSON object line, or the reason it is not one.
-func (b Builder) appendJSON(body []byte, fields map[string]json.RawMessage, err error, taken []string) []byte {
-	if err != nil {
-		body = append(body, `,"error":{"message":`...)
-		body = appendString(body, []byte("json: "+err.Error()))
-		return append(body, `},"tags":["_jsonparsefailure"]`...)
-	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		if b.JSONTarget != "" || !ownFields[k] && !slices.Contains(taken, k) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	if b.JSONTarget != "" {
-		body = append(body, ',')
-		body = appendString(body, []byte(b.JSONTarget))
-		body = append(body, ":{"...)
-	}
-	for i, k := range keys {
-		if i > 0 || b.JSONTarget == "" {
-			body = append(body, ',')
-		}
-		body = appendString(body, []byte(k))
-		body = append(body, ':')
-		body = appendCompact(body, fields[k])
-	}
-	if b.JSONTarget != "" {
-		body = append(body, '}')
-	}
-	return body
-}
-
-// appendCompact appends a JSON value re-encoded without insignificant whitespace:
-// JSON allows raw newlines between tokens, and one in a _bulk body would split the
-// document into two NDJSON lines (and could pose as an action line). Inside strings a
-// newline is always escaped (a raw one is not valid JSON), so the result is one line.
-func appendCompact(dst, v []byte) []byte {
-	if !utf8.Valid(v) {
-		v = bytes.ToValidUTF8(v, []byte("\uFFFD"))
-	}
-	if bytes.IndexByte(v, '\n') < 0 && bytes.IndexByte(v, '\r') < 0 {
-		return append(dst, v...) // already one line: the common case, copied as is
-	}
-	n := len(dst)
-	buf := bytes.NewBuffer(dst)
-	if err := json.Compact(buf, v); err != nil {
-		// Unreachable for a value json.Unmarshal accepted; never copy it raw.
-		return appendString(dst[:n], v)
-	}
-	return buf.Bytes()
-}
-
 // ID is a record's document id: base64url (no padding) of the first 15 bytes of
 // SHA-256 over host, file id and line offset (each separated by a zero byte) when the
 // record has those headers, else over "k", topic, partition and Kafka offset.
@@ -472,25 +369,22 @@ func ID(topic string, partition int32, kafkaOffset int64, host, fileID, offset [
 	return base64.RawURLEncoding.EncodeToString(sum[:15])
 }
 
-func (b Builder) index(topic string, ts time.Time) string {
-	if b.names == nil {
-		return b.indexName(topic, ts)
+func (b Builder) index(topic, dataset string, ts time.Time) string {
+	if b.names == nil || ts.Unix() < 0 {
+		return b.indexName(topic, dataset, ts)
 	}
-	k := indexKey{topic, ts.Unix() / 86400}
-	if ts.Unix() < 0 {
-		return b.indexName(topic, ts)
-	}
+	k := indexKey{topic, dataset, ts.Unix() / 86400}
 	if name, ok := b.names.Load(k); ok {
 		return name.(string)
 	}
-	name := b.indexName(topic, ts)
+	name := b.indexName(topic, dataset, ts)
 	if b.nNames.Add(1) <= maxNames { // records from many days (no timestamp bound) must not grow it without end
 		b.names.Store(k, name)
 	}
 	return name
 }
 
-func (b Builder) indexName(topic string, ts time.Time) string {
+func (b Builder) indexName(topic, dataset string, ts time.Time) string {
 	p := b.IndexPattern
 	if p == "" {
 		p = "{topic}-{date}"
@@ -498,26 +392,118 @@ func (b Builder) indexName(topic string, ts time.Time) string {
 	if strings.Contains(p, "{date}") {
 		p = strings.ReplaceAll(p, "{date}", ts.Format("2006.01.02"))
 	}
-	return strings.ToLower(strings.ReplaceAll(p, "{topic}", topic))
+	if dataset == "" {
+		dataset = topic
+	}
+	return strings.ToLower(strings.NewReplacer("{topic}", topic, "{dataset}", dataset).Replace(p))
+}
+
+// jsonParser is the decoder of JSON topics' lines.
+func (b Builder) jsonParser() parse.Parser {
+	if b.json != nil {
+		return b.json
+	}
+	p, err := parse.Compile(parse.Spec{Parser: "json", Target: b.JSONTarget})
+	if err != nil {
+		panic("document: the JSON parser does not compile: " + err.Error()) // a constant spec
+	}
+	return p
+}
+
+// jsonField finds a JSON line's field by its dotted path, under target.
+func jsonField(ev *parse.Event, target, path string) ([]byte, bool) {
+	if target != "" {
+		path = target + "." + path
+	}
+	for _, f := range ev.Fields {
+		if f.Name == path {
+			return f.Value, true
+		}
+	}
+	return nil, false
 }
 
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
 // Elasticsearch requires valid UTF-8.
 func appendString(dst, s []byte) []byte {
-	if utf8.Valid(s) && !needsEscape(s) {
+	if !needsEscape(s) {
 		dst = append(dst, '"')
 		dst = append(dst, s...)
 		return append(dst, '"')
 	}
-	enc, _ := json.Marshal(strings.ToValidUTF8(string(s), "\uFFFD"))
-	return append(dst, enc...)
+	dst = append(dst, '"')
+	start := 0 // s[start:i] is still to copy
+	for i := 0; i < len(s); {
+		c := s[i]
+		if plain[c] {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			default: // other control bytes and <, >, & (as encoding/json escapes them)
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			// A run of invalid bytes becomes one U+FFFD, as strings.ToValidUTF8 does.
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\uFFFD"...)
+			for i < len(s) {
+				if r, size := utf8.DecodeRune(s[i:]); r != utf8.RuneError || size != 1 {
+					break
+				}
+				i++
+			}
+			start = i
+			continue
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
+
+const hex = "0123456789abcdef"
 
 func needsEscape(s []byte) bool {
 	for _, c := range s {
-		if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+		if !plain[c] {
 			return true
 		}
 	}
 	return false
 }
+
+// plain are the bytes a JSON string holds as they are: printable ASCII but for the
+// quote, the backslash and <, >, & (escaped as encoding/json does).
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()

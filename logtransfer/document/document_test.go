@@ -27,7 +27,8 @@ func agentRecord(value string, offset string) *sarama.ConsumerMessage {
 func TestBuild(t *testing.T) {
 	ingest := func() time.Time { return time.Date(2026, 11, 22, 10, 30, 1, 500e6, time.UTC) }
 	d := Builder{Now: ingest}.Build(agentRecord(`GET /index.html "quoted" \ <tag>`, "12345"))
-	want := `{"@timestamp":"2026-11-22T10:30:00.123Z","message":"GET /index.html \"quoted\" \\ \u003ctag\u003e","host":{"name":"web-1"},"log":{"file":{"path":"/var/log/nginx/access.log"},"offset":12345},"kafka":{"topic":"web_log","partition":2,"offset":987},"event":{"ingested":"2026-11-22T10:30:01.500Z"}}`
+	// @timestamp and message first, then the fields by name.
+	want := `{"@timestamp":"2026-11-22T10:30:00.123Z","message":"GET /index.html \"quoted\" \\ \u003ctag\u003e","event":{"ingested":"2026-11-22T10:30:01.500Z"},"host":{"name":"web-1"},"kafka":{"offset":987,"partition":2,"topic":"web_log"},"log":{"file":{"path":"/var/log/nginx/access.log"},"offset":12345}}`
 	if string(d.Body) != want {
 		t.Fatalf("body\n%s\nwant\n%s", d.Body, want)
 	}
@@ -310,10 +311,11 @@ func TestBuildAgentMetadata(t *testing.T) {
 	)
 	now := func() time.Time { return time.Date(2026, 11, 22, 10, 30, 2, 0, time.UTC) }
 	d := Builder{JSON: map[string]bool{"*": true}, Now: now}.Build(m)
-	want := `{"@timestamp":"2026-11-22T10:30:00.123Z","message":"{\"labels\":\"mine\",\"event\":\"x\",\"level\":\"info\"}","host":{"name":"web-1"},` +
-		`"log":{"file":{"path":"/var/log/nginx/access.log"},"offset":7,"iostream":"stderr"},"labels":{"env":"prod \"eu\"","service":"checkout"},` +
-		`"kubernetes":{"pod":{"name":"web-0"},"namespace":"shop"},"container":{"name":"nginx","id":"abc"},` +
-		`"kafka":{"topic":"web_log","partition":2,"offset":987},"event":{"created":"2026-11-22T10:30:01.500Z","ingested":"2026-11-22T10:30:02.000Z"},"level":"info"}`
+	want := `{"@timestamp":"2026-11-22T10:30:00.123Z","message":"{\"labels\":\"mine\",\"event\":\"x\",\"level\":\"info\"}",` +
+		`"container":{"id":"abc","name":"nginx"},"event":{"created":"2026-11-22T10:30:01.500Z","ingested":"2026-11-22T10:30:02.000Z"},` +
+		`"host":{"name":"web-1"},"kafka":{"offset":987,"partition":2,"topic":"web_log"},"kubernetes":{"namespace":"shop","pod":{"name":"web-0"}},` +
+		`"labels":{"env":"prod \"eu\"","service":"checkout"},"level":"info",` +
+		`"log":{"file":{"path":"/var/log/nginx/access.log"},"iostream":"stderr","offset":7}}`
 	if string(d.Body) != want {
 		t.Fatalf("body\n%s\nwant\n%s", d.Body, want)
 	}

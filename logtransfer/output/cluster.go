@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -121,34 +122,60 @@ func (e *ES) detect(ctx context.Context, warn func(msg string, args ...any)) (Cl
 	}
 }
 
-// Glob turns an index or data stream pattern with {topic} and {date} into an index
-// pattern: logs-{topic}-default becomes logs-*-default.
+// Glob turns an index or data stream pattern with {topic}, {dataset} and {date} into
+// an index pattern: logs-{dataset}-default becomes logs-*-default.
 func Glob(pattern string) string {
-	return strings.NewReplacer("{topic}", "*", "{date}", "*").Replace(pattern)
+	return strings.NewReplacer("{topic}", "*", "{dataset}", "*", "{date}", "*").Replace(pattern)
 }
 
-// mappings are the ECS types of the fields logpipe writes.
-func mappings() map[string]any {
-	kw := map[string]any{"type": "keyword"}
-	date := map[string]any{"type": "date"}
-	return map[string]any{
-		"properties": map[string]any{
-			"@timestamp": date,
-			"message":    map[string]any{"type": "text"},
-			"host":       map[string]any{"properties": map[string]any{"name": kw}},
-			"log": map[string]any{"properties": map[string]any{
-				"file":   map[string]any{"properties": map[string]any{"path": kw}},
-				"offset": map[string]any{"type": "long"},
-			}},
-			"event": map[string]any{"properties": map[string]any{"created": date, "ingested": date}},
-			"kafka": map[string]any{"properties": map[string]any{
-				"topic":     kw,
-				"partition": map[string]any{"type": "integer"},
-				"offset":    map[string]any{"type": "long"},
-				"timestamp": map[string]any{"type": "long"}, // the record's, when @timestamp replaced it
-			}},
-		},
+// ownFields are the Elasticsearch types of the fields logpipe itself writes.
+var ownFields = map[string]string{
+	"@timestamp": "date", "message": "text", "host.name": "keyword", "log.file.path": "keyword", "log.offset": "long",
+	"log.iostream": "keyword", "event.created": "date", "event.ingested": "date", "event.dataset": "keyword",
+	"event.timezone": "keyword", "data_stream.dataset": "keyword", "tags": "keyword", "error.message": "text",
+	"kafka.topic": "keyword", "kafka.partition": "integer", "kafka.offset": "long",
+	"kafka.timestamp":     "long", // the record's, when @timestamp replaced it
+	"kubernetes.pod.name": "keyword", "kubernetes.namespace": "keyword", "container.name": "keyword", "container.id": "keyword",
+}
+
+// mappings are the ECS types of the fields logpipe writes and of the parsed fields
+// (dotted name -> type), as nested properties. A parsed field never changes the type
+// of one of logpipe's own.
+func mappings(parsed map[string]string, openSearch bool) map[string]any {
+	root := map[string]any{}
+	put := func(name, typ string) {
+		if typ == "flattened" && openSearch {
+			typ = "object" // OpenSearch has no flattened type (2.7+ has flat_object, 1.x neither)
+		}
+		props := root
+		parts := strings.Split(name, ".")
+		for _, p := range parts[:len(parts)-1] {
+			obj, ok := props[p].(map[string]any)
+			if !ok || obj["properties"] == nil {
+				if ok {
+					return // a value already has this name
+				}
+				obj = map[string]any{"properties": map[string]any{}}
+				props[p] = obj
+			}
+			props = obj["properties"].(map[string]any)
+		}
+		if _, ok := props[parts[len(parts)-1]]; ok {
+			return
+		}
+		props[parts[len(parts)-1]] = map[string]any{"type": typ}
 	}
+	for _, fields := range []map[string]string{ownFields, parsed} {
+		names := make([]string, 0, len(fields))
+		for n := range fields {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			put(n, fields[n])
+		}
+	}
+	return map[string]any{"properties": root}
 }
 
 // PolicyName is the name of logpipe's lifecycle policy (ILM or ISM).
@@ -179,7 +206,7 @@ func (e *ES) setup(ctx context.Context, cfg ESConfig) error {
 		tmpl := map[string]any{
 			"index_patterns": []string{glob},
 			"priority":       templatePriority,
-			"template":       map[string]any{"settings": settings, "mappings": mappings()},
+			"template":       map[string]any{"settings": settings, "mappings": mappings(cfg.Fields, e.Cluster.OpenSearch())},
 			"_meta":          map[string]any{"managed_by": "logpipe"},
 		}
 		if cfg.DataStream {
@@ -191,7 +218,7 @@ func (e *ES) setup(ctx context.Context, cfg ESConfig) error {
 		return nil
 	}
 	// Elasticsearch before 7.8: the legacy API.
-	tmpl := map[string]any{"index_patterns": []string{glob}, "order": 1, "settings": settings, "mappings": mappings()}
+	tmpl := map[string]any{"index_patterns": []string{glob}, "order": 1, "settings": settings, "mappings": mappings(cfg.Fields, e.Cluster.OpenSearch())}
 	if _, err := e.put(ctx, "/_template/logpipe", tmpl); err != nil {
 		return fmt.Errorf("install legacy index template for %s: %w", glob, err)
 	}
@@ -344,9 +371,9 @@ func IndexRegexp(pattern string) *regexp.Regexp {
 		}
 		b.WriteString(regexp.QuoteMeta(rest[:i]))
 		switch {
-		case strings.HasPrefix(rest[i:], "{topic}"):
+		case strings.HasPrefix(rest[i:], "{topic}"), strings.HasPrefix(rest[i:], "{dataset}"):
 			b.WriteString(`[^,*?"<>|\\/ ]+`)
-			rest = rest[i+len("{topic}"):]
+			rest = rest[i+strings.IndexByte(rest[i:], '}')+1:]
 		case strings.HasPrefix(rest[i:], "{date}") && !strings.Contains(b.String(), "(?P<date>"):
 			b.WriteString(`(?P<date>\d{4}\.\d{2}\.\d{2})`)
 			rest = rest[i+len("{date}"):]

@@ -34,6 +34,9 @@ type ESConfig struct {
 	// existing _id counts as stored.
 	DataStream bool
 	Template   bool // install the index template at start
+	// Fields are the parsed fields the template maps besides logpipe's own: dotted
+	// name -> Elasticsearch type (keyword, long, ip, date, text, ...).
+	Fields map[string]string
 	// RetentionDays > 0 installs a lifecycle policy (ILM, or ISM on OpenSearch) that
 	// deletes data after that many days, attached through the template; with
 	// RetentionDelete the caller deletes expired daily indices itself instead.
@@ -47,7 +50,7 @@ type ESConfig struct {
 func (c ESConfig) pattern() string {
 	if c.IndexPattern == "" {
 		if c.DataStream {
-			return "logs-{topic}-default"
+			return "logs-{dataset}-default"
 		}
 		return "{topic}-{date}"
 	}

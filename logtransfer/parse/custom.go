@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/logpipe/logpipe/internal/record"
 	"math"
 	"regexp"
 	"strconv"
@@ -149,7 +150,7 @@ func Compile(s Spec) (Parser, error) {
 		return nil, errors.New("time layout: set without a time field")
 	}
 	if s.Timezone != "" {
-		if _, err := LoadZone(s.Timezone); err != nil {
+		if _, err := record.ParseZone(s.Timezone); err != nil {
 			return nil, err
 		}
 	}

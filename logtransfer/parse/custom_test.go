@@ -3,7 +3,6 @@ package parse
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 func compile(t *testing.T, s Spec) Parser {
@@ -136,7 +135,7 @@ func TestCompileErrors(t *testing.T) {
 		{Spec{Parser: "regex", Pattern: `(?P<a>x)`, TimeField: "b"}, "time field: b is not a field"},
 		{Spec{Parser: "regex", Pattern: `(?P<a>x)`, TimeField: "a", TimeLayout: "yyyy-mm-dd"}, "has no element"},
 		{Spec{Parser: "regex", Pattern: `(?P<a>x)`, TimeLayout: "unix"}, "without a time field"},
-		{Spec{Parser: "regex", Pattern: `(?P<a>x)`, Timezone: "Mars/Olympus"}, "unknown zone"},
+		{Spec{Parser: "regex", Pattern: `(?P<a>x)`, Timezone: "Mars/Olympus"}, "unknown time zone"},
 		{Spec{Parser: "regex", Pattern: `(?P<a>x)`, Target: "t"}, "target: only for"},
 		{Spec{Parser: "dissect", Pattern: `abc`}, "no %{field}"},
 		{Spec{Parser: "dissect", Pattern: `%{a}%{b}`}, "no delimiter between"},
@@ -209,27 +208,6 @@ func TestSet(t *testing.T) {
 		if _, err := NewSet(c.specs); err == nil || !strings.Contains(err.Error(), c.err) {
 			t.Errorf("%v: %v, want %q", c.specs, err, c.err)
 		}
-	}
-}
-
-func TestLoadZone(t *testing.T) {
-	for name, want := range map[string]int{"+05:30": 19800, "-08:00": -28800, "+0530": 19800, "Z": 0, "UTC": 0, "Asia/Kolkata": 19800} {
-		l, err := LoadZone(name)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if _, off := time.Date(2024, 1, 1, 0, 0, 0, 0, l).Zone(); off != want {
-			t.Errorf("%s: offset %d, want %d", name, off, want)
-		}
-	}
-	for _, name := range []string{"", "+5:30", "+25:00", "Local", "Mars/Base", "../../etc/passwd", strings.Repeat("a", 65)} {
-		if _, err := LoadZone(name); err == nil {
-			t.Errorf("%q: no error", name)
-		}
-	}
-	// A zone parsers cached by offset is the same each time.
-	if a, b := fixedZone(330), fixedZone(330); a != b {
-		t.Error("fixed zone not cached")
 	}
 }
 

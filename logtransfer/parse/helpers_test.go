@@ -2,6 +2,7 @@ package parse
 
 import (
 	"encoding/json"
+	"github.com/logpipe/logpipe/internal/record"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ var (
 )
 
 func mustZone(name string) *time.Location {
-	l, err := LoadZone(name)
+	l, err := record.ParseZone(name)
 	if err != nil {
 		panic(err)
 	}

@@ -3,9 +3,9 @@ package parse
 import (
 	"errors"
 	"fmt"
+	"github.com/logpipe/logpipe/internal/record"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -131,21 +131,6 @@ type Set struct {
 	mappings map[string]string
 }
 
-// ValidDataset says whether name is a dataset name in ECS's event.dataset form:
-// lowercase letters, digits, '_' and '.', at most 100 bytes.
-func ValidDataset(name string) bool {
-	if name == "" || len(name) > 100 || name[0] == '.' || name[len(name)-1] == '.' || strings.Contains(name, "..") {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || isDigit(c) || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
 // NewSet returns the built-in datasets plus the custom ones in specs, by dataset name; a custom
 // dataset may replace a built-in of the same name. It fails on an invalid name or
 // spec, and when two datasets would map one field to different types (or one
@@ -193,7 +178,7 @@ func NewSet(specs map[string]Spec) (*Set, error) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if !ValidDataset(name) {
+		if record.ValidDataset(name) != nil {
 			return nil, fmt.Errorf("dataset %q: a name is lowercase letters, digits, '_' and '.', at most 100 bytes", name)
 		}
 		spec := specs[name]
@@ -203,7 +188,7 @@ func NewSet(specs map[string]Spec) (*Set, error) {
 		}
 		s.parsers[name] = p
 		if spec.Timezone != "" {
-			s.zones[name], _ = LoadZone(spec.Timezone) // Compile checked it
+			s.zones[name], _ = record.ParseZone(spec.Timezone) // Compile checked it
 		}
 		if err := add(name, p.(*custom).fieldTypes()); err != nil {
 			return nil, err

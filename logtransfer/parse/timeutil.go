@@ -3,7 +3,6 @@ package parse
 import (
 	"errors"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 	_ "time/tzdata" // zones work on hosts without tzdata
@@ -235,59 +234,6 @@ func nearestYear(mo time.Month, d, h, m, s, ns int, loc *time.Location, read tim
 		}
 	}
 	return time.Time{}, false
-}
-
-// zoneCache maps zone names to locations (or errors); at most maxZones entries.
-var zoneCache sync.Map // string -> zoneEntry
-var nZones atomic.Int64
-
-const maxZones = 1024
-
-type zoneEntry struct {
-	loc *time.Location
-	err error
-}
-
-// LoadZone returns the zone of an IANA name ("Europe/Paris", "UTC") or a fixed
-// offset ("+05:30", "-08:00", "+0530", "Z"). Results (errors included) are cached,
-// at most 1024 names; it is safe for concurrent use.
-func LoadZone(name string) (*time.Location, error) {
-	if v, ok := zoneCache.Load(name); ok {
-		e := v.(zoneEntry)
-		return e.loc, e.err
-	}
-	loc, err := loadZone(name)
-	if nZones.Load() < maxZones {
-		if _, loaded := zoneCache.LoadOrStore(name, zoneEntry{loc, err}); !loaded {
-			nZones.Add(1)
-		}
-	}
-	return loc, err
-}
-
-func loadZone(name string) (*time.Location, error) {
-	switch {
-	case name == "":
-		return nil, errors.New("timezone: empty name")
-	case len(name) > 64:
-		return nil, errors.New("timezone: name longer than 64 bytes")
-	case name == "Z" || name == "UTC":
-		return time.UTC, nil
-	case name[0] == '+' || name[0] == '-':
-		b := []byte(name)
-		min, end, ok := offset(b, 0, true)
-		if !ok || end != len(b) {
-			return nil, errors.New("timezone: " + strconv.Quote(name) + " is not an offset ±hh:mm")
-		}
-		return fixedZone(min), nil
-	case name == "Local":
-		return nil, errors.New(`timezone: "Local" depends on the host: name the zone`)
-	}
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		return nil, errors.New("timezone: unknown zone " + strconv.Quote(name))
-	}
-	return loc, nil
 }
 
 // parseLayout reads a time value in layout: rfc3339 (also ""), unix (seconds,
