@@ -173,7 +173,11 @@ func (h Header) IsTransactional() bool { return h.Attributes&AttrTransactional !
 
 // CheckFrame checks that b is exactly one well-formed batch frame: its length, magic,
 // CRC, record count and codec. It does not look at the records; see Validate.
-func CheckFrame(b []byte) (Header, error) {
+func CheckFrame(b []byte) (Header, error) { return checkFrame(b, false) }
+
+// checkFrame is CheckFrame; compacted allows what compaction leaves of a batch: fewer
+// records than its offset range, or none.
+func checkFrame(b []byte, compacted bool) (Header, error) {
 	if len(b) < HeaderSize {
 		return Header{}, fmt.Errorf("%w: %d bytes, a batch header alone is %d", ErrCorrupt, len(b), HeaderSize)
 	}
@@ -187,7 +191,8 @@ func CheckFrame(b []byte) (Header, error) {
 	if got := CRC(b); h.CRC != got {
 		return h, fmt.Errorf("%w: CRC-32C %08x, computed %08x", ErrCorrupt, h.CRC, got)
 	}
-	if h.NumRecords <= 0 || h.LastOffsetDelta != h.NumRecords-1 {
+	if !compacted && (h.NumRecords <= 0 || h.LastOffsetDelta != h.NumRecords-1) ||
+		compacted && (h.NumRecords < 0 || h.LastOffsetDelta < 0 || int64(h.NumRecords) > int64(h.LastOffsetDelta)+1) {
 		return h, fmt.Errorf("%w: lastOffsetDelta %d with %d records", ErrCorrupt, h.LastOffsetDelta, h.NumRecords)
 	}
 	if h.Codec() > Zstd {
@@ -210,27 +215,5 @@ func SetBaseOffset(b []byte, base int64) {
 // of records must match the header and no byte may be left over. A batch that
 // passes can be read by any client.
 func Validate(b []byte, maxUncompressed int64) (Header, error) {
-	h, err := CheckFrame(b)
-	if err != nil {
-		return h, err
-	}
-	if h.IsControl() {
-		// Control records have their own schema; producers may not send them and
-		// the broker writes none, so they are not walked here.
-		return h, nil
-	}
-	src, closeSrc, err := openRecords(h.Codec(), b[HeaderSize:], maxUncompressed)
-	if err != nil {
-		return h, fmt.Errorf("%w: %s records: %v", ErrInvalidRecord, h.Codec(), err)
-	}
-	defer closeSrc()
-	for i := int32(0); i < h.NumRecords; i++ {
-		if _, err := readRecord(src, i, false); err != nil {
-			return h, fmt.Errorf("%w: record %d of %d: %v", ErrInvalidRecord, i, h.NumRecords, err)
-		}
-	}
-	if err := src.end(); err != nil {
-		return h, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
-	}
-	return h, nil
+	return walk(b, maxUncompressed, walkMode{}, nil)
 }

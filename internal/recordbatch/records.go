@@ -37,25 +37,64 @@ type RecordHeader struct {
 // maxUncompressed bytes. The slices fn sees alias b or a decompression buffer and
 // are valid only during the call. Control batches have no records for fn.
 func Records(b []byte, maxUncompressed int64, fn func(Record) error) (Header, error) {
-	h, err := CheckFrame(b)
+	return walk(b, maxUncompressed, walkMode{keep: true}, fn)
+}
+
+// FetchedRecords is Records for a batch as a consumer fetches it from any Kafka: a
+// compacted topic's batch keeps its offset range but may have lost records, so its
+// offset deltas may skip (they must still grow, within lastOffsetDelta) and it may
+// hold fewer records than its range, or none. Every other check is Records'. The
+// slices fn sees alias b or a decompression buffer of this call's own, which is not
+// reused: they stay valid after it.
+func FetchedRecords(b []byte, maxUncompressed int64, fn func(Record) error) (Header, error) {
+	return walk(b, maxUncompressed, walkMode{keep: true, compacted: true}, fn)
+}
+
+// walkMode is how walk reads a batch's records.
+type walkMode struct {
+	keep      bool // hand each record, its bytes kept, to fn
+	compacted bool // offset deltas may skip (see FetchedRecords)
+}
+
+// walk is the one reader of a batch's records, for Validate, Records and
+// FetchedRecords: it checks the frame, then reads every record, checking its
+// framing, varints, lengths, header count and offset delta, and that no byte is left
+// over. Without keep, compressed records are streamed (never all in memory).
+func walk(b []byte, maxUncompressed int64, m walkMode, fn func(Record) error) (Header, error) {
+	h, err := checkFrame(b, m.compacted)
 	if err != nil {
 		return h, err
 	}
 	if h.IsControl() {
+		// Control records have their own schema; producers may not send them and
+		// the broker writes none, so they are not walked here.
 		return h, nil
 	}
-	raw, err := Decompress(h.Codec(), b[HeaderSize:], maxUncompressed)
-	if err != nil {
-		return h, fmt.Errorf("%w: %s records: %v", ErrInvalidRecord, h.Codec(), err)
+	var src source
+	closeSrc := func() {}
+	if m.keep {
+		var raw []byte
+		if raw, err = Decompress(h.Codec(), b[HeaderSize:], maxUncompressed); err == nil {
+			src = &sliceSource{b: raw}
+		}
+	} else {
+		src, closeSrc, err = openRecords(h.Codec(), b[HeaderSize:], maxUncompressed)
 	}
-	src := &sliceSource{b: raw}
+	if err != nil {
+		return h, fmt.Errorf("%w: %s records: %w", ErrInvalidRecord, h.Codec(), err)
+	}
+	defer closeSrc()
+	prev := int64(-1)
 	for i := int32(0); i < h.NumRecords; i++ {
-		rec, err := readRecord(src, i, true)
+		rec, err := readRecord(src, i, prev, h.LastOffsetDelta, m)
 		if err != nil {
 			return h, fmt.Errorf("%w: record %d of %d: %v", ErrInvalidRecord, i, h.NumRecords, err)
 		}
-		if err := fn(rec); err != nil {
-			return h, err
+		prev = int64(rec.OffsetDelta)
+		if fn != nil {
+			if err := fn(rec); err != nil {
+				return h, err
+			}
 		}
 	}
 	if err := src.end(); err != nil {
@@ -79,9 +118,11 @@ type source interface {
 // errShort means a record claims more bytes than there are.
 var errShort = errors.New("record data ends early")
 
-// readRecord reads record number i. Each length is checked against the bytes the
-// record says it has before anything is skipped or kept.
-func readRecord(src source, i int32, keep bool) (Record, error) {
+// readRecord reads record number i, which follows the record of offset delta prev in
+// a batch whose last offset delta is last. Each length is checked against the bytes
+// the record says it has before anything is skipped or kept.
+func readRecord(src source, i int32, prev int64, last int32, m walkMode) (Record, error) {
+	keep := m.keep
 	var r Record
 	length, err := readVarint(src, 5)
 	if err != nil {
@@ -105,8 +146,11 @@ func readRecord(src source, i int32, keep bool) (Record, error) {
 	if err != nil {
 		return r, fmt.Errorf("offsetDelta: %w", err)
 	}
-	if od != int64(i) {
+	switch {
+	case !m.compacted && od != int64(i):
 		return r, fmt.Errorf("offsetDelta %d, want %d (deltas must be consecutive)", od, i)
+	case m.compacted && (od <= prev || od > int64(last)):
+		return r, fmt.Errorf("offsetDelta %d after %d, at most lastOffsetDelta %d", od, prev, last)
 	}
 	r.OffsetDelta = int32(od)
 	if r.Key, err = readBytes(src, left, keep, true); err != nil {
