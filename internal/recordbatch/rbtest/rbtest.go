@@ -1,6 +1,8 @@
-// Package rbtest builds hostile record batches for tests: batches whose frame is
-// intact (right length, right CRC) but whose records are built to cost a reader
-// as much as possible.
+// Package rbtest builds record batches byte by byte for the tests of the broker and
+// the transfer: honest ones, and hostile ones whose frame is intact (right length,
+// right CRC) but whose records are built to break or cost a reader as much as
+// possible. The bytes are independent of any client, so a test can send them with a
+// raw Produce, serve them, or write them into a segment.
 package rbtest
 
 import (
