@@ -194,20 +194,6 @@ func BenchmarkBuild(b *testing.B) {
 	}
 }
 
-// FuzzAppendString: the hand-written escaper writes what encoding/json writes for the
-// string with invalid UTF-8 replaced.
-func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"plain", `GET "/x" \ <a>&`, "tab\tnl\nret\r\x00\x1f\b\f", "bad \xff\xfe utf8 \xc3", "\u2028\u2029é€😀", ""} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, s []byte) {
-		want, _ := json.Marshal(strings.ToValidUTF8(string(s), "\uFFFD"))
-		if got := appendString(nil, s); string(got) != string(want) {
-			t.Fatalf("%q: %s, want %s", s, got, want)
-		}
-	})
-}
-
 func TestAppendDate(t *testing.T) {
 	for _, ts := range []time.Time{time.Date(2026, 12, 4, 21, 13, 0, 123456789, time.FixedZone("x", -3600)), time.Unix(0, 0),
 		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(5, 1, 2, 3, 4, 5, 6e6, time.UTC)} {

@@ -12,9 +12,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/IBM/sarama"
+	"github.com/logpipe/logpipe/internal/jsonstr"
 	"github.com/logpipe/logpipe/internal/record"
 	"github.com/logpipe/logpipe/logtransfer/parse"
 )
@@ -423,87 +423,5 @@ func jsonField(ev *parse.Event, target, path string) ([]byte, bool) {
 	return nil, false
 }
 
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
-// Elasticsearch requires valid UTF-8.
-func appendString(dst, s []byte) []byte {
-	if !needsEscape(s) {
-		dst = append(dst, '"')
-		dst = append(dst, s...)
-		return append(dst, '"')
-	}
-	dst = append(dst, '"')
-	start := 0 // s[start:i] is still to copy
-	for i := 0; i < len(s); {
-		c := s[i]
-		if plain[c] {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			default: // other control bytes and <, >, & (as encoding/json escapes them)
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			// A run of invalid bytes becomes one U+FFFD, as strings.ToValidUTF8 does.
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\uFFFD"...)
-			for i < len(s) {
-				if r, size := utf8.DecodeRune(s[i:]); r != utf8.RuneError || size != 1 {
-					break
-				}
-				i++
-			}
-			start = i
-			continue
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
-const hex = "0123456789abcdef"
-
-func needsEscape(s []byte) bool {
-	for _, c := range s {
-		if !plain[c] {
-			return true
-		}
-	}
-	return false
-}
-
-// plain are the bytes a JSON string holds as they are: printable ASCII but for the
-// quote, the backslash and <, >, & (escaped as encoding/json does).
-var plain = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
+// appendString appends s as a JSON string.
+func appendString(dst, s []byte) []byte { return jsonstr.Append(dst, s) }

@@ -1,6 +1,7 @@
 package document
 
 import (
+	"github.com/logpipe/logpipe/internal/jsonstr"
 	"slices"
 	"strconv"
 	"strings"
@@ -128,14 +129,14 @@ func appendTree(dst []byte, own, parsed, buf []field) ([]byte, []field) {
 			if !first {
 				dst = append(dst, ',')
 			}
-			dst = appendKey(dst, rest[:i])
+			dst = jsonstr.AppendKey(dst, rest[:i])
 			dst = append(dst, '{')
 			open, rest, first = append(open, rest[:i]), rest[i+1:], true
 		}
 		if !first {
 			dst = append(dst, ',')
 		}
-		dst = appendKey(dst, rest)
+		dst = jsonstr.AppendKey(dst, rest)
 		dst = append(dst, f.val...)
 		first = false
 	}
@@ -143,25 +144,6 @@ func appendTree(dst []byte, own, parsed, buf []field) ([]byte, []field) {
 		dst = append(dst, '}')
 	}
 	return append(dst, '}'), fs
-}
-
-// appendKey appends an object key and its colon.
-func appendKey(dst []byte, k string) []byte {
-	if !needsEscapeString(k) {
-		dst = append(dst, '"')
-		dst = append(dst, k...)
-		return append(dst, '"', ':')
-	}
-	return append(appendString(dst, []byte(k)), ':')
-}
-
-func needsEscapeString(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !plain[s[i]] {
-			return true
-		}
-	}
-	return false
 }
 
 // maxDepth bounds how deep a document's objects nest; parts of a name past it stay

@@ -2,6 +2,7 @@ package parse
 
 import (
 	"bytes"
+	"github.com/logpipe/logpipe/internal/jsonstr"
 	"net/netip"
 	"unsafe"
 )
@@ -334,7 +335,7 @@ func (e *Event) list(name string, v []byte) {
 			}
 			n++
 			var cut bool
-			e.arena, cut = appendString(e.arena, item, MaxValueBytes)
+			e.arena, cut = jsonstr.AppendLimit(e.arena, item, MaxValueBytes)
 			if cut {
 				e.tag(TagFieldTruncated)
 			}

@@ -3,6 +3,7 @@ package parse
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/logpipe/logpipe/internal/jsonstr"
 	"strconv"
 	"strings"
 	"time"
@@ -216,7 +217,7 @@ func (e *Event) num(name string, n int64) {
 func (e *Event) encString(v []byte) []byte {
 	start := len(e.arena)
 	var cut bool
-	e.arena, cut = appendString(e.arena, v, MaxValueBytes)
+	e.arena, cut = jsonstr.AppendLimit(e.arena, v, MaxValueBytes)
 	if cut {
 		e.tag(TagFieldTruncated)
 	}
@@ -267,65 +268,3 @@ func (e *Event) unescaped(v []byte) []byte {
 	return s
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string whose decoded text is at most limit
-// bytes (cut at a character boundary: cut reports it). Invalid UTF-8 becomes
-// U+FFFD; control characters, '"' and '\\' are escaped.
-func appendString(dst, s []byte, limit int) (out []byte, cut bool) {
-	dst = append(dst, '"')
-	n := 0 // decoded bytes so far
-	start := 0
-	i := 0
-	for i < len(s) {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if n+1 > limit {
-				cut = true
-				break
-			}
-			n++
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			if n+3 > limit {
-				cut = true
-				break
-			}
-			n += 3
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\uFFFD"...)
-			i++
-			start = i
-			continue
-		}
-		if n+size > limit {
-			cut = true
-			break
-		}
-		n += size
-		i += size
-	}
-	dst = append(dst, s[start:i]...)
-	return append(dst, '"'), cut
-}

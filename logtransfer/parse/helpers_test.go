@@ -11,10 +11,13 @@ import (
 // render writes an event's fields as "name=value" lines, in order.
 func render(ev *Event) string {
 	var b strings.Builder
+	// Values as written, but for the HTML escapes of <, > and & (the tables are
+	// easier to read without them).
+	unescape := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&")
 	for _, f := range ev.Fields {
 		b.WriteString(f.Name)
 		b.WriteByte('=')
-		b.Write(f.Value)
+		b.WriteString(unescape.Replace(string(f.Value)))
 		b.WriteByte('\n')
 	}
 	return b.String()

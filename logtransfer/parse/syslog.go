@@ -2,6 +2,7 @@ package parse
 
 import (
 	"bytes"
+	"github.com/logpipe/logpipe/internal/jsonstr"
 	"time"
 )
 
@@ -329,7 +330,7 @@ func structured(line []byte, pos int, ev *Event) (int, error) {
 				}
 				ids[nids] = [2]int{is, ie}
 				nids++
-				ev.arena, _ = appendString(ev.arena, line[is:ie], MaxValueBytes)
+				ev.arena, _ = jsonstr.AppendLimit(ev.arena, line[is:ie], MaxValueBytes)
 				ev.arena = append(ev.arena, ':', '{')
 			} else {
 				ev.tag(TagFieldDropped)
@@ -356,14 +357,14 @@ func structured(line []byte, pos int, ev *Event) (int, error) {
 					}
 					params[np] = [2]int{ns, ne}
 					np++
-					ev.arena, _ = appendString(ev.arena, line[ns:ne], MaxValueBytes)
+					ev.arena, _ = jsonstr.AppendLimit(ev.arena, line[ns:ne], MaxValueBytes)
 					ev.arena = append(ev.arena, ':')
 					v := line[vs:ve]
 					if esc {
 						v = ev.sdUnescaped(v)
 					}
 					var cut bool
-					if ev.arena, cut = appendString(ev.arena, v, MaxValueBytes); cut {
+					if ev.arena, cut = jsonstr.AppendLimit(ev.arena, v, MaxValueBytes); cut {
 						ev.tag(TagFieldTruncated)
 					}
 				} else {
