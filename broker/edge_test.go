@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/logpipe/logpipe/broker"
-	"github.com/logpipe/logpipe/broker/recordbatch"
+	"github.com/logpipe/logpipe/internal/recordbatch"
 )
 
 // rawConn speaks the Kafka protocol byte by byte, for requests no client sends.

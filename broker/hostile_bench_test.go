@@ -14,8 +14,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/logpipe/logpipe/broker/recordbatch"
-	"github.com/logpipe/logpipe/broker/recordbatch/rbtest"
+	"github.com/logpipe/logpipe/internal/recordbatch"
+	"github.com/logpipe/logpipe/internal/recordbatch/rbtest"
 )
 
 // BenchmarkProduceUnderFlood measures honest produce throughput (kgo, acks=all,

@@ -8,8 +8,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/logpipe/logpipe/broker/recordbatch"
 	"github.com/logpipe/logpipe/broker/storage"
+	"github.com/logpipe/logpipe/internal/recordbatch"
 )
 
 // handleFetch answers a Fetch request, long-polling until MinBytes are available,

@@ -8,8 +8,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/logpipe/logpipe/broker/recordbatch"
 	"github.com/logpipe/logpipe/broker/storage"
+	"github.com/logpipe/logpipe/internal/recordbatch"
 )
 
 // syncTarget is a partition appended by an acks=all produce, waiting for its fsync.

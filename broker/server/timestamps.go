@@ -3,8 +3,8 @@ package server
 import (
 	"errors"
 
-	"github.com/logpipe/logpipe/broker/recordbatch"
 	"github.com/logpipe/logpipe/broker/storage"
+	"github.com/logpipe/logpipe/internal/recordbatch"
 )
 
 // maxDecompressed bounds what a batch may decompress to while looking up a

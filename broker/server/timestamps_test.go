@@ -5,7 +5,7 @@ import (
 
 	"github.com/klauspost/compress/snappy/xerial"
 
-	"github.com/logpipe/logpipe/broker/recordbatch"
+	"github.com/logpipe/logpipe/internal/recordbatch"
 )
 
 // testBatch builds a batch of n records at offsets 1000.. with timestamps

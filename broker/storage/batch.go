@@ -3,11 +3,11 @@ package storage
 import (
 	"fmt"
 
-	"github.com/logpipe/logpipe/broker/recordbatch"
+	"github.com/logpipe/logpipe/internal/recordbatch"
 )
 
 // The layout of a record batch, its CRC and its validation live in
-// broker/recordbatch; storage reads headers (offsets, producer fields, sizes) and
+// internal/recordbatch; storage reads headers (offsets, producer fields, sizes) and
 // checks frames, never records.
 
 // checkProducerBatch applies the rules for batches that come from producers on

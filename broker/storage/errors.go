@@ -3,7 +3,7 @@ package storage
 import (
 	"errors"
 
-	"github.com/logpipe/logpipe/broker/recordbatch"
+	"github.com/logpipe/logpipe/internal/recordbatch"
 )
 
 // Sentinel errors. Storage wraps them with context; test with errors.Is. The

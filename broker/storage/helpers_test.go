@@ -1,7 +1,7 @@
 package storage
 
 import (
-	"github.com/logpipe/logpipe/broker/recordbatch"
+	"github.com/logpipe/logpipe/internal/recordbatch"
 
 	"fmt"
 	"testing"

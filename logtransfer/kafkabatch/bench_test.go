@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/logpipe/logpipe/broker/recordbatch"
+	"github.com/logpipe/logpipe/internal/recordbatch"
 )
 
 // BenchmarkDecode decodes a fetch response's worth of agent-like batches.

@@ -16,7 +16,7 @@ import (
 	"hash/crc32"
 	"time"
 
-	"github.com/logpipe/logpipe/broker/recordbatch"
+	"github.com/logpipe/logpipe/internal/recordbatch"
 )
 
 // Header is a record header.

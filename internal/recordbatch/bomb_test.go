@@ -13,8 +13,8 @@ import (
 	"github.com/klauspost/compress/snappy/xerial"
 	"github.com/pierrec/lz4/v4"
 
-	"github.com/logpipe/logpipe/broker/recordbatch"
-	"github.com/logpipe/logpipe/broker/recordbatch/rbtest"
+	"github.com/logpipe/logpipe/internal/recordbatch"
+	"github.com/logpipe/logpipe/internal/recordbatch/rbtest"
 )
 
 func gzipped(b []byte) []byte {
