@@ -214,23 +214,22 @@ func Validate(b []byte, maxUncompressed int64) (Header, error) {
 	if err != nil {
 		return h, err
 	}
+	return h, validateRecords(b, h, maxUncompressed)
+}
+
+// validateRecords walks the records of b, whose frame is checked and whose
+// header is h, decompressing them as a stream into at most max bytes.
+func validateRecords(b []byte, h Header, max int64) error {
 	if h.IsControl() {
 		// Control records have their own schema; producers may not send them and
 		// the broker writes none, so they are not walked here.
-		return h, nil
+		return nil
 	}
-	src, closeSrc, err := openRecords(h.Codec(), b[HeaderSize:], maxUncompressed)
+	r, release, err := openRecords(h.Codec(), b[HeaderSize:], max)
 	if err != nil {
-		return h, fmt.Errorf("%w: %s records: %v", ErrInvalidRecord, h.Codec(), err)
+		return fmt.Errorf("%w: %s records: %v", ErrInvalidRecord, h.Codec(), err)
 	}
-	defer closeSrc()
-	for i := int32(0); i < h.NumRecords; i++ {
-		if _, err := readRecord(src, i, false); err != nil {
-			return h, fmt.Errorf("%w: record %d of %d: %v", ErrInvalidRecord, i, h.NumRecords, err)
-		}
-	}
-	if err := src.end(); err != nil {
-		return h, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
-	}
-	return h, nil
+	defer release()
+	w := walker{r: r, n: h.NumRecords, lastDelta: h.LastOffsetDelta}
+	return w.walk(nil)
 }
