@@ -17,8 +17,9 @@ import (
 	"github.com/logpipe/logpipe/internal/brokertest"
 	"github.com/logpipe/logpipe/internal/estest"
 	"github.com/logpipe/logpipe/internal/logging"
+	"github.com/logpipe/logpipe/internal/recordbatch"
+	"github.com/logpipe/logpipe/internal/recordbatch/rbtest"
 	"github.com/logpipe/logpipe/internal/wait"
-	"github.com/logpipe/logpipe/logtransfer/kafkabatch/batchtest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -29,7 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 )
 
-// produceRawBatch sends batch, bytes as built by batchtest, to topic/partition with a
+// produceRawBatch sends batch, bytes as built by rbtest, to topic/partition with a
 // raw Produce request: no client re-encodes it. It returns the broker's error code as
 // an error (nil: stored). Tests that need the bytes served by a broker that stores
 // anything call it; to serve them another way, swap this function.
@@ -217,7 +218,7 @@ func undecodableBatch(t *testing.T, addr string, bad []byte, skipped func(*runni
 // TestZstdBombIsSkipped: a 79-byte zstd batch declaring 60 GiB must neither kill the
 // transfer (sarama's decompression is bounded) nor stall the topic.
 func TestZstdBombIsSkipped(t *testing.T) {
-	bomb := batchtest.ZstdBombBatch(60 << 30)
+	bomb := rbtest.ZstdBombBatch(60 << 30)
 	if len(bomb) != 79 {
 		t.Fatalf("bomb is %d bytes", len(bomb))
 	}
@@ -228,7 +229,7 @@ func TestZstdBombIsSkipped(t *testing.T) {
 // overlong varint fails sarama's whole fetch; the good records on every partition are
 // indexed all the same.
 func TestOverlongVarintIsSkipped(t *testing.T) {
-	testUndecodableBatch(t, batchtest.OverlongVarintBatch())
+	testUndecodableBatch(t, rbtest.OverlongVarintBatch())
 }
 
 // TestJSONWithNewlinesIndexedOnce: JSON lines whose values hold raw newlines between
@@ -400,7 +401,7 @@ func TestDeadLetterShrinksToBrokerLimit(t *testing.T) {
 
 // TestRecordPastBatchEndIsSkipped: a record whose length runs past its batch.
 func TestRecordPastBatchEndIsSkipped(t *testing.T) {
-	testUndecodableBatch(t, batchtest.RecordPastEndBatch())
+	testUndecodableBatch(t, rbtest.RecordPastEndBatch())
 }
 
 // TestValuePastRecordEndIsSkipped: a value whose length runs past its record looks to
@@ -408,7 +409,7 @@ func TestRecordPastBatchEndIsSkipped(t *testing.T) {
 // [kafka] max_decompressed_batch_bytes, then reports the batch too large, and the
 // Kafka client moves past it (one offset per error), counted.
 func TestValuePastRecordEndIsSkipped(t *testing.T) {
-	testBadBatch(t, batchtest.ValuePastEndBatch(), func(r *runningTransfer) float64 { return counterValue(r.t.m.offsetsSkipped) })
+	testBadBatch(t, rbtest.ValuePastEndBatch(), func(r *runningTransfer) float64 { return counterValue(r.t.m.offsetsSkipped) })
 }
 
 // readDLQ is the first record of a dead-letter topic.
@@ -452,12 +453,12 @@ func TestRescueIsBounded(t *testing.T) {
 	}
 	value := bytes.Repeat([]byte("a"), 200<<10)
 	for i := 0; i < 10; i++ { // 2 MB of records in a few hundred bytes
-		batch := batchtest.Batch(0, batchtest.Zstd, 1, 0, enc.EncodeAll(batchtest.Record(0, nil, value), nil))
+		batch := rbtest.Batch(0, recordbatch.Zstd, 1, 0, enc.EncodeAll(rbtest.Record(0, nil, value), nil))
 		if err := produceRawBatch(t, b.Addr(), "web_log", 0, batch); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := produceRawBatch(t, b.Addr(), "web_log", 0, batchtest.OverlongVarintBatch()); err != nil {
+	if err := produceRawBatch(t, b.Addr(), "web_log", 0, rbtest.OverlongVarintBatch()); err != nil {
 		t.Fatalf("kfake refused the batch: %v", err)
 	}
 	cfg := testConfig(b.Addr(), "http://127.0.0.1:1")

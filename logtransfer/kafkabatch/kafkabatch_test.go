@@ -10,25 +10,21 @@ import (
 
 	"github.com/klauspost/compress/snappy/xerial"
 	"github.com/klauspost/compress/zstd"
-	"github.com/logpipe/logpipe/logtransfer/kafkabatch/batchtest"
+	"github.com/logpipe/logpipe/internal/recordbatch"
+	"github.com/logpipe/logpipe/internal/recordbatch/rbtest"
 )
 
-var (
-	batch    = batchtest.Batch
-	zstdBomb = batchtest.ZstdBomb
-)
-
-func record(i int, key, value []byte, headers ...Header) []byte {
-	var hs []batchtest.Header
-	for _, h := range headers {
-		hs = append(hs, batchtest.Header(h))
-	}
-	return batchtest.Record(i, key, value, hs...)
+func batch(base int64, codec recordbatch.Codec, count, lastDelta int32, records []byte) []byte {
+	return rbtest.Batch(base, codec, count, lastDelta, records)
 }
 
+func zstdBomb(size uint64) []byte { return rbtest.ZstdBomb(size, 10, []byte("x"), 0) }
+
+var record = rbtest.Record
+
 func TestDecode(t *testing.T) {
-	good := batch(10, 0, 2, 1, append(record(0, []byte("k"), []byte("v0"), Header{[]byte("host"), []byte("h")}), record(1, nil, []byte("v1"))...))
-	overlong := batchtest.OverlongVarintRecord()
+	good := batch(10, 0, 2, 1, append(record(0, []byte("k"), []byte("v0"), Header{Key: []byte("host"), Value: []byte("h")}), record(1, nil, []byte("v1"))...))
+	overlong := rbtest.OverlongVarintRecord()
 	enc, _ := zstd.NewWriter(nil)
 	zs := enc.EncodeAll(record(0, nil, bytes.Repeat([]byte("a"), 1000)), nil)
 	snap := xerial.Encode(nil, record(0, nil, bytes.Repeat([]byte("b"), 1000)))
@@ -45,7 +41,7 @@ func TestDecode(t *testing.T) {
 		t.Fatalf("%d batches", len(got))
 	}
 	if g := got[0]; g.Err != nil || len(g.Records) != 2 || g.Records[1].Offset != 11 || string(g.Records[0].Key) != "k" || g.Records[1].Key != nil ||
-		string(g.Records[0].Headers[0].Value) != "h" || !g.Records[1].Timestamp.Equal(batchtest.Timestamp.Add(time.Millisecond)) {
+		string(g.Records[0].Headers[0].Value) != "h" || !g.Records[1].Timestamp.Equal(rbtest.Timestamp.Add(time.Millisecond)) {
 		t.Fatalf("good batch: %+v", g)
 	}
 	if got[1].Err == nil || got[1].BaseOffset != 12 || got[1].LastOffset != 12 {
