@@ -1,19 +1,6 @@
 package recordbatch
 
-import (
-	"errors"
-	"fmt"
-)
-
-// Errors of the produce rules, beside ErrCorrupt and ErrInvalidRecord, so that
-// the broker can answer MESSAGE_TOO_LARGE or UNSUPPORTED_COMPRESSION_TYPE.
-var (
-	// ErrMessageTooLarge: the batch is larger than the topic allows.
-	ErrMessageTooLarge = errors.New("record batch larger than max.message.bytes")
-	// ErrUnsupportedCompression: the codec is unknown, or not allowed at the
-	// request's version.
-	ErrUnsupportedCompression = errors.New("unsupported compression type")
-)
+import "fmt"
 
 // ProduceRules are the limits a produced batch is checked against.
 type ProduceRules struct {

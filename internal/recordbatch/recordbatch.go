@@ -93,13 +93,19 @@ func (c Codec) String() string {
 }
 
 // Errors. Validation errors wrap one of these, so that the broker can answer
-// CORRUPT_MESSAGE or INVALID_RECORD as Kafka does.
+// CORRUPT_MESSAGE, INVALID_RECORD, MESSAGE_TOO_LARGE or
+// UNSUPPORTED_COMPRESSION_TYPE as Kafka does.
 var (
 	// ErrCorrupt: the batch frame is broken (sizes, magic, CRC).
 	ErrCorrupt = errors.New("corrupt record batch")
 	// ErrInvalidRecord: the frame is intact but a record in it is malformed, or
 	// the batch decompresses to more than allowed.
 	ErrInvalidRecord = errors.New("invalid record")
+	// ErrMessageTooLarge: a produced batch is larger than its topic allows.
+	ErrMessageTooLarge = errors.New("record batch larger than max.message.bytes")
+	// ErrUnsupportedCompression: a produced batch's codec is unknown, or not
+	// allowed at its request's version.
+	ErrUnsupportedCompression = errors.New("unsupported compression type")
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
