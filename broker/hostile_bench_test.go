@@ -65,7 +65,7 @@ func BenchmarkProduceUnderFlood(b *testing.B) {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		return c
 	}
-	bomb := produceReq("flooded", -1, rbtest.WithRecords(recordbatch.Zstd, 1, rbtest.ZstdBomb(60<<30, false, rbtest.BigRecord(1<<30), 300)))
+	bomb := produceReq("flooded", -1, rbtest.WithRecords(recordbatch.Zstd, 1, rbtest.ZstdBomb(60<<30, 21, rbtest.BigRecord(1<<30), 300)))
 	bombFrame := kmsg.NewRequestFormatter().AppendRequest(nil, func() kmsg.Request { bomb.SetVersion(9); return bomb }(), 1)
 	flood("zstd bomb", func() bool {
 		c := dial()

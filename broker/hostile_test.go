@@ -90,13 +90,13 @@ func TestHostileInputs(t *testing.T) {
 	}
 
 	t.Run("zstd batch declaring 60 GiB", func(t *testing.T) {
-		bomb := rbtest.WithRecords(recordbatch.Zstd, 1, rbtest.ZstdBomb(60<<30, true, rbtest.BigRecord(1<<30), 2))
+		bomb := rbtest.WithRecords(recordbatch.Zstd, 1, rbtest.ZstdBomb(60<<30, 0, rbtest.BigRecord(1<<30), 2))
 		before := heapInUse()
 		if got := produceCode(bomb); got != kerr.InvalidRecord.Code {
 			t.Fatalf("error code %d, want INVALID_RECORD", got)
 		}
 		// A real expansion past the bound: 64 RLE blocks of 128 KiB, 300 bytes sent.
-		expands := rbtest.WithRecords(recordbatch.Zstd, 1, rbtest.ZstdBomb(60<<30, false, rbtest.BigRecord(1<<30), 300))
+		expands := rbtest.WithRecords(recordbatch.Zstd, 1, rbtest.ZstdBomb(60<<30, 21, rbtest.BigRecord(1<<30), 300))
 		if got := produceCode(expands); got != kerr.InvalidRecord.Code {
 			t.Fatalf("expanding batch: error code %d, want INVALID_RECORD", got)
 		}

@@ -30,7 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 )
 
-// produceRawBatch sends batch, bytes as built by batchtest, to topic/partition with a
+// produceRawBatch sends batch, bytes as built by rbtest, to topic/partition with a
 // raw Produce request: no client re-encodes it. It returns the broker's error code as
 // an error (nil: stored). Tests that need the bytes served by a broker that stores
 // anything call it; to serve them another way, swap this function.

@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/logpipe/logpipe/broker/storage"
+	"github.com/logpipe/logpipe/internal/recordbatch"
 )
 
 // errorCode maps a storage error to the Kafka error code sent to clients. Errors
@@ -26,6 +27,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidConfig.Code
 	case errors.Is(err, storage.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, recordbatch.ErrUnsupportedCompression): // before corrupt: an unknown codec is both
+		return kerr.UnsupportedCompressionType.Code
 	case errors.Is(err, storage.ErrCorruptMessage): // = recordbatch.ErrCorrupt
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, storage.ErrMessageTooLarge):
@@ -48,8 +51,6 @@ func errorCode(err error) int16 {
 		return kerr.InvalidTopicException.Code
 	case errors.Is(err, errTopicDenied):
 		return kerr.TopicAuthorizationFailed.Code
-	case errors.Is(err, errUnsupportedCompression):
-		return kerr.UnsupportedCompressionType.Code
 	default:
 		return kerr.KafkaStorageError.Code
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -140,9 +141,9 @@ func (s *Server) syncAll(resp *kmsg.ProduceResponse, syncs []syncTarget, c *conn
 	wg.Wait()
 }
 
-// appendBatch checks the produce-level rules the storage does not know (exactly
-// one batch, compression allowed at this version, every record well-formed) and
-// appends. Nothing that a client could fail to decode is ever stored.
+// appendBatch checks the batch with every produce rule (recordbatch.CheckProduced:
+// one batch, its size, its codec at this version, its frame, no control or
+// transactional batch, every record well formed) and appends it. Nothing that a client could fail to decode is ever stored.
 func (s *Server) appendBatch(t *storage.Topic, partition int32, records []byte, version int16) (*storage.Partition, storage.AppendResult, error) {
 	var res storage.AppendResult
 	if t == nil {
@@ -155,27 +156,19 @@ func (s *Server) appendBatch(t *storage.Topic, partition int32, records []byte, 
 	if p == nil {
 		return nil, res, storage.ErrUnknownTopic
 	}
-	size := recordbatch.Size(records)
-	switch {
-	case len(records) < recordbatch.HeaderSize || size < recordbatch.HeaderSize || size > int64(len(records)):
-		return p, res, fmt.Errorf("%w: batch length %d does not match %d bytes of records", storage.ErrCorruptMessage, size, len(records))
-	case size < int64(len(records)):
-		return p, res, fmt.Errorf("%w: more than one record batch in a produce v3+ partition", storage.ErrInvalidRecord)
-	case int64(len(records)) > int64(t.Config().MaxMessageBytes):
-		return p, res, fmt.Errorf("%w: %d bytes, limit %d", storage.ErrMessageTooLarge, len(records), t.Config().MaxMessageBytes)
-	}
-	switch codec := recordbatch.Codec(records[recordbatch.OffAttributes+1] & recordbatch.AttrCodecMask); {
-	case codec > recordbatch.Zstd:
-		return p, res, errUnsupportedCompression
-	case codec == recordbatch.Zstd && version < 7:
-		return p, res, errUnsupportedCompression
-	}
-	h, err := s.validateBatch(records)
+	h, err := recordbatch.CheckProduced(records, recordbatch.ProduceRules{
+		MaxBytes:        int64(t.Config().MaxMessageBytes),
+		NoZstd:          version < 7,
+		MaxUncompressed: s.cfg.MaxUncompressedBatchBytes,
+		Decompressing:   s.decompressing,
+	})
 	if err != nil {
-		s.metrics.limitHit("invalid_batch")
+		if errors.Is(err, storage.ErrCorruptMessage) || errors.Is(err, storage.ErrInvalidRecord) {
+			s.metrics.limitHit("invalid_batch")
+		}
 		return p, res, err
 	}
-	res, err = p.AppendChecked(records, h) // Validate checked the frame and its CRC
+	res, err = p.AppendChecked(records, h) // CheckProduced applied the produce rules
 	if err != nil {
 		return p, res, err
 	}
@@ -185,16 +178,9 @@ func (s *Server) appendBatch(t *storage.Topic, partition int32, records []byte, 
 	return p, res, nil
 }
 
-// validateBatch checks a produced batch and every record in it. Compressed
-// batches are decompressed (as a stream, into at most MaxUncompressedBatchBytes)
-// by at most decompressSlots goroutines at once.
-func (s *Server) validateBatch(b []byte) (recordbatch.Header, error) {
-	if recordbatch.Codec(b[recordbatch.OffAttributes+1]&recordbatch.AttrCodecMask) != recordbatch.None {
-		s.decompressSlots <- struct{}{}
-		defer func() { <-s.decompressSlots }()
-	}
-	return recordbatch.Validate(b, s.cfg.MaxUncompressedBatchBytes)
+// decompressing takes one of the decompressSlots, so that at most that many
+// produced batches decompress at once, and returns the function that gives it back.
+func (s *Server) decompressing() (done func()) {
+	s.decompressSlots <- struct{}{}
+	return func() { <-s.decompressSlots }
 }
-
-// errUnsupportedCompression is answered with UNSUPPORTED_COMPRESSION_TYPE.
-var errUnsupportedCompression = fmt.Errorf("unsupported compression type")

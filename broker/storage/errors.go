@@ -16,7 +16,7 @@ var (
 	ErrInvalidConfig        = errors.New("invalid topic config")
 	ErrOffsetOutOfRange     = errors.New("offset out of range")
 	ErrCorruptMessage       = recordbatch.ErrCorrupt
-	ErrMessageTooLarge      = errors.New("record batch larger than max.message.bytes")
+	ErrMessageTooLarge      = recordbatch.ErrMessageTooLarge
 	ErrOutOfOrderSequence   = errors.New("out of order sequence number")
 	ErrInvalidProducerEpoch = errors.New("producer epoch is older than the current one")
 	ErrInvalidRecord        = recordbatch.ErrInvalidRecord

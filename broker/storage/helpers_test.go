@@ -123,3 +123,9 @@ func readAll(t testing.TB, p *Partition, from int64) (offsets []int64, values []
 	}
 	return offsets, values
 }
+
+// checkProducerBatch is the check Append applies to a batch: the produce rules
+// (recordbatch.CheckProduced) with maxBytes, on the frame alone.
+func checkProducerBatch(b []byte, maxBytes int32) (recordbatch.Header, error) {
+	return recordbatch.CheckProduced(b, recordbatch.ProduceRules{MaxBytes: int64(maxBytes)})
+}

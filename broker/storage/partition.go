@@ -124,29 +124,25 @@ func (p *Partition) Size() int64 {
 	return n
 }
 
-// Append validates a producer's batch, applies the idempotent-producer rules, assigns
+// Append checks a producer's batch with the produce rules (recordbatch.CheckProduced,
+// its frame but not its records), applies the idempotent-producer rules, assigns
 // its offsets by rewriting batch in place, and appends it. Once Append returns, readers
 // see the batch; it is durable after Sync.
 func (p *Partition) Append(batch []byte) (AppendResult, error) {
 	cfg := p.cfg()
-	h, err := checkProducerBatch(batch, cfg.MaxMessageBytes)
+	h, err := recordbatch.CheckProduced(batch, recordbatch.ProduceRules{MaxBytes: int64(cfg.MaxMessageBytes)})
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("%s-%d: %w", p.topic, p.index, err)
 	}
 	return p.appendChecked(batch, h, cfg)
 }
 
-// AppendChecked is Append for a batch whose frame the caller has just checked
-// with recordbatch.CheckFrame or recordbatch.Validate, passing the header it
-// returned: the frame (and its CRC) is not checked again. The producer rules
-// (size, no control or transactional batches, sequence numbers) apply as in
-// Append.
+// AppendChecked is Append for a batch that the caller has just checked with
+// recordbatch.CheckProduced against this partition's max.message.bytes, passing
+// the header it returned: the produce rules are not applied again. The
+// idempotent-producer rules (sequence numbers, epochs) apply as in Append.
 func (p *Partition) AppendChecked(batch []byte, h recordbatch.Header) (AppendResult, error) {
-	cfg := p.cfg()
-	if err := checkProducerRules(batch, h, cfg.MaxMessageBytes); err != nil {
-		return AppendResult{}, fmt.Errorf("%s-%d: %w", p.topic, p.index, err)
-	}
-	return p.appendChecked(batch, h, cfg)
+	return p.appendChecked(batch, h, p.cfg())
 }
 
 func (p *Partition) appendChecked(batch []byte, h recordbatch.Header, cfg TopicConfig) (AppendResult, error) {

@@ -16,9 +16,9 @@ func benchBatch(codec Codec, n int) []byte {
 			Key:            []byte("web-1/var/log/nginx/access.log"),
 			Value:          []byte(fmt.Sprintf("%06d %s", i, strings.Repeat("GET /index.html 200 ", 10))),
 			Headers: []RecordHeader{
-				{Key: "host", Value: []byte("web-1")},
-				{Key: "path", Value: []byte("/var/log/nginx/access.log")},
-				{Key: "offset", Value: []byte(fmt.Sprint(i * 200))},
+				{Key: []byte("host"), Value: []byte("web-1")},
+				{Key: []byte("path"), Value: []byte("/var/log/nginx/access.log")},
+				{Key: []byte("offset"), Value: []byte(fmt.Sprint(i * 200))},
 			},
 		}
 	}

@@ -77,8 +77,8 @@ func TestOverlongVarint(t *testing.T) {
 func TestDecompressionBombs(t *testing.T) {
 	big := append(rbtest.BigRecord(1<<30), make([]byte, 16<<20)...)
 	cases := map[string][]byte{
-		"zstd declares 60 GiB": rbtest.WithRecords(recordbatch.Zstd, 1, rbtest.ZstdBomb(60<<30, true, rbtest.BigRecord(1<<30), 2)),
-		"zstd expands past 4M": rbtest.WithRecords(recordbatch.Zstd, 1, rbtest.ZstdBomb(60<<30, false, rbtest.BigRecord(1<<30), 64)),
+		"zstd declares 60 GiB": rbtest.WithRecords(recordbatch.Zstd, 1, rbtest.ZstdBomb(60<<30, 0, rbtest.BigRecord(1<<30), 2)),
+		"zstd expands past 4M": rbtest.WithRecords(recordbatch.Zstd, 1, rbtest.ZstdBomb(60<<30, 21, rbtest.BigRecord(1<<30), 64)),
 		"gzip expands past 4M": rbtest.WithRecords(recordbatch.Gzip, 1, gzipped(big)),
 		"lz4 expands past 4M":  rbtest.WithRecords(recordbatch.LZ4, 1, lz4ed(big)),
 		"snappy past 4M":       rbtest.WithRecords(recordbatch.Snappy, 1, snappy.Encode(nil, big)),

@@ -93,13 +93,19 @@ func (c Codec) String() string {
 }
 
 // Errors. Validation errors wrap one of these, so that the broker can answer
-// CORRUPT_MESSAGE or INVALID_RECORD as Kafka does.
+// CORRUPT_MESSAGE, INVALID_RECORD, MESSAGE_TOO_LARGE or
+// UNSUPPORTED_COMPRESSION_TYPE as Kafka does.
 var (
 	// ErrCorrupt: the batch frame is broken (sizes, magic, CRC).
 	ErrCorrupt = errors.New("corrupt record batch")
 	// ErrInvalidRecord: the frame is intact but a record in it is malformed, or
 	// the batch decompresses to more than allowed.
 	ErrInvalidRecord = errors.New("invalid record")
+	// ErrMessageTooLarge: a produced batch is larger than its topic allows.
+	ErrMessageTooLarge = errors.New("record batch larger than max.message.bytes")
+	// ErrUnsupportedCompression: a produced batch's codec is unknown, or not
+	// allowed at its request's version.
+	ErrUnsupportedCompression = errors.New("unsupported compression type")
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -173,11 +179,7 @@ func (h Header) IsTransactional() bool { return h.Attributes&AttrTransactional !
 
 // CheckFrame checks that b is exactly one well-formed batch frame: its length, magic,
 // CRC, record count and codec. It does not look at the records; see Validate.
-func CheckFrame(b []byte) (Header, error) { return checkFrame(b, false) }
-
-// checkFrame is CheckFrame; compacted allows what compaction leaves of a batch: fewer
-// records than its offset range, or none.
-func checkFrame(b []byte, compacted bool) (Header, error) {
+func CheckFrame(b []byte) (Header, error) {
 	if len(b) < HeaderSize {
 		return Header{}, fmt.Errorf("%w: %d bytes, a batch header alone is %d", ErrCorrupt, len(b), HeaderSize)
 	}
@@ -191,8 +193,7 @@ func checkFrame(b []byte, compacted bool) (Header, error) {
 	if got := CRC(b); h.CRC != got {
 		return h, fmt.Errorf("%w: CRC-32C %08x, computed %08x", ErrCorrupt, h.CRC, got)
 	}
-	if !compacted && (h.NumRecords <= 0 || h.LastOffsetDelta != h.NumRecords-1) ||
-		compacted && (h.NumRecords < 0 || h.LastOffsetDelta < 0 || int64(h.NumRecords) > int64(h.LastOffsetDelta)+1) {
+	if h.NumRecords <= 0 || h.LastOffsetDelta != h.NumRecords-1 {
 		return h, fmt.Errorf("%w: lastOffsetDelta %d with %d records", ErrCorrupt, h.LastOffsetDelta, h.NumRecords)
 	}
 	if h.Codec() > Zstd {
@@ -215,5 +216,26 @@ func SetBaseOffset(b []byte, base int64) {
 // of records must match the header and no byte may be left over. A batch that
 // passes can be read by any client.
 func Validate(b []byte, maxUncompressed int64) (Header, error) {
-	return walk(b, maxUncompressed, walkMode{}, nil)
+	h, err := CheckFrame(b)
+	if err != nil {
+		return h, err
+	}
+	return h, validateRecords(b, h, maxUncompressed)
+}
+
+// validateRecords walks the records of b, whose frame is checked and whose
+// header is h, decompressing them as a stream into at most max bytes.
+func validateRecords(b []byte, h Header, max int64) error {
+	if h.IsControl() {
+		// Control records have their own schema; producers may not send them and
+		// the broker writes none, so they are not walked here.
+		return nil
+	}
+	r, release, err := openRecords(h.Codec(), b[HeaderSize:], max)
+	if err != nil {
+		return fmt.Errorf("%w: %s records: %v", ErrInvalidRecord, h.Codec(), err)
+	}
+	defer release()
+	w := walker{r: r, n: h.NumRecords, lastDelta: h.LastOffsetDelta, prev: -1}
+	return w.walk(nil)
 }

@@ -18,7 +18,7 @@ func sample(n int) []Record {
 			TimestampDelta: int64(i * 7),
 			Key:            []byte(fmt.Sprintf("key-%d", i)),
 			Value:          []byte(strings.Repeat("v", i*13)),
-			Headers:        []RecordHeader{{Key: "host", Value: []byte("web-1")}, {Key: "null", Value: nil}},
+			Headers:        []RecordHeader{{Key: []byte("host"), Value: []byte("web-1")}, {Key: []byte("null"), Value: nil}},
 		}
 	}
 	recs[0].Key = nil // a null key
@@ -68,7 +68,7 @@ func TestBuildMatchesKmsg(t *testing.T) {
 				if g.OffsetDelta != int32(i) || g.TimestampDelta != w.TimestampDelta ||
 					!bytes.Equal(g.Key, w.Key) || (g.Key == nil) != (w.Key == nil) ||
 					!bytes.Equal(g.Value, w.Value) || len(g.Headers) != 2 ||
-					g.Headers[0].Key != "host" || string(g.Headers[0].Value) != "web-1" || g.Headers[1].Value != nil {
+					string(g.Headers[0].Key) != "host" || string(g.Headers[0].Value) != "web-1" || g.Headers[1].Value != nil {
 					t.Fatalf("record %d: got %+v want %+v", i, g, w)
 				}
 			}

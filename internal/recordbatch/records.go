@@ -1,19 +1,10 @@
 package recordbatch
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"sync"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/s2"
-	"github.com/klauspost/compress/snappy/xerial"
-	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
+	"math"
 )
 
 // Record is one record of a batch. A nil Key or Value is null.
@@ -26,182 +17,178 @@ type Record struct {
 	Headers        []RecordHeader
 }
 
-// RecordHeader is one header of a record.
+// RecordHeader is one header of a record. A nil Value is null; so is a nil Key,
+// which only a lenient walk accepts.
 type RecordHeader struct {
-	Key   string
-	Value []byte // nil = null
+	Key   []byte
+	Value []byte
 }
+
+// Strictness chooses which records a walk accepts. Either way every length and
+// count is a claim, checked against the bytes there before it is used.
+type Strictness uint8
+
+const (
+	// Strict is Kafka's rule for the records a producer sends, and so the
+	// broker's for all it stores: varints no longer than their type needs (5
+	// bytes, 10 for the timestamp delta) and within it, offset deltas 0, 1, 2, ...,
+	// header keys not null.
+	Strict Strictness = iota
+	// Lenient accepts what any Kafka broker may serve a consumer: offset deltas
+	// with gaps (a compacted topic's) from 0 to the batch's last offset delta,
+	// varints of up to 10 bytes as encoding/binary reads them, null header keys
+	// and a header count of -1.
+	Lenient
+)
 
 // Records calls fn for each record of the batch b, in order, after checking its
 // frame (CheckFrame). Compressed records are decompressed into at most
 // maxUncompressed bytes. The slices fn sees alias b or a decompression buffer and
 // are valid only during the call. Control batches have no records for fn.
 func Records(b []byte, maxUncompressed int64, fn func(Record) error) (Header, error) {
-	return walk(b, maxUncompressed, walkMode{keep: true}, fn)
-}
-
-// FetchedRecords is Records for a batch as a consumer fetches it from any Kafka: a
-// compacted topic's batch keeps its offset range but may have lost records, so its
-// offset deltas may skip (they must still grow, within lastOffsetDelta) and it may
-// hold fewer records than its range, or none. Every other check is Records'. The
-// slices fn sees alias b or a decompression buffer of this call's own, which is not
-// reused: they stay valid after it.
-func FetchedRecords(b []byte, maxUncompressed int64, fn func(Record) error) (Header, error) {
-	return walk(b, maxUncompressed, walkMode{keep: true, compacted: true}, fn)
-}
-
-// walkMode is how walk reads a batch's records.
-type walkMode struct {
-	keep      bool // hand each record, its bytes kept, to fn
-	compacted bool // offset deltas may skip (see FetchedRecords)
-}
-
-// walk is the one reader of a batch's records, for Validate, Records and
-// FetchedRecords: it checks the frame, then reads every record, checking its
-// framing, varints, lengths, header count and offset delta, and that no byte is left
-// over. Without keep, compressed records are streamed (never all in memory).
-func walk(b []byte, maxUncompressed int64, m walkMode, fn func(Record) error) (Header, error) {
-	h, err := checkFrame(b, m.compacted)
+	h, err := CheckFrame(b)
 	if err != nil {
 		return h, err
 	}
 	if h.IsControl() {
-		// Control records have their own schema; producers may not send them and
-		// the broker writes none, so they are not walked here.
 		return h, nil
 	}
-	var src source
-	closeSrc := func() {}
-	if m.keep {
-		var raw []byte
-		if raw, err = Decompress(h.Codec(), b[HeaderSize:], maxUncompressed); err == nil {
-			src = &sliceSource{b: raw}
-		}
-	} else {
-		src, closeSrc, err = openRecords(h.Codec(), b[HeaderSize:], maxUncompressed)
-	}
+	raw, err := Decompress(h.Codec(), b[HeaderSize:], maxUncompressed)
 	if err != nil {
-		return h, fmt.Errorf("%w: %s records: %w", ErrInvalidRecord, h.Codec(), err)
+		return h, fmt.Errorf("%w: %s records: %v", ErrInvalidRecord, h.Codec(), err)
 	}
-	defer closeSrc()
-	prev := int64(-1)
-	for i := int32(0); i < h.NumRecords; i++ {
-		rec, err := readRecord(src, i, prev, h.LastOffsetDelta, m)
+	return h, Walk(raw, h, Strict, fn)
+}
+
+// Walk calls fn for each record in recs, the records (decompressed) of a batch
+// whose header is h: h.NumRecords of them, each checked as s says, and no byte
+// left after the last. The slices fn sees alias recs. A nil fn only checks. Errors
+// of the records wrap ErrInvalidRecord; fn's are returned as they are.
+func Walk(recs []byte, h Header, s Strictness, fn func(Record) error) error {
+	w := walker{r: reader{b: recs}, lenient: s == Lenient, n: h.NumRecords, lastDelta: h.LastOffsetDelta, prev: -1}
+	return w.walk(fn)
+}
+
+// walker is the one reader of records, for Validate, Records and Walk.
+type walker struct {
+	r         reader
+	lenient   bool
+	n         int32 // the records the header states
+	lastDelta int32 // the header's last offset delta, the largest a lenient walk accepts
+	prev      int64 // the offset delta of the record before, -1 before the first
+}
+
+// walk reads the n records, handing each to fn unless fn is nil, and then checks
+// that nothing is left.
+func (w *walker) walk(fn func(Record) error) error {
+	keep := fn != nil
+	for i := int32(0); i < w.n; i++ {
+		rec, err := w.record(i, keep)
 		if err != nil {
-			return h, fmt.Errorf("%w: record %d of %d: %v", ErrInvalidRecord, i, h.NumRecords, err)
+			return fmt.Errorf("%w: record %d of %d: %v", ErrInvalidRecord, i, w.n, err)
 		}
-		prev = int64(rec.OffsetDelta)
-		if fn != nil {
+		if keep {
 			if err := fn(rec); err != nil {
-				return h, err
+				return err
 			}
 		}
 	}
-	if err := src.end(); err != nil {
-		return h, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+	if err := w.r.end(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidRecord, err)
 	}
-	return h, nil
+	return nil
 }
 
-// source is the records of a batch, read front to back.
-type source interface {
-	io.ByteReader
-	// take consumes n bytes and returns them if keep (the source may return nil
-	// when !keep).
-	take(n int64, keep bool) ([]byte, error)
-	// pos is the number of bytes consumed so far.
-	pos() int64
-	// end reports an error unless every byte has been consumed.
-	end() error
-}
-
-// errShort means a record claims more bytes than there are.
-var errShort = errors.New("record data ends early")
-
-// readRecord reads record number i, which follows the record of offset delta prev in
-// a batch whose last offset delta is last. Each length is checked against the bytes
-// the record says it has before anything is skipped or kept.
-func readRecord(src source, i int32, prev int64, last int32, m walkMode) (Record, error) {
-	keep := m.keep
+// record reads record number i. Each length is checked against the bytes the
+// record says it has before anything is skipped or kept, and no field is read
+// past the record's end.
+func (w *walker) record(i int32, keep bool) (Record, error) {
 	var r Record
-	length, err := readVarint(src, 5)
+	length, err := w.varint(5, math.MaxInt64)
 	if err != nil {
 		return r, fmt.Errorf("length: %w", err)
 	}
 	if length < 6 { // attributes plus five one-byte varints
 		return r, fmt.Errorf("length %d is below the minimum of 6", length)
 	}
-	start := src.pos()
-	left := func() int64 { return length - (src.pos() - start) }
+	end := w.r.pos() + length
 
-	a, err := src.ReadByte()
-	if err != nil {
-		return r, err
+	p := w.r.peek(1, length)
+	if len(p) == 0 {
+		return r, w.r.short()
 	}
-	r.Attributes = int8(a)
-	if r.TimestampDelta, err = readVarint(src, 10); err != nil {
+	r.Attributes = int8(p[0])
+	w.r.off++
+	if r.TimestampDelta, err = w.varint(10, end-w.r.pos()); err != nil {
 		return r, fmt.Errorf("timestampDelta: %w", err)
 	}
-	od, err := readVarint(src, 5)
+	od, err := w.varint(5, end-w.r.pos())
 	if err != nil {
 		return r, fmt.Errorf("offsetDelta: %w", err)
 	}
 	switch {
-	case !m.compacted && od != int64(i):
+	case !w.lenient && od != int64(i):
 		return r, fmt.Errorf("offsetDelta %d, want %d (deltas must be consecutive)", od, i)
-	case m.compacted && (od <= prev || od > int64(last)):
-		return r, fmt.Errorf("offsetDelta %d after %d, at most lastOffsetDelta %d", od, prev, last)
+	case w.lenient && (od <= w.prev || od > int64(w.lastDelta)):
+		// Compaction leaves gaps, never a repeat: two records at one offset would
+		// share a document id.
+		return r, fmt.Errorf("offsetDelta %d after %d, outside the batch's 0 to %d or not growing", od, w.prev, w.lastDelta)
 	}
+	w.prev = od
 	r.OffsetDelta = int32(od)
-	if r.Key, err = readBytes(src, left, keep, true); err != nil {
+	if r.Key, err = w.bytes(end, keep, true); err != nil {
 		return r, fmt.Errorf("key: %w", err)
 	}
-	if r.Value, err = readBytes(src, left, keep, true); err != nil {
+	if r.Value, err = w.bytes(end, keep, true); err != nil {
 		return r, fmt.Errorf("value: %w", err)
 	}
-	n, err := readVarint(src, 5)
+	n, err := w.varint(5, end-w.r.pos())
 	if err != nil {
 		return r, fmt.Errorf("header count: %w", err)
 	}
-	if n < 0 || n > left()/2 { // a header is at least two bytes
-		return r, fmt.Errorf("header count %d with %d bytes left", n, left())
+	left := end - w.r.pos()
+	if w.lenient && n == -1 {
+		n = 0
+	}
+	if n < 0 || n > left/2 { // a header is at least two bytes
+		return r, fmt.Errorf("header count %d with %d bytes left", n, left)
 	}
 	if keep && n > 0 {
 		r.Headers = make([]RecordHeader, 0, n)
 	}
 	for j := int64(0); j < n; j++ {
-		k, err := readBytes(src, left, keep, false)
+		k, err := w.bytes(end, keep, w.lenient)
 		if err != nil {
 			return r, fmt.Errorf("header %d key: %w", j, err)
 		}
-		v, err := readBytes(src, left, keep, true)
+		v, err := w.bytes(end, keep, true)
 		if err != nil {
 			return r, fmt.Errorf("header %d value: %w", j, err)
 		}
 		if keep {
-			r.Headers = append(r.Headers, RecordHeader{Key: string(k), Value: v})
+			r.Headers = append(r.Headers, RecordHeader{Key: k, Value: v})
 		}
 	}
-	if l := left(); l != 0 {
+	if l := end - w.r.pos(); l != 0 {
 		return r, fmt.Errorf("length %d does not match its fields (%d bytes off)", length, l)
 	}
 	return r, nil
 }
 
-// readBytes reads a varint length and that many bytes, which must fit in what the
-// record has left. A length of -1 is null where nullable.
-func readBytes(src source, left func() int64, keep, nullable bool) ([]byte, error) {
-	n, err := readVarint(src, 5)
+// bytes reads a varint length and that many bytes, which must fit before the
+// record's end. A length of -1 is null where nullable.
+func (w *walker) bytes(end int64, keep, nullable bool) ([]byte, error) {
+	n, err := w.varint(5, end-w.r.pos())
 	if err != nil {
 		return nil, err
 	}
 	if n == -1 && nullable {
 		return nil, nil
 	}
-	if n < 0 || n > left() {
-		return nil, fmt.Errorf("length %d with %d bytes left in the record", n, left())
+	if left := end - w.r.pos(); n < 0 || n > left {
+		return nil, fmt.Errorf("length %d with %d bytes left in the record", n, left)
 	}
-	b, err := src.take(n, keep)
+	b, err := w.r.take(n)
 	if err != nil {
 		return nil, err
 	}
@@ -211,312 +198,48 @@ func readBytes(src source, left func() int64, keep, nullable bool) ([]byte, erro
 	return b, nil
 }
 
-// readVarint reads a zig-zag varint of at most maxBytes bytes (5 for Kafka's
-// varint, 10 for its varlong), refusing overlong encodings as Kafka does.
-func readVarint(src io.ByteReader, maxBytes int) (int64, error) {
+// varint reads a zig-zag varint from the next limit bytes. A strict walk reads at
+// most maxBytes bytes (5 for Kafka's varint, 10 for its varlong) and refuses a
+// varint outside an int32, as Kafka does; a lenient one reads as encoding/binary
+// does. A one-byte varint, the common case, is decoded here, inlined.
+func (w *walker) varint(maxBytes int, limit int64) (int64, error) {
+	if off := w.r.off; off < len(w.r.b) && limit > 0 && w.r.b[off] < 0x80 {
+		w.r.off = off + 1
+		c := int64(w.r.b[off])
+		return c>>1 ^ -(c & 1), nil
+	}
+	return w.longVarint(maxBytes, limit)
+}
+
+// longVarint is varint for the varints not decoded inline.
+func (w *walker) longVarint(maxBytes int, limit int64) (int64, error) {
+	p := w.r.peek(binary.MaxVarintLen64, limit)
+	if w.lenient {
+		v, n := binary.Varint(p)
+		switch {
+		case n == 0:
+			return 0, w.r.short()
+		case n < 0:
+			return 0, errors.New("varint overflow")
+		}
+		w.r.off += n
+		return v, nil
+	}
 	var u uint64
 	for i := 0; i < maxBytes; i++ {
-		c, err := src.ReadByte()
-		if err != nil {
-			return 0, err
+		if i == len(p) {
+			return 0, w.r.short()
 		}
+		c := p[i]
 		u |= uint64(c&0x7f) << (7 * i)
 		if c < 0x80 {
 			v := int64(u>>1) ^ -int64(u&1)
-			if maxBytes == 5 && (v < -1<<31 || v > 1<<31-1) {
+			if maxBytes == 5 && (v < math.MinInt32 || v > math.MaxInt32) {
 				return 0, errors.New("varint overflows int32")
 			}
+			w.r.off += i + 1
 			return v, nil
 		}
 	}
 	return 0, fmt.Errorf("varint longer than %d bytes", maxBytes)
-}
-
-// sliceSource reads records held in memory.
-type sliceSource struct {
-	b   []byte
-	off int64
-}
-
-func (s *sliceSource) ReadByte() (byte, error) {
-	if s.off >= int64(len(s.b)) {
-		return 0, errShort
-	}
-	c := s.b[s.off]
-	s.off++
-	return c, nil
-}
-
-func (s *sliceSource) take(n int64, keep bool) ([]byte, error) {
-	if n > int64(len(s.b))-s.off {
-		return nil, errShort
-	}
-	b := s.b[s.off : s.off+n : s.off+n]
-	s.off += n
-	return b, nil
-}
-
-func (s *sliceSource) pos() int64 { return s.off }
-
-func (s *sliceSource) end() error {
-	if rest := int64(len(s.b)) - s.off; rest != 0 {
-		return fmt.Errorf("%d bytes after the last record", rest)
-	}
-	return nil
-}
-
-// streamSource reads records as a decompressor produces them, without holding
-// them all.
-type streamSource struct {
-	r   *bufio.Reader
-	off int64
-}
-
-func (s *streamSource) ReadByte() (byte, error) {
-	c, err := s.r.ReadByte()
-	if err != nil {
-		return 0, streamErr(err)
-	}
-	s.off++
-	return c, nil
-}
-
-func (s *streamSource) take(n int64, keep bool) ([]byte, error) {
-	if keep {
-		panic("recordbatch: streamSource keeps nothing")
-	}
-	d, err := s.r.Discard(int(n))
-	s.off += int64(d)
-	if err != nil {
-		return nil, streamErr(err)
-	}
-	return nil, nil
-}
-
-func (s *streamSource) pos() int64 { return s.off }
-
-func (s *streamSource) end() error {
-	if _, err := s.r.ReadByte(); err == nil {
-		return errors.New("bytes after the last record")
-	} else if err != io.EOF {
-		return streamErr(err)
-	}
-	return nil
-}
-
-func streamErr(err error) error {
-	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		return errShort
-	case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
-		return fmt.Errorf("%w (%v)", errTooLarge(zstdMaxMemory), err)
-	}
-	return err
-}
-
-// ErrTooLarge is what errors.Is finds in an error of records that decompress to more
-// than the bound.
-var ErrTooLarge = errors.New("records decompress past the bound")
-
-// errTooLarge is reported when records decompress to more than the bound.
-type errTooLarge int64
-
-func (e errTooLarge) Error() string {
-	return fmt.Sprintf("decompresses to more than %d bytes", int64(e))
-}
-
-func (e errTooLarge) Is(target error) bool { return target == ErrTooLarge }
-
-// limitedReader fails (rather than ending quietly) past its limit.
-type limitedReader struct {
-	r    io.Reader
-	left int64
-	max  int64
-}
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.left <= 0 {
-		// Anything more is over the limit; a clean end is fine.
-		var one [1]byte
-		n, err := l.r.Read(one[:])
-		if n > 0 {
-			return 0, errTooLarge(l.max)
-		}
-		return 0, err
-	}
-	if int64(len(p)) > l.left {
-		p = p[:l.left]
-	}
-	n, err := l.r.Read(p)
-	l.left -= int64(n)
-	return n, err
-}
-
-// openRecords returns a source over the records of a batch, decompressing as it
-// is read, and a function that returns the decompressor to its pool.
-func openRecords(codec Codec, src []byte, max int64) (source, func(), error) {
-	if codec == None {
-		return &sliceSource{b: src}, func() {}, nil
-	}
-	if codec == Snappy {
-		// Snappy's block format states its decoded length, checked against the
-		// bound before decoding; its ratio is bounded, so decoding whole is fine.
-		raw, err := decodeSnappy(src, max)
-		if err != nil {
-			return nil, nil, err
-		}
-		return &sliceSource{b: raw}, func() {}, nil
-	}
-	r, release, err := decompressor(codec, src, max)
-	if err != nil {
-		return nil, nil, err
-	}
-	br := bufioPool.Get().(*bufio.Reader)
-	br.Reset(&limitedReader{r: r, left: max, max: max})
-	return &streamSource{r: br}, func() {
-		br.Reset(nil)
-		bufioPool.Put(br)
-		release()
-	}, nil
-}
-
-// Decompress returns the records of a batch compressed with codec, refusing to
-// produce more than max bytes. For None it returns src itself.
-func Decompress(codec Codec, src []byte, max int64) ([]byte, error) {
-	switch codec {
-	case None:
-		return src, nil
-	case Snappy:
-		return decodeSnappy(src, max)
-	}
-	r, release, err := decompressor(codec, src, max)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	var out bytes.Buffer
-	out.Grow(int(min(max, 4*int64(len(src))+512)))
-	if _, err := out.ReadFrom(&limitedReader{r: r, left: max, max: max}); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
-}
-
-func decodeSnappy(src []byte, max int64) ([]byte, error) {
-	// The buffer is as large as the snappy blocks declare (each block starts with
-	// its decoded length), which is checked against max first: a claim no larger
-	// than the bound, rather than a guess from the compressed size.
-	n, err := snappyDecodedLen(src)
-	if err != nil {
-		return nil, err
-	}
-	if n > max {
-		return nil, errTooLarge(max)
-	}
-	out, err := xerial.DecodeCapped(make([]byte, 0, n), src)
-	if errors.Is(err, xerial.ErrDstTooSmall) {
-		return nil, errTooLarge(max)
-	}
-	return out, err
-}
-
-// xerialMagic starts snappy data in the xerial framing (Kafka's Java client): the
-// magic, a version and a compatible version (4 bytes each), then blocks, each after
-// its length (4 bytes, big-endian). Without the magic, the data is one snappy block.
-var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
-
-// snappyDecodedLen is the sum of the decoded lengths the snappy blocks of src
-// declare, in either framing. It reads only the blocks' headers.
-func snappyDecodedLen(src []byte) (int64, error) {
-	if len(src) < len(xerialMagic) || !bytes.Equal(src[:len(xerialMagic)], xerialMagic) {
-		n, err := s2.DecodedLen(src)
-		if err != nil {
-			return 0, fmt.Errorf("snappy: %w", err)
-		}
-		return int64(n), nil
-	}
-	const blocksStart = 16
-	if len(src) < blocksStart {
-		return 0, errors.New("snappy: short xerial header")
-	}
-	var total int64
-	for pos := blocksStart; pos < len(src); {
-		if len(src)-pos < 4 {
-			return 0, errors.New("snappy: truncated xerial block length")
-		}
-		size := int(binary.BigEndian.Uint32(src[pos:]))
-		pos += 4
-		if size > len(src)-pos {
-			return 0, errors.New("snappy: xerial block longer than the data")
-		}
-		n, err := s2.DecodedLen(src[pos : pos+size])
-		if err != nil {
-			return 0, fmt.Errorf("snappy: %w", err)
-		}
-		total += int64(n)
-		pos += size
-	}
-	return total, nil
-}
-
-var bufioPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
-
-var (
-	gzipPool sync.Pool // *gzip.Reader
-	lz4Pool  sync.Pool // *lz4.Reader
-	zstdPool sync.Pool // *zstd.Decoder
-)
-
-// zstdMaxMemory bounds the memory and window of one zstd decoder.
-const zstdMaxMemory = 64 << 20
-
-// decompressor returns a reader of src decompressed with codec and a function
-// that returns it to its pool.
-func decompressor(codec Codec, src []byte, max int64) (io.Reader, func(), error) {
-	switch codec {
-	case Gzip:
-		zr, _ := gzipPool.Get().(*gzip.Reader)
-		var err error
-		if zr == nil {
-			zr, err = gzip.NewReader(bytes.NewReader(src))
-		} else {
-			err = zr.Reset(bytes.NewReader(src))
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		zr.Multistream(false)
-		return zr, func() { gzipPool.Put(zr) }, nil
-	case LZ4:
-		zr, _ := lz4Pool.Get().(*lz4.Reader)
-		if zr == nil {
-			zr = lz4.NewReader(bytes.NewReader(src))
-		} else {
-			zr.Reset(bytes.NewReader(src))
-		}
-		return zr, func() { zr.Reset(nil); lz4Pool.Put(zr) }, nil
-	case Zstd:
-		// A frame's declared content and window sizes are claims: a first frame
-		// that declares more than max is refused before any work; the decoder
-		// refuses windows above zstdMaxMemory and never allocates more; the
-		// caller's bound on the output is applied by the reader around it.
-		var h zstd.Header
-		if h.Decode(src) == nil && h.HasFCS && h.FrameContentSize > uint64(max) {
-			return nil, nil, errTooLarge(max)
-		}
-		zr, _ := zstdPool.Get().(*zstd.Decoder)
-		if zr == nil {
-			var err error
-			zr, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-				zstd.WithDecoderMaxMemory(zstdMaxMemory), zstd.WithDecoderMaxWindow(zstdMaxMemory))
-			if err != nil {
-				return nil, nil, err
-			}
-		}
-		if err := zr.Reset(bytes.NewReader(src)); err != nil {
-			return nil, nil, err
-		}
-		return zr, func() { zr.Reset(nil); zstdPool.Put(zr) }, nil
-	}
-	return nil, nil, fmt.Errorf("unknown compression codec %d", codec)
 }

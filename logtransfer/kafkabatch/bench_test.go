@@ -19,9 +19,9 @@ func BenchmarkDecode(b *testing.B) {
 				Key:            []byte("web-1/var/log/nginx/access.log"),
 				Value:          []byte(fmt.Sprintf("%06d %s", j, strings.Repeat("GET /index.html 200 ", 10))),
 				Headers: []recordbatch.RecordHeader{
-					{Key: "host", Value: []byte("web-1")},
-					{Key: "path", Value: []byte("/var/log/nginx/access.log")},
-					{Key: "offset", Value: []byte(fmt.Sprint(j * 200))},
+					{Key: []byte("host"), Value: []byte("web-1")},
+					{Key: []byte("path"), Value: []byte("/var/log/nginx/access.log")},
+					{Key: []byte("offset"), Value: []byte(fmt.Sprint(j * 200))},
 				},
 			}
 		}

@@ -4,10 +4,9 @@
 // The Kafka client of the transfer (sarama) decodes a whole fetch response at once: a
 // single corrupt batch, or one that decompresses past the limit, fails the response
 // for every partition in it. The transfer then reads the stuck partition with this
-// package, keeps the good records and skips the bad batch. It is a framing loop over
-// internal/recordbatch, the broker's own reader of batches: its checks (CRC, framing,
-// varints, lengths, counts, no trailing bytes) are at least as strict as sarama's,
-// and decompression is bounded the same way.
+// package, keeps the good records and skips the bad batch. Its checks are at least as
+// strict as sarama's (CRC, framing, varints, lengths, counts, no trailing bytes), and
+// decompression is bounded the same way.
 package kafkabatch
 
 import (
@@ -18,10 +17,8 @@ import (
 	"github.com/logpipe/logpipe/internal/recordbatch"
 )
 
-// Header is a record header.
-type Header struct {
-	Key, Value []byte
-}
+// Header is a record header; a nil Key or Value is null.
+type Header = recordbatch.RecordHeader
 
 // Record is one decoded record.
 type Record struct {
@@ -49,12 +46,9 @@ type Batch struct {
 	Size int
 }
 
-// batchOverhead is the length of a v2 batch header from the partition leader epoch
-// to the record count (the batch length field counts from there).
-const batchOverhead = recordbatch.HeaderSize - recordbatch.LogOverhead
-
-// headerLen is the base offset and batch length fields before it.
-const headerLen = recordbatch.LogOverhead
+// legacyMinLength is the shortest message of magic 0 after its length field: crc,
+// magic, attributes, key and value lengths.
+const legacyMinLength = 14
 
 // ErrTooLarge is the cause of a batch that decompresses past the limit.
 var ErrTooLarge = recordbatch.ErrTooLarge
@@ -66,22 +60,22 @@ var ErrTooLarge = recordbatch.ErrTooLarge
 // last returned, with Err set.
 func Decode(raw []byte, maxDecompressed int) []Batch {
 	var out []Batch
-	for len(raw) >= headerLen {
-		base := int64(binary.BigEndian.Uint64(raw))
-		length := int(int32(binary.BigEndian.Uint32(raw[recordbatch.OffBatchLength:])))
+	for len(raw) >= recordbatch.LogOverhead {
+		base := int64(binary.BigEndian.Uint64(raw[recordbatch.OffBaseOffset:]))
+		size := recordbatch.Size(raw)
 		b := Batch{BaseOffset: base, LastOffset: base}
 		if len(raw) >= recordbatch.HeaderSize && raw[recordbatch.OffMagic] == 2 {
-			b.LastOffset = base + int64(max(0, int32(binary.BigEndian.Uint32(raw[recordbatch.OffLastOffsetDelta:]))))
+			b.LastOffset = base + int64(max(0, recordbatch.ParseHeader(raw).LastOffsetDelta))
 		}
-		if length < batchOverhead && (len(raw) <= recordbatch.OffMagic || raw[recordbatch.OffMagic] == 2 || length < 14) {
-			b.Err = fmt.Errorf("batch length %d is below the %d-byte header", length, batchOverhead)
+		if size < recordbatch.HeaderSize && (len(raw) <= recordbatch.OffMagic || raw[recordbatch.OffMagic] == 2 || size-recordbatch.LogOverhead < legacyMinLength) {
+			b.Err = fmt.Errorf("batch length %d is below the %d-byte header", size-recordbatch.LogOverhead, recordbatch.HeaderSize-recordbatch.LogOverhead)
 			b.Size, b.Raw = len(raw), raw
 			return append(out, b)
 		}
-		if len(raw) < headerLen+length {
+		if int64(len(raw)) < size {
 			break // incomplete: the next fetch has it
 		}
-		b.Size = headerLen + length
+		b.Size = int(size)
 		decodeBatch(&b, raw[:b.Size], maxDecompressed)
 		if b.Err != nil {
 			b.Raw = raw[:b.Size:b.Size]
@@ -92,39 +86,64 @@ func Decode(raw []byte, maxDecompressed int) []Batch {
 	return out
 }
 
-// decodeBatch decodes the batch in raw (exactly one batch) into b, with
-// recordbatch's reader of fetched batches: the broker's own checks, with the offset
-// gaps a compacted topic has.
+// decodeBatch decodes the batch in raw (exactly one batch) into b: its frame here,
+// its records with recordbatch's walker, leniently (a compacted topic's batches
+// have gaps between their offset deltas).
 func decodeBatch(b *Batch, raw []byte, maxDecompressed int) {
+	fail := func(format string, args ...any) {
+		b.Err, b.Records = fmt.Errorf(format, args...), nil
+	}
 	switch magic := raw[recordbatch.OffMagic]; magic {
 	case 2:
 	case 0, 1:
 		b.Legacy = true
 		return
 	default:
-		b.Err = fmt.Errorf("unknown record batch magic %d", magic)
+		fail("unknown record batch magic %d", magic)
 		return
 	}
-	h := recordbatch.ParseHeader(raw)
+	h := recordbatch.ParseHeader(raw) // a v2 batch's length is at least its header's
+	if got := recordbatch.CRC(raw); h.CRC != got {
+		fail("CRC mismatch: header %08x, computed %08x", h.CRC, got)
+		return
+	}
 	b.Control = h.IsControl()
-	var recs []Record
-	_, err := recordbatch.FetchedRecords(raw, int64(maxDecompressed), func(r recordbatch.Record) error {
+	switch {
+	case h.LastOffsetDelta < 0:
+		fail("negative last offset delta %d", h.LastOffsetDelta)
+		return
+	case b.LastOffset < b.BaseOffset:
+		fail("base offset %d plus last offset delta %d overflows", b.BaseOffset, h.LastOffsetDelta)
+		return
+	case h.NumRecords < 0 || int(h.NumRecords) > len(raw)-recordbatch.HeaderSize:
+		fail("record count %d for %d bytes", h.NumRecords, len(raw)-recordbatch.HeaderSize)
+		return
+	case h.Codec() > recordbatch.Zstd:
+		fail("decompress: unknown compression codec %d", h.Codec())
+		return
+	}
+	body, err := recordbatch.Decompress(h.Codec(), raw[recordbatch.HeaderSize:], int64(maxDecompressed))
+	if err != nil {
+		fail("decompress: %w", err)
+		return
+	}
+	if int(h.NumRecords) > len(body) {
+		fail("record count %d for %d decompressed bytes", h.NumRecords, len(body))
+		return
+	}
+	logAppend := h.Attributes&recordbatch.AttrLogAppendTime != 0
+	recs := make([]Record, 0, h.NumRecords)
+	err = recordbatch.Walk(body, h, recordbatch.Lenient, func(r recordbatch.Record) error {
 		ts := h.BaseTimestamp + r.TimestampDelta
-		if h.Attributes&recordbatch.AttrLogAppendTime != 0 {
+		if logAppend {
 			ts = h.MaxTimestamp
 		}
-		rec := Record{Offset: h.BaseOffset + int64(r.OffsetDelta), Timestamp: time.UnixMilli(ts), Key: r.Key, Value: r.Value}
-		if r.Headers != nil {
-			rec.Headers = make([]Header, len(r.Headers))
-			for i, hd := range r.Headers {
-				rec.Headers[i] = Header{Key: []byte(hd.Key), Value: hd.Value}
-			}
-		}
-		recs = append(recs, rec)
+		recs = append(recs, Record{Offset: b.BaseOffset + int64(r.OffsetDelta), Timestamp: time.UnixMilli(ts),
+			Key: r.Key, Value: r.Value, Headers: r.Headers})
 		return nil
 	})
 	if err != nil {
-		b.Err = err
+		fail("%w", err)
 		return
 	}
 	b.Records = recs

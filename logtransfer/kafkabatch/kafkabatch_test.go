@@ -10,24 +10,20 @@ import (
 
 	"github.com/klauspost/compress/snappy/xerial"
 	"github.com/klauspost/compress/zstd"
+	"github.com/logpipe/logpipe/internal/recordbatch"
 	"github.com/logpipe/logpipe/internal/recordbatch/rbtest"
 )
 
-var (
-	batch    = rbtest.Batch
-	zstdBomb = func(n uint64) []byte { return rbtest.ZstdBomb(n, false, []byte("x"), 0) }
-)
-
-func record(i int, key, value []byte, headers ...Header) []byte {
-	var hs []rbtest.Header
-	for _, h := range headers {
-		hs = append(hs, rbtest.Header(h))
-	}
-	return rbtest.Record(i, key, value, hs...)
+func batch(base int64, codec recordbatch.Codec, count, lastDelta int32, records []byte) []byte {
+	return rbtest.Batch(base, codec, count, lastDelta, records)
 }
 
+func zstdBomb(size uint64) []byte { return rbtest.ZstdBomb(size, 10, []byte("x"), 0) }
+
+var record = rbtest.Record
+
 func TestDecode(t *testing.T) {
-	good := batch(10, 0, 2, 1, append(record(0, []byte("k"), []byte("v0"), Header{[]byte("host"), []byte("h")}), record(1, nil, []byte("v1"))...))
+	good := batch(10, 0, 2, 1, append(record(0, []byte("k"), []byte("v0"), Header{Key: []byte("host"), Value: []byte("h")}), record(1, nil, []byte("v1"))...))
 	overlong := rbtest.OverlongVarintRecord()
 	enc, _ := zstd.NewWriter(nil)
 	zs := enc.EncodeAll(record(0, nil, bytes.Repeat([]byte("a"), 1000)), nil)

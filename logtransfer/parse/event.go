@@ -267,4 +267,3 @@ func (e *Event) unescaped(v []byte) []byte {
 	e.scratch = s
 	return s
 }
-
